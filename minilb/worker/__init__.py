@@ -1,0 +1,1 @@
+"""minilb.worker."""
