@@ -1,0 +1,117 @@
+"""Owns the per-connection `Session` and per-request `Txn` that rules read and change,
+and `Reply`, a response decided by a rule instead of a server.
+
+This is the contract between the HTTP/TCP adapters (which fill these objects from
+the wire and act on replies) and the rule engine (which only reads and edits
+them).  Both are plain ``__slots__`` classes: one is created per connection and per
+request, so they stay cheap.  Headers are kept as the bytes that came off the
+wire; fetches decode lazily.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+
+class Session:
+    """One client connection: addresses, TLS facts, and what tcp-request rules tracked."""
+
+    __slots__ = ("src", "src_port", "dst", "dst_port", "ssl", "sni", "frontend", "stkctr", "vars", "now_ms")
+
+    def __init__(
+        self,
+        src: str = "",
+        src_port: int = 0,
+        dst: str = "",
+        dst_port: int = 0,
+        frontend: str = "",
+        ssl: bool = False,
+        sni: str | None = None,
+    ):
+        self.src = src
+        self.src_port = src_port
+        self.dst = dst
+        self.dst_port = dst_port
+        self.frontend = frontend
+        self.ssl = ssl
+        self.sni = sni
+        # stick counters tracked by tcp-request/http-request rules: index 0..2 -> tracker or None
+        self.stkctr: list = [None, None, None]
+        self.vars: dict[str, object] = {}  # sess.* variables
+        self.now_ms = 0  # set by the adapter from its injected clock before rules run
+
+
+class Txn:
+    """One HTTP request/response exchange.
+
+    ``uri`` is the request target as received (bytes); ``path``/``query`` are
+    derived from it by the adapter (str, undecoded).  ``headers`` is the ordered,
+    mutable list of ``[name, value]`` byte pairs as received (names keep their case);
+    rules edit it in place and the adapter serialises whatever it holds.
+    """
+
+    __slots__ = (
+        "sess",
+        "method",
+        "uri",
+        "path",
+        "query",
+        "version",
+        "headers",
+        "backend",
+        "status",
+        "resp_headers",
+        "vars",
+        "stkctr",
+        "server",
+    )
+
+    def __init__(
+        self,
+        sess: Session,
+        method: str,
+        uri: bytes,
+        path: str,
+        query: str | None,
+        version: str,
+        headers: list[list[bytes]],
+    ):
+        self.sess = sess
+        self.method = method  # "GET"
+        self.uri = uri  # b"/a?b=1"
+        self.path = path  # "/a"
+        self.query = query  # "b=1" or None
+        self.version = version  # "1.1"
+        self.headers = headers
+        self.backend: str | None = None
+        self.status = 0  # response status once known (http-response rules)
+        self.resp_headers: list[list[bytes]] = []
+        self.vars: dict[str, object] = {}  # txn.* / req.* / res.* variables
+        self.stkctr = sess.stkctr  # http-request track-sc* share the session's slots
+        self.server: str | None = None
+
+    def header(self, name: bytes) -> bytes | None:
+        """The last value of header ``name`` (lower-case bytes), or None."""
+        found = None
+        for k, v in self.headers:
+            if k.lower() == name:
+                found = v
+        return found
+
+
+@attrs.frozen
+class Reply:
+    """A response produced by a rule (deny, return, redirect, tarpit, auth...).
+
+    The adapter writes ``status`` with ``reason``, the ``headers`` and ``body``; for a
+    tarpit it waits ``delay_ms`` (``timeout tarpit``) first.  ``raw`` is a complete
+    HTTP response (from an errorfile) sent as-is when set.
+    """
+
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    body: bytes = b""
+    reason: str | None = None
+    raw: bytes | None = None
+    delay_ms: int = 0
+    close: bool = False

@@ -1,0 +1,30 @@
+"""Fixtures shared by every test area.  Area-specific helpers live in tests/support/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def haproxy_binary() -> str | None:
+    return os.environ.get("MINILB_HAPROXY") or shutil.which("haproxy")
+
+
+requires_haproxy = pytest.mark.skipif(
+    haproxy_binary() is None, reason="needs a real haproxy 2.6 binary (apt-get install -y haproxy)"
+)

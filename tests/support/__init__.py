@@ -1,0 +1,1 @@
+"""Shared test helpers (each area keeps its own module here)."""
