@@ -254,8 +254,10 @@ class TableSpec:
 
     name: how the rest of the config refers to it (the proxy name, or
     ``SECTION/NAME`` for a peers-section table).  wire_name: the name on the peers
-    wire (proxy name, or ``/NAME``).  key_len is the HAProxy storage length
-    (string: ``len`` or 32; binary: ``len`` or 32; ip 4; ipv6 16; integer 4).
+    wire (proxy name, or ``/NAME``).  key_len is HAProxy's key storage size, which
+    is also what a peers DEFINE announces: see `minilb.stick.datatypes.key_size`
+    (string ``len 32`` → 33, string default → 32, binary ``len N`` → N, ip 4, ipv6 16,
+    integer 4).
     """
 
     origin: SourceLocation
