@@ -1,0 +1,289 @@
+"""Listening and connecting on every address family, and TLS contexts (SNI, ALPN, verification)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+import pytest
+import pytest_twisted
+from cryptography.x509.oid import NameOID
+from OpenSSL import SSL
+from twisted.internet import defer, protocol, reactor
+
+from minilb.config.model import Address, Bind, TLSOptions
+from minilb.errors import BUILTIN
+from minilb.net.endpoints import (
+    TLSConfigError,
+    client_tls_context,
+    connect_address,
+    listen,
+    name_matches,
+    server_tls_context,
+    sni_literal,
+)
+from tests.support.tlscerts import ScratchCA
+
+
+class Greeter(protocol.Protocol):
+    def connectionMade(self):
+        self.transport.write(b"hello from minilb\n")
+        self.transport.loseConnection()
+
+
+class Collector(protocol.Protocol):
+    def __init__(self):
+        self.data = b""
+        self.done = defer.Deferred()
+
+    def dataReceived(self, data):
+        self.data += data
+
+    def connectionLost(self, reason):
+        self.done.callback(self.data)
+
+
+def greeter_factory():
+    return protocol.Factory.forProtocol(Greeter)
+
+
+def bind(address: Address, tls: TLSOptions | None = None, mode=None) -> Bind:
+    return Bind(BUILTIN, address, tls=tls or TLSOptions(), mode=mode)
+
+
+@defer.inlineCallbacks
+def fetch_greeting(address: Address, tls=None, sni=None):
+    proto = yield connect_address(
+        reactor, address, protocol.Factory.forProtocol(Collector), 5, tls=tls, sni=sni
+    )
+    data = yield proto.done
+    return data
+
+
+def has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest_twisted.inlineCallbacks
+def test_ipv4_listen_and_connect():
+    port = listen(reactor, bind(Address("ipv4", "127.0.0.1", 0, text="127.0.0.1:0")), greeter_factory())
+    try:
+        n = port.getHost().port
+        assert port.getHost().host == "127.0.0.1"
+        data = yield fetch_greeting(Address("ipv4", "127.0.0.1", n))
+        assert data == b"hello from minilb\n"
+    finally:
+        yield port.stopListening()
+
+
+@pytest.mark.skipif(not has_ipv6(), reason="no IPv6 loopback")
+@pytest_twisted.inlineCallbacks
+def test_ipv6_listen_and_connect():
+    port = listen(reactor, bind(Address("ipv6", "::1", 0)), greeter_factory())
+    try:
+        data = yield fetch_greeting(Address("ipv6", "::1", port.getHost().port))
+        assert data == b"hello from minilb\n"
+    finally:
+        yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_unix_socket_with_mode_and_stale_file_removed(tmp_path):
+    path = str(tmp_path / "lb.sock")
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(path)  # a socket file nobody listens on, as a crashed process leaves
+    stale.close()
+    port = listen(reactor, bind(Address("unix", path=path), mode=0o600), greeter_factory())
+    try:
+        assert oct(os.stat(path).st_mode & 0o777) == oct(0o600)
+        data = yield fetch_greeting(Address("unix", path=path))
+        assert data == b"hello from minilb\n"
+        with pytest.raises(OSError, match="another process listens"):
+            listen(reactor, bind(Address("unix", path=path)), greeter_factory())
+    finally:
+        yield port.stopListening()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract sockets are Linux-only")
+@pytest_twisted.inlineCallbacks
+def test_abns_listen_and_connect():
+    name = f"minilb-test-{os.getpid()}"
+    port = listen(reactor, bind(Address("abns", path=name)), greeter_factory())
+    try:
+        raw = socket.socket(socket.AF_UNIX)
+        raw.connect("\0" + name)  # really in the abstract namespace
+        raw.close()
+        data = yield fetch_greeting(Address("abns", path=name))
+        assert data == b"hello from minilb\n"
+    finally:
+        yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_fd_adopts_an_inherited_listening_socket():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.setblocking(False)
+    n = sock.getsockname()[1]
+    port = listen(
+        reactor, bind(Address("fd", fd=sock.fileno(), text=f"fd@{sock.fileno()}")), greeter_factory()
+    )
+    try:
+        data = yield fetch_greeting(Address("ipv4", "127.0.0.1", n))
+        assert data == b"hello from minilb\n"
+    finally:
+        yield port.stopListening()
+        sock.close()
+
+
+def test_bad_addresses_are_reported():
+    with pytest.raises(OSError, match="missing port"):
+        listen(reactor, bind(Address("ipv4", "127.0.0.1", None, text="127.0.0.1")), greeter_factory())
+    with pytest.raises(OSError, match="cannot resolve"):
+        listen(reactor, bind(Address("ipv4", "no-such-host.invalid", 80)), greeter_factory())
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    ca = ScratchCA()
+    return {
+        "ca": ca.write_ca(d / "ca.pem"),
+        "default": ca.issue(d / "default.pem", "default.test"),
+        "a": ca.issue(d / "a.pem", "a.example.com"),
+        "wild": ca.issue(d / "wild.pem", "*.wild.test"),
+        "localhost": ca.issue(d / "localhost.pem", "localhost", "127.0.0.1"),
+        "client": ca.issue(d / "client.pem", "client.test"),
+        "dir": d,
+    }
+
+
+def handshake(server_ctx: SSL.Context, client_ctx: SSL.Context, sni: bytes | None = None):
+    """Run a TLS handshake in memory; return (server conn, client conn)."""
+    server = SSL.Connection(server_ctx, None)
+    server.set_accept_state()
+    client = SSL.Connection(client_ctx, None)
+    client.set_connect_state()
+    if sni:
+        client.set_tlsext_host_name(sni)
+    done = {server: False, client: False}
+    for _ in range(20):
+        for conn, other in ((client, server), (server, client)):
+            if not done[conn]:
+                try:
+                    conn.do_handshake()
+                    done[conn] = True
+                except SSL.WantReadError:
+                    pass
+            try:
+                data = conn.bio_read(65536)
+            except SSL.WantReadError:
+                data = b""
+            if data:
+                other.bio_write(data)
+        if all(done.values()):
+            break
+    return server, client
+
+
+def client_ctx(alpn=None, cert=None) -> SSL.Context:
+    ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    if alpn:
+        ctx.set_alpn_protos(alpn)
+    if cert:
+        ctx.use_certificate_chain_file(cert)
+        ctx.use_privatekey_file(cert)
+    return ctx
+
+
+def peer_cn(conn: SSL.Connection) -> str:
+    cert = conn.get_peer_certificate(as_cryptography=True)
+    return cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+
+
+def test_sni_selects_the_matching_certificate(pki):
+    tls = TLSOptions(enabled=True, crt=(pki["default"], pki["a"], pki["wild"]))
+    ctx = server_tls_context(tls)
+    assert peer_cn(handshake(ctx, client_ctx(), b"a.example.com")[1]) == "a.example.com"
+    assert peer_cn(handshake(ctx, client_ctx(), b"x.wild.test")[1]) == "*.wild.test"
+    assert peer_cn(handshake(ctx, client_ctx(), b"unknown.test")[1]) == "default.test"
+    assert peer_cn(handshake(ctx, client_ctx())[1]) == "default.test"
+    assert server_tls_context(tls) is ctx  # built once
+
+
+def test_crt_directory_loads_every_pem(pki, tmp_path):
+    ca = ScratchCA()
+    ca.issue(tmp_path / "1-one.pem", "one.test")
+    ca.issue(tmp_path / "2-two.pem", "two.test")
+    ctx = server_tls_context(TLSOptions(enabled=True, crt=(str(tmp_path),)))
+    assert peer_cn(handshake(ctx, client_ctx(), b"two.test")[1]) == "two.test"
+    assert peer_cn(handshake(ctx, client_ctx(), b"one.test")[1]) == "one.test"
+
+
+def test_alpn_selects_http11(pki):
+    ctx = server_tls_context(TLSOptions(enabled=True, crt=(pki["default"],), alpn=("http/1.1",)))
+    server, client = handshake(ctx, client_ctx(alpn=[b"h2", b"http/1.1"]))
+    assert client.get_alpn_proto_negotiated() == b"http/1.1"
+
+
+def test_client_certificates_required_with_ca_file(pki):
+    tls = TLSOptions(enabled=True, crt=(pki["default"],), ca_file=pki["ca"], verify="required")
+    ctx = server_tls_context(tls)
+    server, client = handshake(ctx, client_ctx(cert=pki["client"]))
+    assert peer_cn(server) == "client.test"
+    with pytest.raises(SSL.Error):
+        handshake(ctx, client_ctx())
+
+
+def test_min_version_and_bad_files_are_clear_errors(pki, tmp_path):
+    ctx = server_tls_context(TLSOptions(enabled=True, crt=(pki["default"],), ssl_min_ver="TLSv1.3"))
+    server, client = handshake(ctx, client_ctx())
+    assert client.get_protocol_version_name() == "TLSv1.3"
+    with pytest.raises(TLSConfigError, match="missing.pem"):
+        server_tls_context(TLSOptions(enabled=True, crt=(str(tmp_path / "missing.pem"),)))
+    only_cert = tmp_path / "nokey.pem"
+    only_cert.write_bytes(open(pki["default"], "rb").read().split(b"-----BEGIN PRIVATE KEY")[0])
+    with pytest.raises(TLSConfigError, match="private key"):
+        server_tls_context(TLSOptions(enabled=True, crt=(str(only_cert),)))
+
+
+def test_name_matching_and_sni_literal():
+    assert name_matches("*.a.test", "x.a.test")
+    assert not name_matches("*.a.test", "a.test")
+    assert not name_matches("*.a.test", "x.y.a.test")
+    assert sni_literal("str(api.test)") == "api.test"
+    assert sni_literal("req.hdr(host)") is None
+
+
+@pytest_twisted.inlineCallbacks
+def test_tls_listener_and_verified_client(pki):
+    tls = TLSOptions(enabled=True, crt=(pki["localhost"],))
+    port = listen(reactor, bind(Address("ipv4", "127.0.0.1", 0), tls=tls), greeter_factory())
+    try:
+        addr = Address("ipv4", "127.0.0.1", port.getHost().port)
+        verified = TLSOptions(enabled=True, ca_file=pki["ca"], verify="required")
+        data = yield fetch_greeting(addr, tls=verified, sni="localhost")
+        assert data == b"hello from minilb\n"
+        unverified = TLSOptions(enabled=True, verify="none")
+        data = yield fetch_greeting(addr, tls=unverified)
+        assert data == b"hello from minilb\n"
+        # wrong name: hostname verification refuses the connection (no data delivered)
+        wrong = yield fetch_greeting(addr, tls=verified, sni="other.test")
+        assert wrong == b""
+    finally:
+        yield port.stopListening()
+
+
+def test_client_context_is_cached(pki):
+    tls = TLSOptions(enabled=True, ca_file=pki["ca"], verify="required")
+    assert client_tls_context(tls, "a.test") is client_tls_context(tls, "a.test")
