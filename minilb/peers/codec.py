@@ -256,10 +256,12 @@ class Encoder:
         raise ValueError(f"unknown data kind {kind}")
 
 
-def _encode_rate(rate: m.RateValue | None) -> bytes:
+def _encode_rate(rate: tuple[int, int, int] | None) -> bytes:
+    """A rate as (age, curr, prev); `RateValue` or the stick table's plain tuple."""
     if rate is None:
         return b"\x00\x00\x00"
-    return _venc(rate.age & _MASK32) + _venc(rate.curr) + _venc(rate.prev)
+    age, curr, prev = rate
+    return _venc(age & _MASK32) + _venc(curr & _MASK32) + _venc(prev & _MASK32)
 
 
 def encode(msg: m.Message, table: m.Define | None = None, encoder: Encoder | None = None) -> bytes:

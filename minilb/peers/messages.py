@@ -9,6 +9,7 @@ stick-table; type bit 7 set means a varint length and a body follow).
 from __future__ import annotations
 
 import ipaddress
+from typing import NamedTuple
 
 import attrs
 
@@ -177,10 +178,10 @@ class Switch:
     table_id: int
 
 
-@attrs.frozen
-class RateValue:
+class RateValue(NamedTuple):
     """A frequency counter on the wire: how long ago its current period started
-    (``age``, ms, modulo 2**32), the events in it, and the events of the previous one."""
+    (``age``, ms, modulo 2**32), the events in it, and the events of the previous one.
+    A named tuple, so the stick table's ``(age, curr, prev)`` tuples are the same value."""
 
     age: int
     curr: int
