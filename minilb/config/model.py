@@ -321,6 +321,12 @@ class Proxy:
     monitor_uri: str | None = None
     # other `option` words that were set (True) or negated with `no option` (False)
     options: tuple[tuple[str, bool], ...] = ()
+    # added by the config work:
+    tcp_inspect_delay: int | None = None  # `tcp-request inspect-delay`
+    tcp_response_inspect_delay: int | None = None  # `tcp-response inspect-delay`
+    description: str | None = None
+    default_server: ServerDefaults = ServerDefaults()  # the last `default-server` line in effect
+    httpchk_origin: SourceLocation | None = None
 
     @property
     def is_frontend(self) -> bool:
@@ -347,7 +353,7 @@ class StatsSocket:
     origin: SourceLocation
     address: Address
     mode: int | None = None
-    level: str = "user"  # HAProxy's default level is "user"... except admin for unix? see docs
+    level: str = "operator"  # HAProxy 2.6 default (configuration.txt 5.1, "level")
     expose_fd_listeners: bool = False
 
 
@@ -375,6 +381,15 @@ class Global:
     ssl_default_server_options: tuple[str, ...] = ()
     quiet: bool = False
     setenv: tuple[tuple[str, str], ...] = ()
+    # added by the config work:
+    ca_base: str | None = None
+    crt_base: str | None = None
+    stats_timeout: int | None = None  # `stats timeout` (ms)
+    stats_maxconn: int | None = None  # `stats maxconn`
+    zero_warning: bool = False
+    ssl_default_bind_ciphersuites: str | None = None
+    ssl_default_server_ciphersuites: str | None = None
+    ssl_server_verify: str = "required"  # `ssl-server-verify none|required`
 
 
 @frozen
@@ -400,6 +415,8 @@ class PeersSection:
     default_server: tuple[str, ...] = ()
     tables: tuple[TableSpec, ...] = ()
     disabled: bool = False
+    # added by the config work: the local peer's listener when given by a `peer` line
+    local_peer: str | None = None  # name of the local peer if present in this section
 
 
 @frozen

@@ -1,0 +1,65 @@
+"""Owns check mode (``haproxy -c``): load a configuration, run the rule compiler's
+checks when it is available, and render the result as HAProxy prints it.
+
+`check_config` never raises on a bad configuration: problems come back in
+`CheckResult.diagnostics`.  `render_check` gives the lines and exit status of
+``haproxy -c`` 2.6.12: every diagnostic as ``[ALERT]``/``[WARNING]``/``[NOTICE]``,
+then ``Fatal errors found in configuration.`` and status 1 on errors, or
+``Configuration file is valid`` (after ``Warnings were found.`` if any) and 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import attrs
+
+from minilb.config.load import load_config
+from minilb.config.model import Config
+from minilb.config.render import render_diagnostic
+from minilb.errors import ALERT, WARNING, ConfigError, Diagnostic
+
+
+@attrs.frozen
+class CheckResult:
+    ok: bool
+    config: Config | None
+    diagnostics: tuple[Diagnostic, ...]
+
+
+def _rule_checker():
+    try:
+        from minilb.rules.compile import check_rules  # written by the rules work
+    except ImportError:
+        return None
+    return check_rules
+
+
+def check_config(
+    paths: Sequence[str],
+    *,
+    localpeer: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    hostname: str | None = None,
+) -> CheckResult:
+    try:
+        config, diagnostics = load_config(paths, localpeer=localpeer, environ=environ, hostname=hostname)
+    except ConfigError as exc:
+        return CheckResult(ok=False, config=None, diagnostics=exc.diagnostics)
+    check_rules = _rule_checker()
+    if check_rules is not None:
+        diagnostics = [*diagnostics, *check_rules(config)]
+    ok = not any(d.severity == ALERT for d in diagnostics)
+    return CheckResult(ok=ok, config=config if ok else None, diagnostics=tuple(diagnostics))
+
+
+def render_check(result: CheckResult) -> tuple[int, list[str]]:
+    """(exit status, lines) as ``haproxy -c`` prints them."""
+    lines = [render_diagnostic(d) for d in result.diagnostics]
+    if not result.ok:
+        lines.append(f"{'[ALERT]':<11}(minilb) : config : Fatal errors found in configuration.")
+        return 1, lines
+    if any(d.severity == WARNING for d in result.diagnostics):
+        lines.append("Warnings were found.")
+    lines.append("Configuration file is valid")
+    return 0, lines

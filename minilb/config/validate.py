@@ -1,0 +1,224 @@
+"""Owns the second pass over a parsed configuration: every name resolved once,
+every cross-section problem reported in one run, ids assigned.
+
+Checks (wording after ``haproxy -c`` 2.6.12): duplicate proxy names (both lines
+cited), duplicate peers sections, unknown ``default_backend`` / ``use_backend``
+targets (with a did-you-mean), an http frontend using a tcp backend, a frontend
+without ``bind``, unknown ``stick-table peers`` sections, unknown tables named by
+``track-sc*`` / ``stick`` rules, TLS servers that would verify without a CA file,
+peers sections without the local peer (removed with a warning, as HAProxy does),
+a local peer with a TLS ``server`` line but a plain ``bind``.  Proxy and server
+ids are assigned as HAProxy does when absent (the next free id, the counter
+advancing once per object in declaration order).
+"""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+
+from minilb.config.context import ParseContext
+from minilb.config.keywords import suggest
+from minilb.config.model import Config, PeersSection, Proxy, Server, TLSOptions
+from minilb.errors import SourceLocation
+
+_TABLE_ACTION = re.compile(r"^(track-sc\d+|sc-[a-z0-9-]+\(.*\)|sc-[a-z0-9-]+)$")
+_VERIFY_ALERT = (
+    "verify is enabled by default but no CA file specified. If you're running on a LAN where you're certain "
+    "to trust the server's certificate, please set an explicit 'verify none' statement on the 'server' line, "
+    "or use 'ssl-server-verify none' in the global section to disable server-side verifications by default."
+)
+
+
+def _overlap(a: Proxy, b: Proxy) -> bool:
+    return (a.is_frontend and b.is_frontend) or (a.is_backend and b.is_backend)
+
+
+def _assign_ids(items, explicit_ids) -> list[int]:
+    """HAProxy's scheme: a counter starting at 1 advances once per item; an item
+    without an id takes the first free id at or above the counter."""
+    used = {i for i in explicit_ids if i is not None}
+    next_id = 1
+    out = []
+    for explicit in explicit_ids:
+        if explicit is None:
+            while next_id in used:
+                next_id += 1
+            out.append(next_id)
+            used.add(next_id)
+        else:
+            out.append(explicit)
+        next_id += 1
+    return out
+
+
+def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = None) -> Config:
+    alert, warn = ctx.alert, ctx.warn
+    proxies = list(config.proxies)
+
+    # duplicate names -----------------------------------------------------------
+    for i, p in enumerate(proxies):
+        for q in proxies[:i]:
+            if q.name == p.name and _overlap(p, q):
+                alert(
+                    p.origin,
+                    f"{p.kind} '{p.name}' has the same name as {q.kind} '{q.name}' declared at {q.origin}.",
+                )
+                break
+    seen_peers: dict[str, PeersSection] = {}
+    for s in config.peers:
+        if s.name in seen_peers:
+            alert(
+                s.origin,
+                f"peers section '{s.name}' has the same name as another peers section declared at "
+                f"{seen_peers[s.name].origin}.",
+            )
+        else:
+            seen_peers[s.name] = s
+
+    backends = {p.name: p for p in proxies if p.is_backend}
+    tables = {p.stick_table.name for p in proxies if p.stick_table is not None}
+    for s in config.peers:
+        tables.update(t.name for t in s.tables)
+
+    # peers sections: local peer, TLS consistency ----------------------------------
+    kept_peers: list[PeersSection] = []
+    dropped: set[str] = set()
+    for s in config.peers:
+        if s.disabled:
+            kept_peers.append(s)
+            continue
+        if s.local_peer is None and config.localpeer not in {p.name for p in s.peers}:
+            warn(None, f"Removing incomplete section 'peers {s.name}' (no peer named '{config.localpeer}').")
+            dropped.add(s.name)
+            continue
+        builder = (peers_builders or {}).get(s.name)
+        if (
+            builder is not None
+            and builder.local_server_tls is not None
+            and s.bind is not None
+            and not s.bind.tls.enabled
+        ):
+            where, _ = builder.local_server_tls
+            warn(
+                where,
+                f"Peers section '{s.name}': local peer have a non-SSL listener and a SSL server configured "
+                f"at line {s.bind.origin}.",
+            )
+        for peer in s.peers:
+            if peer.name != config.localpeer:
+                _check_verify(peer.tls, peer.origin, config, ctx)
+        kept_peers.append(s)
+
+    # proxies --------------------------------------------------------------------
+    ids = _assign_ids(proxies, [p.id for p in proxies])
+    seen_ids: dict[int, Proxy] = {}
+    out: list[Proxy] = []
+    for p, pid in zip(proxies, ids, strict=True):
+        if p.id is not None and p.id in seen_ids:
+            q = seen_ids[p.id]
+            alert(
+                p.origin,
+                f"{p.kind} '{p.name}' has the same ID ({p.id}) as {q.kind} '{q.name}' declared at {q.origin}.",
+            )
+        seen_ids.setdefault(pid, p)
+        label = f"Proxy '{p.name}'"
+        if p.is_frontend and not p.binds and not p.disabled:
+            warn(
+                p.origin,
+                f"{p.kind} '{p.name}' has no 'bind' directive. Please declare it as a backend if this was intended.",
+            )
+        if p.is_frontend and p.default_backend is not None:
+            _check_backend(
+                p, p.default_backend, p.default_backend_origin or p.origin, "default_backend", backends, ctx
+            )
+        if p.is_frontend:
+            for ub in p.use_backends:
+                _check_backend(p, ub.backend, ub.origin, "use_backend", backends, ctx)
+        spec = p.stick_table
+        if spec is not None and spec.peers is not None:
+            if spec.peers in dropped:
+                spec = attrs.evolve(spec, peers=None)
+            elif spec.peers not in seen_peers:
+                hint = suggest(spec.peers, seen_peers)
+                alert(
+                    spec.origin,
+                    f"{label}: unable to find sync peers '{spec.peers}'."
+                    + (f" Did you mean '{hint}' ?" if hint else ""),
+                )
+        for rule in p.rules:
+            for name, action in _table_refs(rule.keyword, rule.words):
+                if name not in tables:
+                    hint = suggest(name, tables)
+                    alert(
+                        rule.origin,
+                        f"{label}: unable to find table '{name}' referenced by {action}."
+                        + (f" Did you mean '{hint}' ?" if hint else ""),
+                    )
+        servers = _check_servers(p, config, ctx)
+        out.append(attrs.evolve(p, id=pid, servers=servers, stick_table=spec))
+
+    return attrs.evolve(config, proxies=tuple(out), peers=tuple(kept_peers))
+
+
+def _check_backend(
+    p: Proxy, name: str, origin: SourceLocation, what: str, backends: dict, ctx: ParseContext
+) -> None:
+    if "%[" in name:
+        return  # dynamic backend name, resolved per request
+    target = backends.get(name)
+    if target is None:
+        hint = suggest(name, backends)
+        ctx.alert(
+            origin,
+            f"Proxy '{p.name}': unable to find required {what}: '{name}'."
+            + (f" Did you mean '{hint}' ?" if hint else ""),
+        )
+        return
+    if p.mode == "http" and target.mode == "tcp":
+        how = "as its default backend" if what == "default_backend" else "in a 'use_backend' rule"
+        ctx.alert(
+            origin,
+            f"http {p.kind} '{p.name}' ({p.origin}) tries to use incompatible tcp backend '{target.name}' "
+            f"({target.origin}) {how} (see 'mode').",
+        )
+
+
+def _table_refs(keyword: str, words: tuple[str, ...]):
+    """(table name, action) pairs named by ``... table NAME`` in a rule."""
+    action = words[0] if words else keyword
+    if keyword.startswith("stick "):
+        action = keyword
+    elif not _TABLE_ACTION.match(action):
+        return
+    for i, w in enumerate(words[:-1]):
+        if w in ("if", "unless"):
+            return
+        if w == "table":
+            yield words[i + 1], action.split("(")[0]
+
+
+def _check_verify(tls: TLSOptions, origin: SourceLocation, config: Config, ctx: ParseContext) -> None:
+    if not tls.enabled or tls.ca_file or tls.verify == "none":
+        return
+    if tls.verify is None and config.global_.ssl_server_verify == "none":
+        return
+    ctx.alert(origin, _VERIFY_ALERT)
+
+
+def _check_servers(p: Proxy, config: Config, ctx: ParseContext) -> tuple[Server, ...]:
+    ids = _assign_ids(p.servers, [s.id for s in p.servers])
+    seen: dict[int, Server] = {}
+    out = []
+    for s, sid in zip(p.servers, ids, strict=True):
+        if s.id is not None and s.id in seen:
+            ctx.alert(
+                s.origin,
+                f"'server {p.name}/{s.name}' : custom id {s.id} already used at {seen[s.id].origin} "
+                f"('server {seen[s.id].name}').",
+            )
+        seen.setdefault(sid, s)
+        _check_verify(s.tls, s.origin, config, ctx)
+        out.append(attrs.evolve(s, id=sid))
+    return tuple(out)
