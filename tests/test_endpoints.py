@@ -287,3 +287,27 @@ def test_tls_listener_and_verified_client(pki):
 def test_client_context_is_cached(pki):
     tls = TLSOptions(enabled=True, ca_file=pki["ca"], verify="required")
     assert client_tls_context(tls, "a.test") is client_tls_context(tls, "a.test")
+
+
+@pytest_twisted.inlineCallbacks
+def test_two_listeners_share_a_port_like_haproxy_reuseport():
+    first = listen(reactor, bind(Address("ipv4", "127.0.0.1", 0)), greeter_factory())
+    n = first.getHost().port
+    second = listen(reactor, bind(Address("ipv4", "127.0.0.1", n)), greeter_factory())
+    try:
+        yield first.stopListening()
+        data = yield fetch_greeting(Address("ipv4", "127.0.0.1", n))
+        assert data == b"hello from minilb\n"  # the new listener took over
+    finally:
+        yield second.stopListening()
+
+
+def test_port_taken_without_reuseport_is_a_clear_error():
+    plain = socket.socket()
+    plain.bind(("127.0.0.1", 0))
+    plain.listen(1)
+    try:
+        with pytest.raises(OSError, match=r"cannot bind socket .* for \[127.0.0.1:"):
+            listen(reactor, bind(Address("ipv4", "127.0.0.1", plain.getsockname()[1])), greeter_factory())
+    finally:
+        plain.close()

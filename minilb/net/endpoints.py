@@ -1,7 +1,7 @@
 """Owns sockets: listening on and connecting to every HAProxy address form, and TLS contexts.
 
 * `listen(reactor, bind, factory)` opens a ``bind`` line's listener: IPv4, IPv6,
-  ``*``/empty host (all addresses), UNIX paths (with ``mode``), Linux abstract
+  ``*``/empty host (all addresses) with SO_REUSEPORT as HAProxy, UNIX paths (with ``mode``), Linux abstract
   sockets (``abns@``) and ``fd@N`` (adopting a socket that is already listening,
   inherited from the parent process); TLS is terminated in front of ``factory``
   when the bind has ``ssl``.
@@ -70,6 +70,28 @@ def _resolve_listen_host(address: Address) -> tuple[str, int]:
     return infos[0][4][0], socket.AF_INET
 
 
+def bound_inet_socket(
+    interface: str, port: int, family: int, v6only: bool = False, v4v6: bool = False, backlog: int = 1024
+) -> socket.socket:
+    """A listening TCP socket with SO_REUSEADDR and SO_REUSEPORT, as HAProxy binds on
+    Linux: a new process (``-sf``, a reload) can bind the address while the old one
+    still listens, so no connection is refused in between."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6 and (v6only or v4v6):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if v6only else 0)
+        sock.bind((interface, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError as e:
+        sock.close()
+        raise OSError(e.errno, f"cannot bind socket ({e.strerror}) for [{interface}:{port}]") from e
+    return sock
+
+
 def listen_socket_family(fd: int) -> int:
     """The address family of an inherited socket (without taking ownership of it)."""
     probe = socket.socket(fileno=os.dup(fd))
@@ -107,8 +129,12 @@ def listen(reactor, bind: Bind, factory: Factory, backlog: int = 1024) -> interf
     if family in ("ipv4", "ipv6"):
         if address.port is None:
             raise OSError(f"missing port in bind address '{address}'")
-        interface, _ = _resolve_listen_host(address)
-        return reactor.listenTCP(address.port, factory, backlog=backlog, interface=interface)
+        interface, sock_family = _resolve_listen_host(address)
+        sock = bound_inet_socket(interface, address.port, sock_family, bind.v6only, bind.v4v6, backlog)
+        try:
+            return reactor.adoptStreamPort(sock.fileno(), sock_family, factory)
+        finally:
+            sock.close()  # the port holds its own duplicate
     if family == "unix":
         _unlink_stale_unix_socket(address.path)
         mode = bind.mode if bind.mode is not None else 0o666
