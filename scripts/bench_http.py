@@ -1,0 +1,287 @@
+"""Benchmark minilb side by side with HAProxy 2.6 and a naive Twisted reverse proxy, each in front of the
+same nginx origin, and write the results into BENCHMARKS.md.
+
+    python scripts/bench_http.py --quick      # about 2 minutes: 3 repetitions x 2 s
+    python scripts/bench_http.py              # the full run, within 15 minutes: 5 repetitions x 8 s
+
+The system under test runs on CPU 0, wrk and the origin on CPU 1 (taskset). The systems are measured
+interleaved (A B C A B C ...) so that drift of a shared machine hits all alike; the table shows medians,
+min-max spreads and ratios to HAProxy's medians. Every process the harness starts is stopped at the end,
+also on Ctrl-C. Needs: haproxy, nginx (nginx-light), wrk, taskset; py-spy for --profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench import configs, procs, report  # noqa: E402
+from bench.profile import render_profile, summarize_collapsed  # noqa: E402
+from bench.runner import DEFAULT_MINILB_COMMAND, REPO, Cell, Harness, Options  # noqa: E402
+
+RESULTS_BLOCK = "bench_http"
+PROFILE_BLOCK = "bench_http_profile"
+SYSTEMS = ("haproxy", "minilb", "naive")
+REQUIRED_TOOLS = ("haproxy", "nginx", "wrk", "taskset")
+
+BENCHMARKS_TEMPLATE = """# minilb benchmarks
+
+<!-- Hand-written text outside the generated blocks is kept by the scripts that write this file. -->
+
+How these numbers are made: `scripts/bench_http.py` starts an nginx origin (one process, a small fixed
+body and a 1 MB file) and, for each scenario, HAProxy 2.6 (`nbthread 1`), minilb (one worker) and the
+naive Twisted reverse proxy (`twisted.web.proxy.ReverseProxyResource`), each in front of that origin.
+The system under test is pinned to CPU 0, wrk and the origin to CPU 1. The systems are measured in turn
+(A B C A B C ...) so that the drift of a shared machine hits all alike; each cell of the table is the
+median of the repetitions with the min–max spread in brackets, and each figure is also given as a ratio
+to HAProxy's median in the same run. CPU µs/req is the user+system CPU time of the system's whole process
+tree during the measured run divided by the requests wrk completed. Before measuring, each system is
+checked with two requests on one connection (status, body, connection kept alive); during the run the
+origin's request counter (nginx stub_status) shows whether denied requests reached it.
+
+## HTTP proxy
+
+"""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="3 repetitions of 2 s each (about 2 minutes)")
+    parser.add_argument("--repetitions", type=int, help="measured runs per system and scenario (at least 3)")
+    parser.add_argument("--duration", type=float, help="seconds per measured run")
+    parser.add_argument("--warmup", type=float, help="seconds of unmeasured load before the first run")
+    parser.add_argument("--budget", type=float, help="stop starting new runs after this many seconds in all")
+    parser.add_argument(
+        "--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}"
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(s.name for s in configs.SCENARIOS),
+        help=f"comma-separated subset of {','.join(s.name for s in configs.SCENARIOS)}",
+    )
+    parser.add_argument(
+        "--minilb-cmd",
+        default=DEFAULT_MINILB_COMMAND,
+        help="command template starting minilb; {python}, {cfg}, {port} and {repo} are filled in "
+        f"(default: {DEFAULT_MINILB_COMMAND!r}; e.g. 'twistd -n minilb -c {{cfg}}')",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="record minilb with py-spy in the plain scenario"
+    )
+    parser.add_argument("--profile-seconds", type=float, default=10.0)
+    parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"), help="the markdown file to update")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print the results block instead of writing it"
+    )
+    parser.add_argument("--note", default="", help="a sentence put above the table (e.g. about machine load)")
+    parser.add_argument("--json", help="also write every sample to this JSON file")
+    parser.add_argument("--keep-workdir", action="store_true", help="keep the generated configs and logs")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.repetitions = args.repetitions or (3 if quick else 5)
+    args.duration = args.duration or (2.0 if quick else 8.0)
+    args.warmup = args.warmup if args.warmup is not None else (1.0 if quick else 2.0)
+    args.budget = args.budget or (180.0 if quick else 840.0)
+    if args.repetitions < 3:
+        parser.error("--repetitions must be at least 3: a median of fewer says little")
+    args.systems = tuple(name for name in args.systems.split(",") if name)
+    unknown = set(args.systems) - set(SYSTEMS)
+    if unknown:
+        parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
+    try:
+        args.scenarios = tuple(configs.SCENARIOS_BY_NAME[name] for name in args.scenarios.split(",") if name)
+    except KeyError as error:
+        parser.error(f"unknown scenario {error}")
+    return args
+
+
+def git_description() -> str:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown commit"
+    return f"commit {commit}" + (" (with uncommitted changes)" if dirty else "")
+
+
+def rows_of(cells: list[Cell]) -> list[report.Row]:
+    return [
+        report.Row(
+            scenario=cell.scenario.name,
+            scenario_title=cell.scenario.title,
+            system=cell.system,
+            state=cell.state,
+            note=cell.note,
+            rps=cell.figure("rps"),
+            p50_us=cell.figure("p50_us"),
+            p99_us=cell.figure("p99_us"),
+            cpu_us_per_req=cell.figure("cpu_us_per_req"),
+            problems=tuple(cell.problems()),
+        )
+        for cell in cells
+    ]
+
+
+def results_block(
+    args: argparse.Namespace,
+    command: str,
+    rows: list[report.Row],
+    started: datetime.datetime,
+    elapsed_s: float,
+) -> str:
+    kind = "quick run" if args.quick else "full run"
+    lines = [
+        f"Generated by `scripts/bench_http.py` on {started:%Y-%m-%d %H:%M} UTC at {git_description()}: "
+        f"{kind}, {args.repetitions} repetitions × {args.duration:g} s per system and scenario, interleaved, "
+        f"after {args.warmup:g} s of warm-up; wrk -t1 -c50; {elapsed_s:.0f} s in all.",
+        "",
+        f"Command: `{command}`",
+        "",
+    ]
+    if args.note:
+        lines += [f"**Note:** {args.note}", ""]
+    lines += [
+        "Machine (system under test on CPU 0, wrk and the nginx origin on CPU 1):",
+        "",
+        *report.machine_lines(),
+        "",
+        report.render_table(rows),
+    ]
+    notes = report.render_notes(rows)
+    if notes:
+        lines += ["Systems that did not run:", "", notes]
+    lines += [
+        "Targets of the benchmark issue (minilb, from the medians above):",
+        "",
+        report.render_targets(report.evaluate_targets(rows)),
+    ]
+    return "\n".join(lines)
+
+
+def write_document(path: Path, blocks: dict[str, str]) -> None:
+    document = path.read_text() if path.exists() else BENCHMARKS_TEMPLATE
+    for name, content in blocks.items():
+        document = report.replace_block(document, name, content)
+    path.write_text(document)
+
+
+def samples_json(cells: list[Cell]) -> list[dict]:
+    return [
+        {
+            "scenario": cell.scenario.name,
+            "system": cell.system,
+            "state": cell.state,
+            "note": cell.note,
+            "problems": cell.problems(),
+            "samples": [
+                {
+                    "repetition": sample.repetition,
+                    "requests": sample.result.requests,
+                    "requests_per_s": sample.result.requests_per_s,
+                    "latency_us": {str(k): v for k, v in sample.result.latency_us.items()},
+                    "cpu_s": sample.cpu_s,
+                    "cpu_us_per_request": sample.cpu_us_per_request,
+                    "socket_errors": sample.result.socket_errors,
+                    "non_2xx_3xx": sample.result.non_2xx_3xx,
+                    "origin_requests": sample.origin_requests,
+                }
+                for sample in cell.samples
+            ],
+        }
+        for cell in cells
+    ]
+
+
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["python", "scripts/bench_http.py", *(sys.argv[1:] if argv is None else argv)])
+    missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+    if missing:
+        print(
+            f"missing tools: {', '.join(missing)} (apt-get install -y haproxy nginx-light wrk util-linux)",
+            file=sys.stderr,
+        )
+        return 2
+    options = Options(
+        systems=args.systems,
+        scenarios=args.scenarios,
+        repetitions=args.repetitions,
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        budget_s=args.budget,
+        minilb_command=args.minilb_cmd,
+        profile_s=args.profile_seconds if args.profile else 0.0,
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="minilb-bench-"))
+    registry = procs.ProcessRegistry(workdir)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise_interrupt)
+    started = datetime.datetime.now(datetime.UTC)
+    began = time.monotonic()
+
+    def log(message: str) -> None:
+        print(f"[{time.monotonic() - began:6.1f}s] {message}", flush=True)
+
+    harness = Harness(options, registry, workdir, log)
+    try:
+        cells = harness.run()
+    except KeyboardInterrupt:
+        print("interrupted: stopping every process the harness started", file=sys.stderr)
+        return 130
+    except procs.StartError as error:
+        print(f"cannot benchmark: {error}", file=sys.stderr)
+        return 1
+    finally:
+        registry.stop_all()
+        if args.keep_workdir:
+            print(f"configs and logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    elapsed = time.monotonic() - began
+    rows = rows_of(cells)
+    blocks = {RESULTS_BLOCK: results_block(args, command, rows, started, elapsed)}
+    if harness.profile_text is not None:
+        summary = summarize_collapsed(harness.profile_text)
+        blocks[PROFILE_BLOCK] = (
+            f"Profile recorded {started:%Y-%m-%d %H:%M} UTC at {git_description()}.\n\n"
+            + render_profile(summary, command=command, duration_s=args.profile_seconds)
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(samples_json(cells), indent=1))
+    if args.no_write:
+        for content in blocks.values():
+            print(content)
+    else:
+        write_document(Path(args.output), blocks)
+        print(report.render_table(rows))
+        print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""The benchmark harness's modules for tests: puts scripts/ on sys.path and re-exports `bench.*`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+if str(SCRIPTS) not in sys.path:
+    sys.path.insert(0, str(SCRIPTS))
+
+from bench import configs, probe, procs, profile, report, stats, wrk  # noqa: E402
+
+__all__ = ["configs", "probe", "procs", "profile", "report", "stats", "wrk"]
