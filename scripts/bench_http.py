@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench import configs, procs, report  # noqa: E402
+from bench.profile import py_spy_command as profile_command
 from bench.profile import render_profile, summarize_collapsed  # noqa: E402
 from bench.runner import DEFAULT_MINILB_COMMAND, REPO, Cell, Harness, Options  # noqa: E402
 
@@ -37,21 +38,53 @@ REQUIRED_TOOLS = ("haproxy", "nginx", "wrk", "taskset")
 
 BENCHMARKS_TEMPLATE = """# minilb benchmarks
 
-<!-- Hand-written text outside the generated blocks is kept by the scripts that write this file. -->
+<!-- Hand-written text outside the generated blocks (between the NAME:begin and NAME:end markers) is
+     kept by the scripts that write this file; only the blocks are replaced. -->
 
-How these numbers are made: `scripts/bench_http.py` starts an nginx origin (one process, a small fixed
-body and a 1 MB file) and, for each scenario, HAProxy 2.6 (`nbthread 1`), minilb (one worker) and the
-naive Twisted reverse proxy (`twisted.web.proxy.ReverseProxyResource`), each in front of that origin.
-The system under test is pinned to CPU 0, wrk and the origin to CPU 1. The systems are measured in turn
-(A B C A B C ...) so that the drift of a shared machine hits all alike; each cell of the table is the
-median of the repetitions with the min–max spread in brackets, and each figure is also given as a ratio
-to HAProxy's median in the same run. CPU µs/req is the user+system CPU time of the system's whole process
-tree during the measured run divided by the requests wrk completed. Before measuring, each system is
-checked with two requests on one connection (status, body, connection kept alive); during the run the
-origin's request counter (nginx stub_status) shows whether denied requests reached it.
+## HTTP proxy: minilb, HAProxy 2.6 and a naive Twisted proxy
 
-## HTTP proxy
+How these numbers are made: `python scripts/bench_http.py` (`--quick` for a two-minute run) starts an
+nginx origin (one process, a small fixed body, a 1 MB file) and, for each scenario, HAProxy 2.6
+(`nbthread 1`), minilb (one worker) and the naive Twisted reverse proxy
+(`twisted.web.proxy.ReverseProxyResource` in a `Site`, `scripts/naive_proxy.py`), each in front of that
+origin with the same generated haproxy.cfg (minilb reads HAProxy's configuration language).
 
+- The system under test is pinned to CPU 0, wrk (`-t1 -c50`) and the origin to CPU 1 (`taskset`).
+- The systems are measured in turn (A B C A B C ...) so that the drift of a shared machine hits all
+  alike. Each cell is the median of the repetitions with the min–max spread in brackets; each figure is
+  also given as a ratio to HAProxy's median in the same run (for req/s higher is better, for latency and
+  CPU lower is better).
+- CPU µs/req is the user+system CPU time of the system's whole process tree (master and workers) during
+  the measured run, from /proc, divided by the requests wrk completed. It is steadier than req/s on a
+  busy machine: it does not count the time the system waited for the CPU.
+- Before measuring, each system gets two requests on one connection: the status, the body and whether
+  the connection stays open are checked. During the runs wrk's socket errors and non-2xx counts, and the
+  origin's request counter (nginx stub_status), show a broken run: in the deny scenario every request
+  must be answered 429 by the rule and none may reach the origin.
+- Scenarios: plain keep-alive proxying; `track-sc0 src` with a deny rule that never fires; the deny path
+  (`track-sc0 src` and `deny deny_status 429 if { sc_http_req_rate(0) gt 0 }`, the connection kept
+  alive); a new connection per request (`Connection: close`); 65,536 client keys (a wrk Lua script
+  cycles through 65,536 `X-Forwarded-For` addresses, tracked with `track-sc0 req.hdr(x-forwarded-for)`);
+  a 1 MB response body. The naive proxy has no rules: n/a in the rule scenarios. It also closes the
+  client connection after every response (twisted.web.proxy dials the origin with `Connection: close`
+  and passes that header back), so its "keep-alive" figures are new-connection figures.
+
+<!-- bench_http:begin -->
+(not run yet)
+<!-- bench_http:end -->
+
+### Where the time goes (profile)
+
+`python scripts/bench_http.py --profile` records minilb with py-spy (`pip install py-spy`; a tool of the
+harness, not a dependency of minilb) during the plain scenario and writes the top functions here.
+
+<!-- bench_http_profile:begin -->
+(not recorded yet)
+<!-- bench_http_profile:end -->
+
+### Reading
+
+(Written by hand after a full run: what the figures say, what stands in the way of the targets.)
 """
 
 
@@ -237,9 +270,16 @@ def main(argv: list[str] | None = None) -> int:
         minilb_command=args.minilb_cmd,
         profile_s=args.profile_seconds if args.profile else 0.0,
     )
+    if args.profile and profile_command(1, Path("x"), 1) is None:
+        print(
+            "--profile needs py-spy: pip install py-spy (a harness tool, not a minilb dependency)",
+            file=sys.stderr,
+        )
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="minilb-bench-"))
     registry = procs.ProcessRegistry(workdir)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    for signum in stop_signals:
         signal.signal(signum, _raise_interrupt)
     started = datetime.datetime.now(datetime.UTC)
     began = time.monotonic()
@@ -257,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot benchmark: {error}", file=sys.stderr)
         return 1
     finally:
+        for signum in stop_signals:  # a second Ctrl-C must not cut the clean-up short
+            signal.signal(signum, signal.SIG_IGN)
         registry.stop_all()
         if args.keep_workdir:
             print(f"configs and logs kept in {workdir}")

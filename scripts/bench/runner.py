@@ -248,6 +248,13 @@ class Harness:
         except wrk.WrkParseError as error:
             cell.failed_runs.append(f"run {repetition + 1}: {error}")
             return
+        if managed.popen.poll() is not None:
+            cell.failed_runs.append(
+                f"{cell.system} exited with status {managed.popen.returncode} during run {repetition + 1}: "
+                + " / ".join(managed.log_tail(3).splitlines())
+            )
+            self.log(f"  {scenario.name:8} {cell.system:7} exited during run {repetition + 1}")
+            return
         cpu_after = procs.process_tree_cpu_seconds(managed.pid)
         origin_after = self.origin_requests()
         origin = None
@@ -284,6 +291,8 @@ class Harness:
                         cell.failed_runs.append(f"warm-up: {error}")
             for repetition in range(self.options.repetitions):
                 for cell, managed, port in running:
+                    if managed.popen.poll() is not None:
+                        continue  # it died: noted once below
                     if self.time_left() < self.options.duration_s + 5:
                         cell.failed_runs.append(f"run {repetition + 1}: skipped, out of the time budget")
                         continue
