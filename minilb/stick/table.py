@@ -1,0 +1,866 @@
+"""Owns one stick table's entries: typed keys, stored data, size cap with LRU purge,
+expiry, tracking references and the per-table update sequence the peers read.
+
+Layout (memory matters: a million entries must stay under 200 bytes each):
+
+- ``_index``: dict from the normalised key (an int for ``ip``/``integer`` tables,
+  ``bytes`` otherwise) to a row number;
+- per-row metadata and every stored data type live in typed column arrays
+  (``array('I')`` and friends) indexed by row; freed rows go on a free list;
+- an index-based doubly linked list (``_lru_prev``/``_lru_next``) holds the entries
+  nothing tracks, oldest touch first.  Because ``expire`` is the same for every
+  entry of a table, touch order is expiry order: expiry pops from the head
+  (`expire_step`, bounded work) and purge-when-full takes the same head;
+- a second linked list (``_upd_prev``/``_upd_next``) orders entries by update id
+  (peers-wire.md 9.1): a local change renumbers an entry to ``++update`` and
+  moves it to the tail, an entry learned from a peer gets ``++update + 2**31``.
+
+Times are HAProxy ticks: the injected clock's milliseconds modulo 2**32, compared
+with signed differences, 0 meaning "never".  Rates are stored as three u32 columns
+(tick, curr, prev) and computed by `minilb.stick.counters`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from array import array
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from minilb.stick import counters
+from minilb.stick.datatypes import BY_NAME, DATA_TYPES, DataType
+
+MASK32 = 0xFFFFFFFF
+HALF32 = 0x80000000
+NIL = -1
+
+# per-row flags
+_F_IN_UPDATES = 1  # the entry is in the update list
+_F_REMOTE = 2  # its update id is in the remote half (learned from a peer)
+
+_ARRAY_CODE = {"u32": "I", "u64": "Q", "s32": "i", "array_u32": "I"}
+
+
+class InvalidKey(ValueError):
+    """A key that cannot be stored in this table's key type."""
+
+
+def _s32(value: int) -> int:
+    value &= MASK32
+    return value - 0x100000000 if value & HALF32 else value
+
+
+def tick_add(now: int, timeout: int) -> int:
+    """HAProxy's ``tick_add``: a tick ``timeout`` ms after ``now``, never 0 (0 means never)."""
+    t = (now + timeout) & MASK32
+    return t or 1
+
+
+class Column:
+    """The storage of one data type: ``arrays`` holds one array per element
+    (three per element for rates: tick, curr, prev); ``period`` for rates."""
+
+    __slots__ = ("dt", "count", "period", "arrays", "strings")
+
+    def __init__(self, dt: DataType, count: int, period: int):
+        self.dt = dt
+        self.count = count
+        self.period = period
+        self.strings: list[str | None] | None = None
+        if dt.kind == "dict":
+            self.arrays: list[array] = []
+            self.strings = []
+        elif dt.is_rate:
+            self.arrays = [array("I") for _ in range(3 * count)]
+        else:
+            self.arrays = [array(_ARRAY_CODE[dt.kind]) for _ in range(count)]
+
+    def grow(self) -> None:
+        for arr in self.arrays:
+            arr.append(0)
+        if self.strings is not None:
+            self.strings.append(None)
+
+    def clear_row(self, row: int) -> None:
+        for arr in self.arrays:
+            arr[row] = 0
+        if self.strings is not None:
+            self.strings[row] = None
+
+
+class Entry:
+    """A view of one live entry (row) handed to peers, fetches and the CLI.
+
+    It is only valid while the entry exists; holders that keep it across
+    reactor turns must own a reference (`StickTable.ref`)."""
+
+    __slots__ = ("table", "row")
+
+    def __init__(self, table: StickTable, row: int):
+        self.table = table
+        self.row = row
+
+    @property
+    def key(self) -> Any:
+        """The normalised key (int for ip/integer, bytes otherwise)."""
+        return self.table._keys[self.row]
+
+    @property
+    def key_bytes(self) -> bytes:
+        """The key as HAProxy stores it and the peers send it."""
+        return self.table.key_to_bytes(self.key)
+
+    @property
+    def key_text(self) -> str:
+        """The key as `show table` prints it."""
+        return self.table.key_to_text(self.key)
+
+    @property
+    def update_id(self) -> int:
+        return self.table.update_id_of(self.row)
+
+    @property
+    def ref_count(self) -> int:
+        return self.table._ref[self.row]
+
+    def expire_in(self) -> int:
+        """Milliseconds until expiry (0 when expired or when the table has no expire)."""
+        return self.table.expire_in(self.row)
+
+    def get(self, name: str, idx: int = 0) -> Any:
+        return self.table.get(self.row, name, idx)
+
+    def wire_values(self) -> dict[str, Any]:
+        return self.table.wire_values(self.row)
+
+    def __repr__(self) -> str:
+        return f"<Entry {self.table.name} row={self.row} key={self.key_text}>"
+
+
+class StickTable:
+    """One stick table (see the module docstring for the layout).
+
+    ``spec`` is a `minilb.config.model.TableSpec`; ``clock`` has ``seconds()``.
+    """
+
+    def __init__(self, spec: Any, clock: Any):
+        self.spec = spec
+        self.name: str = spec.name
+        self.clock = clock
+        self._seconds = clock.seconds
+        self.key_type: str = spec.key_type
+        self.key_len: int = spec.key_len
+        self.size: int = spec.size
+        self.expire: int = spec.expire or 0
+        self.nopurge: bool = spec.nopurge
+        # data columns, in wire-bit order (the order `show table` prints them)
+        cols: dict[str, Column] = {}
+        for item in sorted(spec.store, key=lambda it: BY_NAME[it.name].bit):
+            dt = BY_NAME[item.name]
+            count = item.count if dt.is_array else 1
+            cols[dt.name] = Column(dt, count or 1, item.period or 0)
+        self.columns = cols
+        # hot columns resolved once (None when not stored)
+        self._c = {name: cols.get(name) for name in BY_NAME}
+        # keys and per-row metadata
+        self._index: dict[Any, int] = {}
+        self._keys: array | list = array("I") if self.key_type in ("ip", "integer") else []
+        self._exp = array("I")
+        self._ref = array("I")
+        self._flags = bytearray()
+        self._lru_prev = array("i")
+        self._lru_next = array("i")
+        self._lru_head = NIL
+        self._lru_tail = NIL
+        self._useq = array("I")  # update sequence number (the id before the remote offset)
+        self._upd_prev = array("i")
+        self._upd_next = array("i")
+        self._upd_head = NIL
+        self._upd_tail = NIL
+        self._free: list[int] = []
+        self._rows = 0  # rows allocated (live + free)
+        # update sequence (peers-wire.md 9.1)
+        self.update = 0  # last id handed out (t->update)
+        self.local_update = 0  # last id given to a local change (t->localupdate)
+        self.commit_update = 0  # set by the peers: ids up to this one were pushed
+        # called with the table after each local change (the peers' wake-up), or None
+        self.on_local_update: Any = None
+        # single-array columns of the hot path (None when not stored)
+        self._c_conn_cur = self._first_array("conn_cur")
+        self._c_conn_cnt = self._first_array("conn_cnt")
+        self._c_http_req_cnt = self._first_array("http_req_cnt")
+        self._c_conn_rate = cols.get("conn_rate")
+        self._c_http_req_rate = cols.get("http_req_rate")
+
+    def _first_array(self, name: str) -> array | None:
+        col = self.columns.get(name)
+        return col.arrays[0] if col is not None else None
+
+    # ------------------------------------------------------------------ time
+    def now_tick(self) -> int:
+        return int(self._seconds() * 1000) & MASK32
+
+    # ------------------------------------------------------------------ keys
+    def normalize_key(self, key: Any) -> Any:
+        """The stored form of ``key`` given as text, bytes or int; raises `InvalidKey`.
+
+        ip: IPv4 text, 4 bytes or an int (also ``::ffff:a.b.c.d``); ipv6: IPv6 text
+        or 16 bytes (IPv4 text is mapped to ``::ffff:a.b.c.d``); integer: an int
+        (low 32 bits) or decimal text 0..4294967295; string: text or bytes, truncated
+        to ``key_len - 1`` bytes; binary: bytes padded with NULs / truncated to key_len.
+        """
+        kt = self.key_type
+        if kt == "ip":
+            if isinstance(key, int):
+                return key & MASK32
+            if isinstance(key, bytes) and len(key) == 4:
+                return int.from_bytes(key, "big")
+            try:
+                addr = ipaddress.ip_address(key.decode() if isinstance(key, bytes) else key)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise InvalidKey("Invalid key") from exc
+            if addr.version == 6:
+                if addr.ipv4_mapped is None:
+                    raise InvalidKey("Invalid key")
+                addr = addr.ipv4_mapped
+            return int(addr)
+        if kt == "ipv6":
+            if isinstance(key, bytes) and len(key) == 16:
+                return key
+            try:
+                addr = ipaddress.ip_address(key.decode() if isinstance(key, bytes) else key)
+            except (ValueError, UnicodeDecodeError, AttributeError) as exc:
+                raise InvalidKey("Invalid key") from exc
+            if addr.version == 4:
+                return b"\0" * 10 + b"\xff\xff" + addr.packed
+            return addr.packed
+        if kt == "integer":
+            if isinstance(key, int):
+                return key & MASK32
+            text = key.decode() if isinstance(key, bytes) else key
+            if not text.isdigit() or int(text) > MASK32:
+                raise InvalidKey("Invalid key")
+            return int(text)
+        raw = key if isinstance(key, bytes) else str(key).encode()
+        if kt == "string":
+            raw = raw[: self.key_len - 1]
+            nul = raw.find(b"\0")
+            return raw if nul < 0 else raw[:nul]
+        return raw[: self.key_len].ljust(self.key_len, b"\0")
+
+    def key_from_sample(self, value: Any) -> Any:
+        """The stored key for a fetched sample (fast path for IPv4 text in ip tables);
+        raises `InvalidKey` when the sample cannot be a key of this table."""
+        if self.key_type == "ip" and value.__class__ is str:
+            try:
+                return int.from_bytes(socket.inet_aton(value), "big")
+            except OSError:
+                pass
+        return self.normalize_key(value)
+
+    def parse_cli_key(self, text: str) -> Any:
+        """A key typed on the CLI (stricter: ip tables refuse IPv6 text)."""
+        if self.key_type == "ip":
+            try:
+                return int(ipaddress.IPv4Address(text))
+            except ValueError as exc:
+                raise InvalidKey("Invalid key") from exc
+        if self.key_type == "ipv6":
+            try:
+                return ipaddress.IPv6Address(text).packed
+            except ValueError as exc:
+                raise InvalidKey("Invalid key") from exc
+        return self.normalize_key(text)
+
+    def key_to_bytes(self, key: Any) -> bytes:
+        if self.key_type == "ip":
+            return key.to_bytes(4, "big")
+        if self.key_type == "integer":
+            return key.to_bytes(4, "little")  # host order, as HAProxy keeps it
+        return key
+
+    def key_from_bytes(self, data: bytes) -> Any:
+        """The stored key from its peers wire form."""
+        if self.key_type == "ip":
+            return int.from_bytes(data[:4].ljust(4, b"\0"), "big")
+        if self.key_type == "integer":
+            return int.from_bytes(data[:4].ljust(4, b"\0"), "little")
+        return self.normalize_key(bytes(data))
+
+    def key_to_text(self, key: Any) -> str:
+        """The key as `show table` prints it."""
+        kt = self.key_type
+        if kt == "ip":
+            return socket.inet_ntop(socket.AF_INET, key.to_bytes(4, "big"))
+        if kt == "ipv6":
+            return socket.inet_ntop(socket.AF_INET6, key)
+        if kt == "integer":
+            return str(key)
+        if kt == "string":
+            return dump_text(key)
+        return key.hex().upper()
+
+    def key_sort_value(self, key: Any) -> Any:
+        """The order HAProxy's key tree walks (memcmp of the stored key)."""
+        if self.key_type == "integer":
+            return key.to_bytes(4, "little")
+        return key
+
+    # ------------------------------------------------------------------ rows
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @property
+    def used(self) -> int:
+        return len(self._index)
+
+    def lookup(self, key: Any) -> int | None:
+        """The row of a normalised key, or None."""
+        return self._index.get(key)
+
+    def entry(self, row: int) -> Entry:
+        return Entry(self, row)
+
+    def _alloc_row(self) -> int:
+        if self._free:
+            return self._free.pop()
+        row = self._rows
+        self._rows += 1
+        self._exp.append(0)
+        self._ref.append(0)
+        self._flags.append(0)
+        self._lru_prev.append(NIL)
+        self._lru_next.append(NIL)
+        self._useq.append(0)
+        self._upd_prev.append(NIL)
+        self._upd_next.append(NIL)
+        if isinstance(self._keys, array):
+            self._keys.append(0)
+        else:
+            self._keys.append(None)
+        for col in self.columns.values():
+            col.grow()
+        return row
+
+    def get_or_create(self, key: Any) -> int | None:
+        """The row of a normalised key, created empty when missing; None when the
+        table is full and nothing can be purged (or ``nopurge``)."""
+        row = self._index.get(key)
+        if row is not None:
+            return row
+        if len(self._index) >= self.size:
+            if self.nopurge or not self.purge_oldest((self.size >> 8) + 1):
+                return None
+        row = self._alloc_row()
+        self._keys[row] = key
+        self._index[key] = row
+        self._exp[row] = tick_add(self.now_tick(), self.expire) if self.expire else 0
+        self._lru_append(row)
+        return row
+
+    def remove(self, row: int) -> bool:
+        """Delete an entry nothing tracks; returns whether it was removed."""
+        if self._ref[row]:
+            return False
+        self._free_row(row)
+        return True
+
+    def _free_row(self, row: int) -> None:
+        if self._ref[row] == 0:
+            self._lru_unlink(row)
+        if self._flags[row] & _F_IN_UPDATES:
+            self._upd_unlink(row)
+        del self._index[self._keys[row]]
+        if isinstance(self._keys, array):
+            self._keys[row] = 0
+        else:
+            self._keys[row] = None
+        self._flags[row] = 0
+        self._ref[row] = 0
+        self._exp[row] = 0
+        for col in self.columns.values():
+            col.clear_row(row)
+        self._free.append(row)
+
+    # ------------------------------------------------------------------ LRU list
+    def _lru_append(self, row: int) -> None:
+        tail = self._lru_tail
+        self._lru_prev[row] = tail
+        self._lru_next[row] = NIL
+        if tail == NIL:
+            self._lru_head = row
+        else:
+            self._lru_next[tail] = row
+        self._lru_tail = row
+
+    def _lru_unlink(self, row: int) -> None:
+        prev = self._lru_prev[row]
+        nxt = self._lru_next[row]
+        if prev == NIL:
+            self._lru_head = nxt
+        else:
+            self._lru_next[prev] = nxt
+        if nxt == NIL:
+            self._lru_tail = prev
+        else:
+            self._lru_prev[nxt] = prev
+        self._lru_prev[row] = NIL
+        self._lru_next[row] = NIL
+
+    def _lru_insert_by_expiry(self, row: int) -> None:
+        """Insert an untracked row keeping the list sorted by expiry (usually at the tail)."""
+        exp = self._exp[row]
+        after = self._lru_tail
+        if exp:
+            steps = 0
+            while after != NIL and _s32(self._exp[after] - exp) > 0 and steps < 64:
+                after = self._lru_prev[after]
+                steps += 1
+        if after == self._lru_tail:
+            self._lru_append(row)
+            return
+        nxt = self._lru_head if after == NIL else self._lru_next[after]
+        self._lru_prev[row] = after
+        self._lru_next[row] = nxt
+        if after == NIL:
+            self._lru_head = row
+        else:
+            self._lru_next[after] = row
+        self._lru_prev[nxt] = row
+
+    # ------------------------------------------------------------------ update list
+    def _upd_append(self, row: int) -> None:
+        tail = self._upd_tail
+        self._upd_prev[row] = tail
+        self._upd_next[row] = NIL
+        if tail == NIL:
+            self._upd_head = row
+        else:
+            self._upd_next[tail] = row
+        self._upd_tail = row
+
+    def _upd_unlink(self, row: int) -> None:
+        prev = self._upd_prev[row]
+        nxt = self._upd_next[row]
+        if prev == NIL:
+            self._upd_head = nxt
+        else:
+            self._upd_next[prev] = nxt
+        if nxt == NIL:
+            self._upd_tail = prev
+        else:
+            self._upd_prev[nxt] = prev
+
+    def update_id_of(self, row: int) -> int:
+        """The entry's current update id (0 if never numbered)."""
+        if not self._flags[row] & _F_IN_UPDATES:
+            return 0
+        seq = self._useq[row]
+        return (seq + HALF32) & MASK32 if self._flags[row] & _F_REMOTE else seq
+
+    def _renumber_local(self, row: int) -> None:
+        flags = self._flags[row]
+        if flags & _F_IN_UPDATES:
+            if row == self._upd_tail and not flags & _F_REMOTE:
+                # already the newest: a fresh id keeps its place at the tail
+                self.update = self.local_update = self._useq[row] = (self.update + 1) & MASK32
+                if self.on_local_update is not None:
+                    self.on_local_update(self)
+                return
+            key = self._useq[row]
+            if flags & _F_REMOTE:
+                key = (key + HALF32) & MASK32
+            if (self.commit_update - key) & MASK32 >= HALF32 and (key - self.local_update) & MASK32 >= HALF32:
+                return  # still waiting to be pushed, and others were numbered after it
+            self._upd_unlink(row)
+        self.update = seq = (self.update + 1) & MASK32
+        self.local_update = seq
+        self._useq[row] = seq
+        self._flags[row] = (flags | _F_IN_UPDATES) & ~_F_REMOTE
+        self._upd_append(row)
+        if self.on_local_update is not None:
+            self.on_local_update(self)
+
+    # ------------------------------------------------------------------ touching
+    def touch_local(self, row: int, now: int | None = None) -> None:
+        """A local change (traffic, CLI): refresh expiry, renumber, move to the LRU tail."""
+        if self.expire:
+            if now is None:
+                now = self.now_tick()
+            self._exp[row] = ((now + self.expire) & MASK32) or 1
+        if self._ref[row] == 0 and row != self._lru_tail:
+            self._lru_unlink(row)
+            self._lru_append(row)
+        self._renumber_local(row)
+
+    def track_key(self, key: Any, http_request: bool) -> int | None:
+        """The hot path of ``track-scN``: find or create the entry, take a reference,
+        count ``conn_cur``/``conn_cnt``/``conn_rate`` and touch it; with
+        ``http_request`` also count ``http_req_cnt``/``http_req_rate`` and touch
+        again (HAProxy numbers the entry twice).  None when the table is full."""
+        row = self._index.get(key)
+        if row is None:
+            row = self.get_or_create(key)
+            if row is None:
+                return None
+        now = int(self._seconds() * 1000) & MASK32
+        ref = self._ref
+        if ref[row] == 0:
+            self._lru_unlink(row)
+        ref[row] += 1
+        c = self._c_conn_cur
+        if c is not None:
+            c[row] = (c[row] + 1) & MASK32
+        c = self._c_conn_cnt
+        if c is not None:
+            c[row] = (c[row] + 1) & MASK32
+        if self._c_conn_rate is not None:
+            self._count_rate(self._c_conn_rate, row, now, 1)
+        if self.expire:
+            self._exp[row] = ((now + self.expire) & MASK32) or 1
+        self._renumber_local(row)
+        if http_request:
+            c = self._c_http_req_cnt
+            if c is not None:
+                c[row] = (c[row] + 1) & MASK32
+            if self._c_http_req_rate is not None:
+                self._count_rate(self._c_http_req_rate, row, now, 1)
+            elif c is None:
+                return row
+            self._renumber_local(row)
+        return row
+
+    @staticmethod
+    def _count_rate(col: Column, row: int, now: int, inc: int) -> None:
+        t, c, p = col.arrays
+        tick = t[row]
+        if (now - tick) & MASK32 < col.period:
+            c[row] = (c[row] + inc) & MASK32
+        else:
+            t[row], c[row], p[row] = counters.increment(tick, c[row], p[row], now, col.period, inc)
+
+    def read_rate(self, col: Column, row: int, idx: int = 0) -> int:
+        """A stored rate's current value (fetch hot path)."""
+        a = col.arrays
+        base = 3 * idx
+        tick = a[base][row]
+        curr = a[base + 1][row]
+        period = col.period
+        remain = (tick + period - (int(self._seconds() * 1000) & MASK32)) & MASK32
+        if remain < HALF32:  # still in the current period (the common case)
+            past = a[base + 2][row]
+        else:
+            remain -= 0x100000000
+            return counters.read(tick, curr, a[base + 2][row], int(self._seconds() * 1000), period)
+        if curr == 0 and past <= 1:
+            return past
+        return ((past * remain + curr * period) // period) & MASK32 if period > 0 else curr
+
+    def ref(self, row: int) -> None:
+        """Take a tracking reference: the entry neither expires nor gets purged."""
+        if self._ref[row] == 0:
+            self._lru_unlink(row)
+        self._ref[row] += 1
+
+    def release(self, row: int, conn_cur: bool = False) -> None:
+        """Drop a tracking reference (with ``conn_cur`` also decrement conn_cur) and
+        touch the entry, as HAProxy does when a stream stops tracking it, so it
+        expires ``expire`` ms from now."""
+        if self._ref[row] == 0:
+            return
+        if conn_cur:
+            c = self._c_conn_cur
+            if c is not None and c[row]:
+                c[row] -= 1
+        self._ref[row] -= 1
+        if self.expire:
+            self._exp[row] = tick_add(self.now_tick(), self.expire)
+        if self._ref[row] == 0:
+            self._lru_append(row)
+        self._renumber_local(row)
+
+    # ------------------------------------------------------------------ expiry and purge
+    def expire_in(self, row: int) -> int:
+        exp = self._exp[row]
+        if not exp:
+            return 0
+        remain = _s32(exp - self.now_tick())
+        return remain if remain > 0 else 0
+
+    def next_deadline(self) -> float | None:
+        """When (in the clock's seconds) the oldest untracked entry expires; None if never."""
+        head = self._lru_head
+        if head == NIL or not self.expire:
+            return None
+        exp = self._exp[head]
+        if not exp:
+            return None
+        now = self.clock.seconds()
+        delta = _s32(exp - (int(now * 1000) & MASK32))
+        return now + max(delta, 0) / 1000.0
+
+    def expire_step(self, max_entries: int = 1000) -> int:
+        """Remove up to ``max_entries`` expired untracked entries; returns how many."""
+        now = self.now_tick()
+        done = 0
+        exp = self._exp
+        while done < max_entries:
+            head = self._lru_head
+            if head == NIL:
+                break
+            when = exp[head]
+            if not when or _s32(now - when) < 0:
+                break
+            self._free_row(head)
+            done += 1
+        return done
+
+    def purge_oldest(self, count: int) -> int:
+        """Remove up to ``count`` least recently used untracked entries; returns how many."""
+        done = 0
+        while done < count and self._lru_head != NIL:
+            self._free_row(self._lru_head)
+            done += 1
+        return done
+
+    # ------------------------------------------------------------------ data access
+    def stores(self, name: str, idx: int = 0) -> bool:
+        col = self.columns.get(name)
+        return col is not None and idx < col.count
+
+    def column(self, name: str) -> Column | None:
+        return self.columns.get(name)
+
+    def get(self, row: int, name: str, idx: int = 0) -> Any:
+        """The value of a stored type as fetches and `show table` see it (rates are
+        read at the current time); None when the type is not stored."""
+        col = self.columns.get(name)
+        if col is None or idx >= col.count:
+            return None
+        kind = col.dt.kind
+        if kind == "dict":
+            return col.strings[row]
+        if col.dt.is_rate:
+            a = col.arrays
+            base = 3 * idx
+            return counters.read(
+                a[base][row], a[base + 1][row], a[base + 2][row], self.now_tick(), col.period
+            )
+        return col.arrays[idx][row]
+
+    def set(self, row: int, name: str, value: Any, idx: int = 0) -> bool:
+        """Set a value with the CLI's semantics (rates: curr=value, prev=0, tick=now);
+        integers wrap to their width.  Returns False when the type is not stored."""
+        col = self.columns.get(name)
+        if col is None or idx >= col.count:
+            return False
+        kind = col.dt.kind
+        if kind == "dict":
+            col.strings[row] = value
+        elif col.dt.is_rate:
+            tick, curr, prev = counters.set_value(value, self.now_tick())
+            base = 3 * idx
+            col.arrays[base][row] = tick
+            col.arrays[base + 1][row] = curr
+            col.arrays[base + 2][row] = prev
+        elif kind == "u64":
+            col.arrays[idx][row] = value & 0xFFFFFFFFFFFFFFFF
+        elif kind == "s32":
+            col.arrays[idx][row] = _s32(value)
+        else:
+            col.arrays[idx][row] = value & MASK32
+        return True
+
+    def add(self, row: int, name: str, inc: int = 1, idx: int = 0) -> bool:
+        """Add to a counter (wrapping) or count events on a rate; False if not stored."""
+        col = self.columns.get(name)
+        if col is None or idx >= col.count:
+            return False
+        if col.dt.is_rate:
+            a = col.arrays
+            base = 3 * idx
+            tick, curr, prev = counters.increment(
+                a[base][row], a[base + 1][row], a[base + 2][row], self.now_tick(), col.period, inc
+            )
+            a[base][row] = tick
+            a[base + 1][row] = curr
+            a[base + 2][row] = prev
+            return True
+        arr = col.arrays[idx]
+        if col.dt.kind == "u64":
+            arr[row] = (arr[row] + inc) & 0xFFFFFFFFFFFFFFFF
+        elif col.dt.kind == "s32":
+            arr[row] = _s32(arr[row] + inc)
+        else:
+            arr[row] = (arr[row] + inc) & MASK32
+        return True
+
+    def sub_floor(self, row: int, name: str) -> None:
+        """Decrement a counter that must not go below zero (conn_cur)."""
+        col = self.columns.get(name)
+        if col is not None and col.arrays[0][row]:
+            col.arrays[0][row] -= 1
+
+    def rate_state(self, row: int, name: str, idx: int = 0) -> tuple[int, int, int] | None:
+        """The raw (tick, curr, prev) of a stored rate."""
+        col = self.columns.get(name)
+        if col is None or not col.dt.is_rate or idx >= col.count:
+            return None
+        base = 3 * idx
+        return col.arrays[base][row], col.arrays[base + 1][row], col.arrays[base + 2][row]
+
+    def values(self, row: int) -> list[tuple[str, int, Any]]:
+        """Every stored value as (type name, element index, value), in bit order."""
+        out = []
+        for name, col in self.columns.items():
+            for idx in range(col.count):
+                out.append((name, idx, self.get(row, name, idx)))
+        return out
+
+    # ------------------------------------------------------------------ peers
+    def wire_values(self, row: int) -> dict[str, Any]:
+        """Stored values in their peers form: ints for counters, ``(age, curr, prev)``
+        for rates, tuples of those for arrays, str or None for server_key."""
+        now = self.now_tick()
+        out: dict[str, Any] = {}
+        for name, col in self.columns.items():
+            kind = col.dt.kind
+            if kind == "dict":
+                out[name] = col.strings[row]
+            elif col.dt.is_rate:
+                a = col.arrays
+                items = tuple(
+                    (counters.age_of(a[3 * i][row], now), a[3 * i + 1][row], a[3 * i + 2][row])
+                    for i in range(col.count)
+                )
+                out[name] = items if col.dt.is_array else items[0]
+            elif col.dt.is_array:
+                out[name] = tuple(col.arrays[i][row] for i in range(col.count))
+            else:
+                out[name] = col.arrays[0][row]
+        return out
+
+    def apply_remote(self, key: Any, values: dict[str, Any], expire_ms: int | None = None) -> int | None:
+        """Store an update learned from a peer; returns the row (None if the table is full).
+
+        ``key`` is a normalised key (see `key_from_bytes`), ``values`` as in
+        `wire_values`; types this table does not store and "local" types
+        (conn_cur) are ignored, arrays keep their first local-count elements.
+        The entry is not announced as a local change: if it is not numbered yet
+        it gets the remote id ``++update + 2**31``.
+        """
+        row = self.get_or_create(key)
+        if row is None:
+            return None
+        now = self.now_tick()
+        for name, value in values.items():
+            col = self.columns.get(name)
+            if col is None or col.dt.local:
+                continue
+            kind = col.dt.kind
+            if kind == "dict":
+                col.strings[row] = value
+            elif col.dt.is_rate:
+                items = value if col.dt.is_array else (value,)
+                for i, (age, curr, prev) in enumerate(items[: col.count]):
+                    col.arrays[3 * i][row] = counters.from_age(age, now)
+                    col.arrays[3 * i + 1][row] = curr & MASK32
+                    col.arrays[3 * i + 2][row] = prev & MASK32
+            elif col.dt.is_array:
+                for i, v in enumerate(value[: col.count]):
+                    col.arrays[i][row] = v & MASK32
+            elif kind == "s32":
+                col.arrays[0][row] = _s32(value)
+            elif kind == "u64":
+                col.arrays[0][row] = value & 0xFFFFFFFFFFFFFFFF
+            else:
+                col.arrays[0][row] = value & MASK32
+        timeout = self.expire if expire_ms is None else expire_ms
+        if self.expire or expire_ms is not None:
+            self._exp[row] = tick_add(now, timeout)
+        if self._ref[row] == 0:
+            self._lru_unlink(row)
+            self._lru_insert_by_expiry(row)
+        if not self._flags[row] & _F_IN_UPDATES:
+            self.update = seq = (self.update + 1) & MASK32
+            self._useq[row] = seq
+            self._flags[row] |= _F_IN_UPDATES | _F_REMOTE
+            self._upd_append(row)
+        return row
+
+    def updates_after(self, update_id: int) -> Iterator[tuple[int, Entry]]:
+        """Entries changed locally after ``update_id`` up to `local_update`, as
+        ``(update_id, entry)`` in id order.
+
+        Lazy and safe to keep between batches (``itertools.islice``): entries
+        renumbered meanwhile move behind the cursor and are met again later; the
+        walk from the tail back to ``update_id`` costs what lies after it.
+        """
+        row = self._upd_start_after(update_id)
+        while row != NIL:
+            flags = self._flags[row]
+            seq = self._useq[row]
+            nxt = self._upd_next[row]
+            if not flags & _F_REMOTE:
+                if _s32(seq - self.local_update) > 0:
+                    return
+                yield seq, Entry(self, row)
+                # resume after what we yielded even if the table changed meanwhile
+                if not (self._flags[row] & _F_IN_UPDATES and self._useq[row] == seq):
+                    nxt = self._upd_start_after(seq)
+                else:
+                    nxt = self._upd_next[row]
+                update_id = seq
+            row = nxt
+
+    def _upd_start_after(self, update_id: int) -> int:
+        """The first row in the update list numbered after ``update_id`` (local ids)."""
+        row = self._upd_tail
+        first = NIL
+        while row != NIL:
+            seq = self._useq[row]
+            if not self._flags[row] & _F_REMOTE and _s32(seq - update_id) <= 0:
+                break
+            first = row
+            row = self._upd_prev[row]
+        return first
+
+    def entries(self) -> Iterator[Entry]:
+        """Every entry (for a full teach), in no particular order."""
+        for row in list(self._index.values()):
+            yield Entry(self, row)
+
+    def rows(self) -> Iterable[int]:
+        return self._index.values()
+
+    # ------------------------------------------------------------------ misc
+    def ref_count(self, row: int) -> int:
+        return self._ref[row]
+
+    def sorted_rows(self) -> list[int]:
+        """Rows in HAProxy's key-tree order (what `show table` lists)."""
+        sort_value = self.key_sort_value
+        return [row for _, row in sorted(self._index.items(), key=lambda kv: sort_value(kv[0]))]
+
+
+def dump_text(data: bytes) -> str:
+    """HAProxy's ``dump_text`` of a string key: stops at NUL, escapes space, ``=``,
+    backslash and control characters."""
+    out = []
+    for c in data:
+        if c == 0:
+            break
+        if 0x20 < c < 0x7F and c not in (0x5C, 0x3D):
+            out.append(chr(c))
+        elif c in _ESCAPES:
+            out.append("\\" + _ESCAPES[c])
+        else:
+            out.append(f"\\x{c:02X}")
+    return "".join(out)
+
+
+_ESCAPES = {0x20: " ", 0x09: "t", 0x0A: "n", 0x0D: "r", 0x1B: "e", 0x5C: "\\", 0x3D: "="}
+
+# every catalogue type, re-exported for callers iterating in bit order
+ALL_TYPES = DATA_TYPES

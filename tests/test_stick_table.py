@@ -1,0 +1,343 @@
+"""StickTable: keys, every data type, LRU purge, expiry, tracking refs, update ids."""
+
+import itertools
+
+import pytest
+from twisted.internet.task import Clock
+
+from minilb.stick.datatypes import DATA_TYPES
+from minilb.stick.table import InvalidKey, StickTable
+from tests.support.stick import spec
+
+ALL = (
+    "server_id,gpt0,gpc0,gpc0_rate(1s),conn_cnt,conn_rate(2s),conn_cur,sess_cnt,sess_rate(3s),"
+    "http_req_cnt,http_req_rate(4s),http_err_cnt,http_err_rate(5s),bytes_in_cnt,bytes_in_rate(6s),"
+    "bytes_out_cnt,bytes_out_rate(7s),gpc1,gpc1_rate(8s),server_key,http_fail_cnt,http_fail_rate(9s)"
+)
+
+
+def make(clock=None, **kw):
+    clock = clock or Clock()
+    if clock.seconds() == 0:
+        clock.advance(1000)
+    return StickTable(spec(**kw), clock), clock
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def test_ip_keys_normalise_from_text_bytes_int_and_mapped_ipv6():
+    t, _ = make(key_type="ip")
+    assert t.normalize_key("10.0.0.1") == 0x0A000001
+    assert t.normalize_key(b"\x0a\x00\x00\x01") == 0x0A000001
+    assert t.normalize_key(0x1_0A000001) == 0x0A000001
+    assert t.normalize_key("::ffff:10.0.0.1") == 0x0A000001
+    assert t.key_from_sample("10.0.0.1") == 0x0A000001
+    assert t.key_to_text(0x0A000001) == "10.0.0.1"
+    assert t.key_to_bytes(0x0A000001) == b"\x0a\x00\x00\x01"
+    for bad in ("::1", "10.0.0.256", "abc"):
+        with pytest.raises(InvalidKey):
+            t.normalize_key(bad)
+    with pytest.raises(InvalidKey):
+        t.parse_cli_key("::ffff:10.0.0.1")
+
+
+def test_ipv6_keys():
+    t, _ = make(key_type="ipv6")
+    assert t.normalize_key("::1") == b"\0" * 15 + b"\1"
+    assert t.normalize_key("1.2.3.4") == b"\0" * 10 + b"\xff\xff\x01\x02\x03\x04"
+    assert t.key_to_text(t.normalize_key("2001:db8::1")) == "2001:db8::1"
+    with pytest.raises(InvalidKey):
+        t.parse_cli_key("1.2.3.4")
+
+
+def test_integer_keys_keep_low_32_bits_and_cli_is_strict():
+    t, _ = make(key_type="integer")
+    assert t.normalize_key(5) == 5
+    assert t.normalize_key(2**32 + 7) == 7
+    assert t.normalize_key(-1) == 0xFFFFFFFF
+    assert t.parse_cli_key("4294967295") == 0xFFFFFFFF
+    for bad in ("4294967296", "-1", "abc", ""):
+        with pytest.raises(InvalidKey):
+            t.parse_cli_key(bad)
+    # HAProxy walks integer keys in memory (little-endian) order
+    for k in (1, 256, 2, 5):
+        t.get_or_create(k)
+    assert [t._keys[r] for r in t.sorted_rows()] == [256, 1, 2, 5]
+
+
+def test_string_keys_truncate_to_len_and_dump_escaped():
+    t, _ = make(key_type="string", length=8)
+    assert t.key_len == 9
+    assert t.normalize_key("abcdefghijk") == b"abcdefgh"
+    assert t.normalize_key(b"ab\0cd") == b"ab"
+    assert t.key_to_text(b"a b=c") == "a\\ b\\=c"
+    assert t.key_to_text(b"x\\y\x01") == "x\\\\y\\x01"
+
+
+def test_binary_keys_pad_and_truncate():
+    t, _ = make(key_type="binary", length=6)
+    assert t.normalize_key(b"abc") == b"abc\0\0\0"
+    assert t.normalize_key(b"abcdefgh") == b"abcdef"
+    assert t.key_to_text(b"abc\0\0\0") == "616263000000"
+
+
+# --------------------------------------------------------------------------- data types
+
+
+def test_every_data_type_is_stored_and_read_back():
+    arrays = "server_id,gpt(2),gpc(3),gpc_rate(2,10s)"
+    legacy = ("server_id,", "gpt0,", "gpc0,", "gpc0_rate(1s),", "gpc1,", "gpc1_rate(8s),")
+    rest = ALL
+    for name in legacy:
+        rest = rest.replace(name, "")
+    t, clock = make(key_type="string", stored=arrays + "," + rest)
+    row = t.get_or_create(t.normalize_key("k"))
+    names = {dt.name for dt in DATA_TYPES} - {"gpt0", "gpc0", "gpc0_rate", "gpc1", "gpc1_rate"}
+    assert set(t.columns) == names
+    for name, col in t.columns.items():
+        for idx in range(col.count):
+            value = "s1" if name == "server_key" else 40 + idx
+            assert t.set(row, name, value, idx)
+            assert t.get(row, name, idx) == value, (name, idx)
+    assert t.get(row, "gpc", 2) == 42
+    assert t.get(row, "gpc", 3) is None  # beyond the array
+    assert t.get(row, "gpc0") is None  # not stored
+    assert not t.set(row, "gpc0", 1)
+
+
+def test_integer_widths_wrap():
+    t, _ = make(stored="gpc0,bytes_in_cnt,server_id")
+    row = t.get_or_create(1)
+    t.set(row, "gpc0", 2**32 - 1)
+    t.add(row, "gpc0")
+    assert t.get(row, "gpc0") == 0
+    t.set(row, "bytes_in_cnt", 2**64 - 1)
+    t.add(row, "bytes_in_cnt", 2)
+    assert t.get(row, "bytes_in_cnt") == 1
+    t.set(row, "server_id", 2**32 - 3)
+    assert t.get(row, "server_id") == -3
+
+
+def test_rates_follow_the_clock():
+    t, clock = make(stored="http_req_rate(10s)")
+    row = t.get_or_create(1)
+    for _ in range(3):
+        t.add(row, "http_req_rate")
+    assert t.get(row, "http_req_rate") == 3
+    clock.advance(15)  # 1.5 periods after the first event: the 3 are "previous", half left
+    assert t.get(row, "http_req_rate") == 1  # 3 * ~5000 // 10000
+    clock.advance(10)
+    assert t.get(row, "http_req_rate") == 0
+
+
+# --------------------------------------------------------------------------- size, purge, nopurge
+
+
+def test_full_table_purges_least_recently_used_untracked_batch():
+    t, clock = make(size=300, stored="gpc0")
+    for i in range(300):
+        t.touch_local(t.get_or_create(i))
+        clock.advance(0.001)
+    t.ref(t.lookup(0))  # tracked: never purged
+    t.touch_local(t.lookup(1))  # recently used again
+    row = t.get_or_create(1000)
+    assert row is not None
+    # HAProxy frees (size >> 8) + 1 = 2 of the oldest untracked entries
+    assert len(t) == 299
+    assert t.lookup(0) is not None
+    assert t.lookup(1) is not None
+    assert t.lookup(2) is None and t.lookup(3) is None
+    assert t.lookup(4) is not None
+
+
+def test_nopurge_refuses_new_entries_when_full():
+    t, _ = make(size=2, nopurge=True)
+    assert t.get_or_create(1) is not None
+    assert t.get_or_create(2) is not None
+    assert t.get_or_create(3) is None
+    assert t.get_or_create(1) is not None  # existing keys still found
+
+
+def test_full_table_of_tracked_entries_refuses():
+    t, _ = make(size=2)
+    for k in (1, 2):
+        t.ref(t.get_or_create(k))
+    assert t.get_or_create(3) is None
+
+
+def test_freed_rows_are_reused_with_clean_data():
+    t, _ = make(size=10, stored="gpc0,server_key")
+    row = t.get_or_create(1)
+    t.set(row, "gpc0", 9)
+    t.set(row, "server_key", "s1")
+    assert t.remove(row)
+    again = t.get_or_create(2)
+    assert again == row
+    assert t.get(again, "gpc0") == 0 and t.get(again, "server_key") is None
+
+
+# --------------------------------------------------------------------------- expiry
+
+
+def test_entries_expire_after_their_last_touch():
+    t, clock = make(expire=10_000, stored="gpc0")
+    a = t.get_or_create(1)
+    t.touch_local(a)
+    clock.advance(4)
+    t.touch_local(t.get_or_create(2))
+    assert t.next_deadline() == pytest.approx(clock.seconds() + 6)
+    clock.advance(5)
+    t.touch_local(a)  # refreshed: now expires at +10 s
+    assert t.expire_step(100) == 0
+    assert t.next_deadline() == pytest.approx(clock.seconds() + 5)  # entry 2, touched at +4
+    clock.advance(4.999)
+    assert t.expire_step(100) == 0
+    clock.advance(0.001)
+    assert t.expire_step(100) == 1
+    assert t.lookup(2) is None and t.lookup(1) is not None
+    assert t.entry(a).expire_in() == 5000
+
+
+def test_tracked_entries_do_not_expire_and_release_refreshes():
+    t, clock = make(expire=1000)
+    row = t.get_or_create(1)
+    t.ref(row)
+    clock.advance(50)
+    assert t.expire_step(10) == 0
+    assert t.lookup(1) == row
+    assert t.next_deadline() is None
+    t.release(row)
+    assert t.entry(row).expire_in() == 1000
+    clock.advance(0.999)
+    assert t.expire_step(10) == 0
+    clock.advance(0.001)
+    assert t.expire_step(10) == 1
+    assert len(t) == 0
+
+
+def test_expire_step_is_bounded():
+    t, clock = make(expire=1000, size=100)
+    for k in range(50):
+        t.get_or_create(k)
+    clock.advance(2)
+    assert t.expire_step(20) == 20
+    assert t.expire_step(20) == 20
+    assert t.expire_step(20) == 10
+    assert t.next_deadline() is None
+
+
+def test_table_without_expire_never_expires():
+    t, clock = make()
+    t.get_or_create(1)
+    clock.advance(10**6)
+    assert t.next_deadline() is None
+    assert t.expire_step(10) == 0
+    assert t.entry(t.lookup(1)).expire_in() == 0
+
+
+def test_remote_entry_with_own_expiry_keeps_expiry_order():
+    t, clock = make(expire=10_000)
+    t.touch_local(t.get_or_create(1))
+    t.apply_remote(2, {}, expire_ms=2000)
+    assert t.next_deadline() == pytest.approx(clock.seconds() + 2)
+    clock.advance(2)
+    assert t.expire_step(10) == 1
+    assert t.lookup(2) is None
+
+
+# --------------------------------------------------------------------------- update ids
+
+
+def ids(t, after=0):
+    return [(uid, e.key) for uid, e in t.updates_after(after)]
+
+
+def test_local_changes_get_increasing_ids_and_move_to_the_end():
+    t, _ = make(stored="gpc0")
+    for k in (1, 2, 3):
+        t.touch_local(t.get_or_create(k))
+    assert ids(t) == [(1, 1), (2, 2), (3, 3)]
+    t.commit_update = 3  # all pushed: a new change renumbers
+    t.touch_local(t.lookup(1))
+    assert ids(t) == [(2, 2), (3, 3), (4, 1)]
+    assert t.local_update == 4
+    assert ids(t, 3) == [(4, 1)]
+    assert ids(t, 4) == []
+
+
+def test_pending_entry_keeps_its_id_when_others_follow():
+    t, _ = make()
+    for k in (1, 2):
+        t.touch_local(t.get_or_create(k))
+    # entry 1 (id 1) not pushed yet and entry 2 numbered after it: keeps id 1
+    t.touch_local(t.lookup(1))
+    assert ids(t) == [(1, 1), (2, 2)]
+    # the newest entry is renumbered (twice per HTTP request in HAProxy)
+    t.touch_local(t.lookup(2))
+    assert ids(t) == [(1, 1), (3, 2)]
+
+
+def test_apply_remote_uses_the_remote_half_and_is_not_a_local_change():
+    t, clock = make(expire=60_000, stored="gpc0,http_req_rate(10s),gpc(2),conn_cur")
+    t.touch_local(t.get_or_create(7))
+    row = t.apply_remote(
+        9, {"gpc0": 4, "http_req_rate": (2000, 5, 10), "gpc": (1, 2, 3), "conn_cur": 8, "bytes_in_cnt": 5}
+    )
+    assert t.entry(row).update_id == 2 + 2**31
+    assert t.local_update == 1 and t.update == 2
+    assert ids(t) == [(1, 7)]  # learned entries are not pushed as local changes
+    assert t.get(row, "gpc0") == 4
+    assert t.get(row, "gpc", 0) == 1 and t.get(row, "gpc", 1) == 2
+    assert t.get(row, "conn_cur") == 0  # local type: ignored
+    clock.advance(4.014)  # age 6014 as in the peers-wire worked example
+    assert t.get(row, "http_req_rate") == 8
+    # a second remote update of an entry already numbered keeps its id
+    t.apply_remote(9, {"gpc0": 5})
+    assert t.entry(row).update_id == 2 + 2**31
+    assert t.get(row, "gpc0") == 5
+    # a local change afterwards renumbers it into the local half
+    t.touch_local(row)
+    assert ids(t) == [(1, 7), (3, 9)]
+
+
+def test_wire_values_round_trip_through_apply_remote():
+    a, clock = make(stored="gpc0,http_req_rate(10s),gpc_rate(2,1s),server_key")
+    row = a.get_or_create(1)
+    a.set(row, "gpc0", 3)
+    a.add(row, "http_req_rate", 4)
+    a.add(row, "gpc_rate", 2, idx=1)
+    a.set(row, "server_key", "s2")
+    b = StickTable(a.spec, clock)
+    brow = b.apply_remote(1, a.wire_values(row))
+    assert b.values(brow) == a.values(row)
+
+
+def test_updates_after_survives_changes_during_iteration():
+    t, _ = make()
+    for k in range(5):
+        t.touch_local(t.get_or_create(k))
+    t.commit_update = 5
+    walk = t.updates_after(0)
+    first = list(itertools.islice(walk, 2))
+    t.touch_local(t.lookup(1))  # already yielded: renumbered to the end
+    t.remove(t.lookup(2))
+    rest = list(walk)
+    assert [uid for uid, _ in first] == [1, 2]
+    assert [(uid, e.key) for uid, e in rest] == [(4, 3), (5, 4), (6, 1)]
+
+
+def test_update_ids_wrap_at_32_bits():
+    t, _ = make()
+    t.update = t.local_update = t.commit_update = 2**32 - 2
+    for k in (1, 2, 3):
+        t.touch_local(t.get_or_create(k))
+    assert ids(t, 2**32 - 2) == [(2**32 - 1, 1), (0, 2), (1, 3)]
+
+
+def test_entries_lists_every_entry():
+    t, _ = make()
+    for k in range(4):
+        t.get_or_create(k)
+    t.apply_remote(10, {})
+    assert sorted(e.key for e in t.entries()) == [0, 1, 2, 3, 10]
