@@ -27,8 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench import configs, procs, report  # noqa: E402
-from bench.profile import py_spy_command as profile_command
-from bench.profile import render_profile, summarize_collapsed  # noqa: E402
+from bench.profile import py_spy_command, render_profile, summarize_collapsed  # noqa: E402
 from bench.runner import DEFAULT_MINILB_COMMAND, REPO, Cell, Harness, Options  # noqa: E402
 
 RESULTS_BLOCK = "bench_http"
@@ -112,7 +111,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         f"(default: {DEFAULT_MINILB_COMMAND!r}; e.g. 'twistd -n minilb -c {{cfg}}')",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="record minilb with py-spy in the plain scenario"
+        "--profile",
+        nargs="?",
+        const="minilb",
+        metavar="SYSTEM",
+        help="record SYSTEM (default minilb) with py-spy during an extra run of the plain scenario",
     )
     parser.add_argument("--profile-seconds", type=float, default=10.0)
     parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"), help="the markdown file to update")
@@ -269,8 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         budget_s=args.budget,
         minilb_command=args.minilb_cmd,
         profile_s=args.profile_seconds if args.profile else 0.0,
+        profile_system=args.profile or "minilb",
     )
-    if args.profile and profile_command(1, Path("x"), 1) is None:
+    if args.profile and py_spy_command(1, Path("x"), 1) is None:
         print(
             "--profile needs py-spy: pip install py-spy (a harness tool, not a minilb dependency)",
             file=sys.stderr,
@@ -311,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = summarize_collapsed(harness.profile_text)
         blocks[PROFILE_BLOCK] = (
             f"Profile recorded {started:%Y-%m-%d %H:%M} UTC at {git_description()}.\n\n"
-            + render_profile(summary, command=command, duration_s=args.profile_seconds)
+            + render_profile(summary, command=command, duration_s=args.profile_seconds, system=args.profile)
         )
     if args.json:
         Path(args.json).write_text(json.dumps(samples_json(cells), indent=1))

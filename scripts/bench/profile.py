@@ -71,12 +71,14 @@ def _is_pseudo_frame(frame: str) -> bool:
     return frame.startswith(("process ", "thread "))
 
 
-def render_profile(summary: ProfileSummary, *, command: str, duration_s: float) -> str:
+def render_profile(
+    summary: ProfileSummary, *, command: str, duration_s: float, system: str = "minilb"
+) -> str:
     """The markdown of a profile: two tables of the top frames with their share of all samples."""
     if summary.total_samples == 0:
         return "py-spy recorded no samples (is the process a Python process, and was py-spy allowed to attach?)\n"
     lines = [
-        f"py-spy sampled minilb's process tree for {duration_s:.0f} s of the plain keep-alive scenario "
+        f"py-spy sampled {system}'s process tree for {duration_s:.0f} s of the plain keep-alive scenario "
         f"({summary.total_samples} busy samples; idle time in the event loop's poll is not sampled).",
         "",
         f"Command: `{command}`",

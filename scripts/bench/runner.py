@@ -37,7 +37,8 @@ class Options:
     budget_s: float
     minilb_command: str = DEFAULT_MINILB_COMMAND
     start_timeout_s: float = 20.0
-    profile_s: float = 0.0  # > 0: record minilb with py-spy for this long in the plain scenario
+    profile_s: float = 0.0  # > 0: record profile_system with py-spy for this long in the plain scenario
+    profile_system: str = "minilb"
 
 
 @attrs.frozen
@@ -299,7 +300,11 @@ class Harness:
                     self.measure(cell, managed, port, repetition)
             for cell, managed, port in running:
                 cell.state = "ok"
-                if scenario.name == "plain" and cell.system == "minilb" and self.options.profile_s > 0:
+                if (
+                    scenario.name == "plain"
+                    and cell.system == self.options.profile_system
+                    and self.options.profile_s > 0
+                ):
                     self.profile_text = self.profile(managed, port, scenario)
         finally:
             for _cell, managed, _port in running:
@@ -310,7 +315,7 @@ class Harness:
         """Record the system with py-spy while wrk drives it; the raw collapsed stacks as text."""
         from bench.profile import py_spy_command
 
-        output = self.workdir / "minilb-profile.txt"
+        output = self.workdir / f"{self.options.profile_system}-profile.txt"
         argv = py_spy_command(managed.pid, output, self.options.profile_s)
         if argv is None:
             return ""
