@@ -332,7 +332,24 @@ class Harness:
             return ""
         return output.read_text(errors="replace")
 
+    def planned_seconds(self) -> float:
+        """Roughly how long the whole run takes when every system starts."""
+        options = self.options
+        pairs = sum(
+            1
+            for scenario in options.scenarios
+            for system in options.systems
+            if not (system == "naive" and scenario.needs_rules)
+        )
+        per_pair = options.repetitions * (options.duration_s + 0.3) + options.warmup_s + 1.0
+        return pairs * per_pair + options.profile_s
+
     def run(self) -> list[Cell]:
+        self.log(
+            f"plan: {len(self.options.scenarios)} scenarios x {', '.join(self.options.systems)}, "
+            f"{self.options.repetitions} x {self.options.duration_s:g} s each: about "
+            f"{self.planned_seconds() / 60:.1f} minutes (budget {self.options.budget_s / 60:.1f})"
+        )
         self.start_origin()
         cells: list[Cell] = []
         for scenario in self.options.scenarios:
