@@ -1,0 +1,394 @@
+"""Owns the server side of HTTP proxying: connections to servers and the idle pool.
+
+`BackendRuntime` is everything the data path needs about one backend, computed once
+from the configuration (timeouts in seconds, retries, connection mode, reuse policy,
+error pages) plus its run-time state: the servers, the balancer, one `IdlePool` per
+server and the queue of requests waiting for a server slot (``maxconn``).
+
+`ServerConnection` is the Twisted protocol of one connection to a server.  It is
+lent to one frontend request at a time (its ``owner``); it frames the response with
+`minilb.http.parse.ResponseParser` and hands head, body and end to the owner, and
+goes back to its server's `IdlePool` afterwards when the response allows keep-alive.
+It carries one timer: ``timeout server`` while it waits or streams, the pool's idle
+limit while it sits in the pool.
+"""
+
+from __future__ import annotations
+
+import collections
+
+from twisted.internet import protocol
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
+
+from minilb.errors import HTTPError
+from minilb.http.parse import Limits, ResponseParser
+from minilb.tcp.timer import ConnTimer
+
+#: how long an idle server connection stays in the pool (HAProxy's pool-purge-delay).
+POOL_IDLE_SECONDS = 5.0
+#: idle connections kept per server; more are closed when released.
+POOL_MAX_IDLE = 256
+#: requests that may wait for a server slot per backend (beyond: 503 at once).
+MAX_QUEUE = 10000
+
+
+def _seconds(ms: int | None) -> float | None:
+    return None if ms is None else ms / 1000.0
+
+
+def connection_mode(frontend, backend) -> str:
+    """The effective HTTP connection mode of a frontend/backend pair, as HAProxy
+    combines them: ``close`` wins over ``server-close``, which wins over ``keep-alive``."""
+    modes = (frontend.http_connection_mode, backend.http_connection_mode)
+    if "close" in modes:
+        return "close"
+    if "server-close" in modes:
+        return "server-close"
+    return "keep-alive"
+
+
+class IdlePool:
+    """Idle keep-alive connections to one server, most recently used first out."""
+
+    __slots__ = ("idle", "max_idle")
+
+    def __init__(self, max_idle: int = POOL_MAX_IDLE):
+        self.idle: list[ServerConnection] = []
+        self.max_idle = max_idle
+
+    def take(self) -> ServerConnection | None:
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if conn.usable():
+                return conn
+        return None
+
+    def put(self, conn: ServerConnection) -> bool:
+        if len(self.idle) >= self.max_idle:
+            return False
+        self.idle.append(conn)
+        return True
+
+    def discard(self, conn: ServerConnection) -> None:
+        try:
+            self.idle.remove(conn)
+        except ValueError:
+            pass
+
+    def close_all(self) -> None:
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            conn.close()
+
+
+class BackendRuntime:
+    """One backend (or the backend half of a listen section), ready for requests."""
+
+    def __init__(self, proxy, servers, balancer, reactor, *, limits: Limits | None = None, connector=None):
+        self.proxy = proxy
+        self.name = proxy.name
+        self.servers = list(servers)
+        self.balancer = balancer
+        self.reactor = reactor
+        self.limits = limits or Limits()
+        t = proxy.timeouts
+        self.connect_timeout = _seconds(t.connect) or 5.0  # HAProxy warns and uses 5s... we pick 5s
+        self.server_timeout = _seconds(t.server)
+        self.queue_timeout = _seconds(t.queue if t.queue is not None else t.connect)
+        self.tunnel_timeout = _seconds(t.tunnel if t.tunnel is not None else t.server)
+        self.retries = proxy.retries
+        self.redispatch = proxy.redispatch
+        self.reuse = proxy.http_reuse
+        self.forwardfor = proxy.forwardfor
+        self.errorfiles = {e.status: e.content for e in proxy.errorfiles}
+        self.pools: dict[str, IdlePool] = {s.name: IdlePool() for s in self.servers}
+        self.queue: collections.deque = collections.deque()
+        self.cur_conns = 0  # connections in use by requests (beconn)
+        self.connector = connector or connect_server
+        self.rules = None  # the backend's own compiled rules (set by the worker service)
+        self.total_requests = 0
+
+    # -- servers ---------------------------------------------------------------------
+    def pick(self, txn, src: str, exclude: frozenset = frozenset()):
+        return self.balancer.pick(txn, src, exclude)
+
+    def all_full(self) -> bool:
+        """True when some server is up but every up one is at its maxconn (queue, not 503)."""
+        some_up = False
+        for s in self.servers:
+            if s.up:
+                some_up = True
+                if s.maxconn is None or s.cur_conns < s.maxconn:
+                    return False
+        return some_up
+
+    def take_idle(self, server) -> ServerConnection | None:
+        pool = self.pools.get(server.name)
+        return pool.take() if pool is not None else None
+
+    def connect(self, server, requester, protocol_class=None) -> None:
+        """Open a new connection to ``server``; the requester hears ``server_connected(conn)``
+        or ``server_connect_failed(server, reason)``.  ``protocol_class(backend, server)``
+        builds the connection's protocol (`ServerConnection` unless told otherwise)."""
+        factory = ServerConnector(self, server, requester, protocol_class or ServerConnection)
+        self.connector(self.reactor, server, factory, self.connect_timeout)
+
+    # -- queue (maxconn) -------------------------------------------------------------
+    def enqueue(self, waiter) -> bool:
+        if len(self.queue) >= MAX_QUEUE:
+            return False
+        self.queue.append(waiter)
+        return True
+
+    def dequeue(self, waiter) -> None:
+        try:
+            self.queue.remove(waiter)
+        except ValueError:
+            pass
+
+    def slot_freed(self) -> None:
+        """A server connection stopped serving a request: let a queued request try again."""
+        if self.queue:
+            self.queue.popleft().queue_ready()
+
+    def stop(self) -> None:
+        for pool in self.pools.values():
+            pool.close_all()
+
+
+def connect_server(reactor, server, factory, timeout: float) -> None:
+    """Plain TCP straight through the reactor (fast path); TLS and unix sockets through
+    `minilb.net.endpoints.connect_server`."""
+    addr = server.address
+    if not server.tls.enabled and addr is not None and addr.is_inet:
+        reactor.connectTCP(addr.host or "127.0.0.1", addr.port, factory, timeout=timeout)
+        return
+    if addr is not None and addr.family == "unix" and not server.tls.enabled:
+        reactor.connectUNIX(addr.path, factory, timeout=timeout)
+        return
+    from minilb.net import endpoints  # TLS, abns, names: the servers engineer's module
+
+    d = endpoints.connect_server(reactor, server, factory, timeout)
+    d.addErrback(lambda failure: factory.clientConnectionFailed(None, failure))
+
+
+class ServerConnector(protocol.ClientFactory):
+    """Builds the `ServerConnection` for one connect attempt and reports the outcome."""
+
+    noisy = False
+
+    def __init__(self, backend: BackendRuntime, server, requester, protocol_class):
+        self.backend = backend
+        self.server = server
+        self.requester = requester
+        self.protocol_class = protocol_class
+
+    def buildProtocol(self, addr):
+        conn = self.protocol_class(self.backend, self.server)
+        conn.owner = self.requester
+        return conn
+
+    def clientConnectionFailed(self, connector, reason):
+        requester, self.requester = self.requester, None
+        if requester is not None:
+            requester.server_connect_failed(self.server, reason)
+
+
+@implementer(IPushProducer)
+class ServerConnection(protocol.Protocol):
+    """One connection to a server, lent to one request at a time."""
+
+    def __init__(self, backend: BackendRuntime, server):
+        self.backend = backend
+        self.server = server
+        self.owner = None  # the frontend request using it, None when idle
+        self.parser = ResponseParser(self, backend.limits)
+        self.timer = ConnTimer(backend.reactor, self._timed_out)
+        self.requests = 0  # requests sent on this connection
+        self.connected = False
+        self.idle = False
+        self.reads = 0
+        self.tunnel = False
+        self.expect_head = False  # a response head is expected (request sent)
+        self.resp_open = False  # a final response head was received, body not complete
+        self.paused = False
+        self.reads_at_arm = 0
+        self.eof_body = False
+        self.keep_alive = True
+
+    # -- Twisted ---------------------------------------------------------------------
+    def connectionMade(self) -> None:
+        self.connected = True
+        nodelay = getattr(self.transport, "setTcpNoDelay", None)
+        if nodelay is not None:
+            nodelay(True)
+        owner = self.owner
+        if owner is not None:
+            owner.server_connected(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.reads += 1
+        owner = self.owner
+        if self.tunnel:
+            if owner is not None:
+                owner.server_tunnel_data(data)
+            return
+        if owner is None:  # bytes from an idle server: it is broken, do not reuse
+            self.close()
+            return
+        try:
+            offset = self.parser.feed(data)
+        except HTTPError as exc:
+            self.owner = None
+            self.close()
+            owner.server_failed(self, "bad-response", exc)
+            return
+        if offset is not None:  # 101 Switching Protocols: the rest is tunnelled
+            self.tunnel = True
+            rest = data[offset:]
+            if rest and self.owner is not None:
+                self.owner.server_tunnel_data(rest)
+
+    def connectionLost(self, reason=None) -> None:
+        self.connected = False
+        self.timer.stop()
+        if self.idle:
+            self.idle = False
+            pool = self.backend.pools.get(self.server.name)
+            if pool is not None:
+                pool.discard(self)
+            return
+        owner = self.owner
+        if owner is not None:
+            self.owner = None
+            if self.tunnel:
+                owner.server_tunnel_closed(self)
+            elif self.resp_open and self.parser_awaits_eof():
+                owner.server_response_end(None)
+                owner.server_closed_after_response(self)
+            else:
+                owner.server_failed(self, "closed", None)
+
+    def parser_awaits_eof(self) -> bool:
+        """True when the open response has no length: the close ends its body."""
+        return self.resp_open and self.eof_body
+
+    # -- response framing (ResponseParser sink) ---------------------------------------
+    def response_head(self, head) -> None:
+        status = head.status
+        if status < 200 and status != 101:
+            self.owner.server_interim(head)
+            return
+        self.resp_open = True
+        self.eof_body = not head.chunked and head.content_length is None and status not in (204, 304)
+        self.keep_alive = head.keep_alive
+        self.owner.server_response_head(self, head)
+
+    def response_body(self, data: bytes) -> None:
+        owner = self.owner
+        if owner is not None:
+            owner.server_response_body(data)
+
+    def response_end(self, trailers) -> None:
+        if not self.resp_open:  # end of an interim (1xx) response
+            return
+        self.resp_open = False
+        self.expect_head = False
+        owner = self.owner
+        if owner is not None:
+            owner.server_response_end(trailers)
+
+    # -- use by a request ------------------------------------------------------------
+    def usable(self) -> bool:
+        return self.connected and self.idle
+
+    def attach(self, owner) -> None:
+        """Lend the connection to ``owner`` (taken from the pool or just connected)."""
+        self.owner = owner
+        self.idle = False
+        self.server.cur_conns += 1
+        self.backend.cur_conns += 1
+
+    def send_head(self, data: bytes) -> None:
+        self.requests += 1
+        self.expect_head = True
+        self.resp_open = False
+        self.eof_body = False
+        self.keep_alive = True
+        self.reads_at_arm = self.reads
+        self.timer.arm(self.backend.server_timeout, "server")
+        self.transport.write(data)
+
+    def release(self, reusable: bool) -> None:
+        """The request is done with this connection: back to the pool, or closed."""
+        self.owner = None
+        self.server.cur_conns -= 1
+        backend = self.backend
+        backend.cur_conns -= 1
+        if self.paused:
+            self.paused = False
+            self.transport.resumeProducing()
+        if reusable and self.connected and not self.tunnel and self.keep_alive:
+            pool = backend.pools.get(self.server.name)
+            if pool is not None and pool.put(self):
+                self.idle = True
+                self.timer.arm(POOL_IDLE_SECONDS, "idle")
+                if backend.queue:
+                    backend.slot_freed()
+                return
+        self.close()
+        if backend.queue:
+            backend.slot_freed()
+
+    def close(self) -> None:
+        self.idle = False
+        self.timer.stop()
+        if self.connected:
+            self.transport.loseConnection()
+
+    def abort(self) -> None:
+        self.owner = None
+        self.idle = False
+        self.timer.stop()
+        if self.connected:
+            self.transport.abortConnection()
+
+    def _timed_out(self, kind: str) -> None:
+        if kind == "idle":
+            self.close()
+            return
+        # `timeout server` is inactivity: bytes read since the timer was armed, or a
+        # pause because the client does not read, push the deadline on.
+        if self.reads != self.reads_at_arm or self.paused:
+            self.arm_server_timeout()
+            return
+        owner = self.owner
+        self.owner = None
+        self.abort()
+        if owner is not None:
+            owner.server_failed(self, "tunnel-timeout" if self.tunnel else "timeout", None)
+
+    def arm_server_timeout(self) -> None:
+        self.reads_at_arm = self.reads
+        self.timer.arm(self.backend.tunnel_timeout if self.tunnel else self.backend.server_timeout, "server")
+
+    # -- IPushProducer: the client transport asks us to stop reading the server -------
+    def pauseProducing(self) -> None:
+        if not self.paused and self.connected:
+            self.paused = True
+            self.transport.pauseProducing()
+            if self.owner is not None:
+                self.owner.client_blocked()
+
+    def resumeProducing(self) -> None:
+        if self.paused:
+            self.paused = False
+            if self.connected:
+                self.transport.resumeProducing()
+            if self.owner is not None:
+                self.owner.client_unblocked()
+
+    def stopProducing(self) -> None:
+        self.abort()

@@ -1,0 +1,1024 @@
+"""Owns the client side of HTTP proxying: the protocol of one client connection.
+
+`FrontendRuntime` is a frontend (or listen) section made ready for traffic once, at
+start: its rules and their ``has_*`` flags, its backends, timeouts in seconds, the
+connection mode and ``x-forwarded-for`` plan per backend, error pages, log sink.  It
+is the Twisted factory of `ClientConnection`.
+
+`ClientConnection` frames requests with `minilb.http.parse.RequestParser` and, per
+request: builds the `Txn`, runs the rules that exist, picks the backend and a server,
+borrows an idle keep-alive server connection (``http-reuse safe``: never for the first
+request of a client connection) or dials a new one, streams the request body to
+the server and the response back, both ways without buffering whole bodies (each
+side is registered as the other's push producer, so a full socket buffer stops
+reading on the other side).  Pipelined requests wait, in order, with their bodies
+held to a bounded size.  Errors are HAProxy's pages (`minilb.http.errors`), or the
+proxy's ``errorfile``.  One timer per connection (`minilb.tcp.timer.ConnTimer`).
+"""
+
+from __future__ import annotations
+
+import collections
+
+from twisted.internet import protocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from zope.interface import implementer
+
+from minilb.errors import HTTPError
+from minilb.http import errors as http_errors
+from minilb.http.backend import connection_mode
+from minilb.http.log import format_connect, format_httplog
+from minilb.http.parse import (
+    Limits,
+    RequestParser,
+    chunk,
+    last_chunk,
+    request_head_bytes,
+    response_head_bytes,
+    split_uri,
+)
+from minilb.rules.txn import Session, Txn
+from minilb.tcp.timer import ConnTimer
+
+#: request body bytes held while the server connection is being made, or for a
+#: pipelined request waiting its turn, before the client is paused.
+MAX_HELD_BODY = 65536
+#: pipelined requests framed ahead of the one in progress before the client is paused.
+MAX_PIPELINED = 32
+
+
+def mux_error(status: int) -> bytes:
+    """The page HAProxy's HTTP/1 layer itself sends when it cannot frame a request
+    (400) or the client is too slow (408): same body as `http_errors.error_response`
+    but with its capitalised header names and ``Connection: close``."""
+    cached = _MUX_ERRORS.get(status)
+    if cached is None:
+        body = http_errors.error_body(status)
+        cached = _MUX_ERRORS[status] = (
+            f"HTTP/1.1 {status} {http_errors.reason_phrase(status)}\r\n"
+            f"Content-length: {len(body)}\r\n"
+            "Cache-Control: no-cache\r\n"
+            "Connection: close\r\n"
+            "Content-Type: text/html\r\n\r\n"
+        ).encode() + body
+    return cached
+
+
+_MUX_ERRORS: dict[int, bytes] = {}
+
+
+def _seconds(ms: int | None) -> float | None:
+    return None if ms is None else ms / 1000.0
+
+
+class ForwardForPlan:
+    """``option forwardfor`` resolved for one frontend/backend pair."""
+
+    __slots__ = ("header", "lheader", "if_none", "except_net")
+
+    def __init__(self, ff):
+        import ipaddress
+
+        self.header = ff.header.lower().encode("latin-1")
+        self.lheader = self.header
+        self.if_none = ff.if_none
+        self.except_net = ipaddress.ip_network(ff.except_net, strict=False) if ff.except_net else None
+
+    def applies_to(self, src: str) -> bool:
+        if self.except_net is None:
+            return True
+        import ipaddress
+
+        try:
+            return ipaddress.ip_address(src) not in self.except_net
+        except ValueError:
+            return True
+
+
+class ActiveCounter:
+    """Connections of the whole worker (%ac in logs)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
+
+
+class FrontendRuntime(protocol.Factory):
+    """A frontend made ready for traffic: the factory of its client connections."""
+
+    noisy = False
+
+    def __init__(
+        self,
+        proxy,
+        reactor,
+        backends: dict,
+        rules=None,
+        *,
+        limits: Limits | None = None,
+        sink=None,
+        active: ActiveCounter | None = None,
+        tracking=None,
+        errlog=None,
+    ):
+        self.proxy = proxy
+        self.name = proxy.name
+        self.reactor = reactor
+        self.backends = backends
+        self.rules = rules
+        self.has_http_request = bool(rules is not None and rules.has_http_request)
+        self.has_http_response = bool(rules is not None and rules.has_http_response)
+        self.has_http_after_response = bool(rules is not None and rules.has_http_after_response)
+        self.has_tcp_connection = bool(rules is not None and rules.has_tcp_connection)
+        self.has_tcp_content = bool(rules is not None and rules.has_tcp_content)
+        self.has_use_backend = bool(rules is not None and rules.has_use_backend)
+        name = proxy.default_backend or (proxy.name if proxy.is_backend else None)
+        self.default_backend = backends.get(name) if name else None
+        t = proxy.timeouts
+        self.client_timeout = _seconds(t.client)
+        self.http_request_timeout = _seconds(t.http_request) or self.client_timeout
+        self.keep_alive_timeout = _seconds(t.http_keep_alive) or self.http_request_timeout
+        self.tarpit_timeout = _seconds(t.tarpit) or self.client_timeout
+        self.errorfiles = {e.status: e.content for e in proxy.errorfiles}
+        self.limits = limits or Limits()
+        self.modes = {}
+        self.xff = {}
+        for be in backends.values():
+            self.modes[be.name] = connection_mode(proxy, be.proxy)
+            ff = be.proxy.forwardfor or proxy.forwardfor
+            self.xff[be.name] = ForwardForPlan(ff) if ff is not None else None
+        self.sink = sink
+        self.httplog = sink is not None and (proxy.httplog or proxy.log_format is not None)
+        self.connect_log = sink is not None and not self.httplog and not proxy.tcplog
+        self.dontlognull = proxy.dontlognull
+        self.active = active or ActiveCounter()
+        self.tracking = tracking  # the minilb.stick.tracking module, or None
+        self.errlog = errlog  # callable(str) for errors with context, or None
+        self.connections: set[ClientConnection] = set()
+        self.cur_conns = 0
+        self.maxconn = proxy.maxconn
+        self.stopping = False
+
+    def buildProtocol(self, addr):
+        conn = ClientConnection()
+        conn.fe = self
+        return conn
+
+    def error_page(self, status: int, be=None) -> bytes:
+        if be is not None and status in be.errorfiles:
+            return be.errorfiles[status]
+        page = self.errorfiles.get(status)
+        return page if page is not None else http_errors.error_response(status)
+
+    def stop_accepting(self) -> None:
+        """Graceful stop: idle connections close now, busy ones after their response."""
+        self.stopping = True
+        for conn in list(self.connections):
+            conn.graceful_close()
+
+
+class _Pipelined:
+    """A request framed while an earlier one is still in progress."""
+
+    __slots__ = ("head", "body", "done", "trailers")
+
+    def __init__(self, head):
+        self.head = head
+        self.body: list[bytes] = []
+        self.done = False
+        self.trailers = None
+
+
+@implementer(IPushProducer, IHalfCloseableProtocol)
+class ClientConnection(protocol.Protocol):
+    """One client connection of an HTTP frontend."""
+
+    fe: FrontendRuntime
+
+    def connectionMade(self) -> None:
+        fe = self.fe
+        fe.cur_conns += 1
+        fe.active.value += 1
+        fe.connections.add(self)
+        transport = self.transport
+        peer = transport.getPeer()
+        host = transport.getHost()
+        self.sess = sess = Session(
+            src=getattr(peer, "host", "unix"),
+            src_port=getattr(peer, "port", 0),
+            dst=getattr(host, "host", ""),
+            dst_port=getattr(host, "port", 0),
+            frontend=fe.name,
+        )
+        self.reactor = fe.reactor
+        self.parser = RequestParser(self, fe.limits)
+        self.timer = ConnTimer(fe.reactor, self._timed_out)
+        self.accept_time = fe.reactor.seconds()
+        self.requests = 0
+        self.open = True
+        self.closing = False  # close once the current response is written
+        self.client_eof = False
+        self.read_paused = False
+        self.paused_by_server = False
+        self.write_paused = False
+        self.pending: collections.deque[_Pipelined] = collections.deque()
+        self.tunnel = None
+        self._reset_request()
+        nodelay = getattr(transport, "setTcpNoDelay", None)
+        if nodelay is not None:
+            nodelay(True)
+        if fe.connect_log:
+            fe.sink.emit(format_connect(sess.src, sess.src_port, sess.dst, sess.dst_port, fe.name, "http"))
+        if fe.maxconn is not None and fe.cur_conns > fe.maxconn:
+            transport.abortConnection()
+            return
+        if fe.has_tcp_connection:
+            sess.now_ms = int(self.accept_time * 1000)
+            if not fe.rules.tcp_connection(sess):
+                self._close_now(abort=True)
+                return
+            if fe.tracking is not None and _tracked(sess):
+                fe.tracking.on_session_accept(sess)
+        self.timer.arm(fe.http_request_timeout, "idle")
+
+    def _reset_request(self) -> None:
+        self.head = None  # RequestHead of the request in progress
+        self.txn = None
+        self.be = None
+        self.server = None
+        self.conn = None  # ServerConnection lent to this request
+        self.req_done = False
+        self.req_sent = False  # head written to the server
+        self.held_body: list[bytes] | None = None
+        self.held_size = 0
+        self.resp_started = False
+        self.resp_chunked = False
+        self.resp_head = None
+        self.replied = False
+        self.retries_left = 0
+        self.tried: frozenset = frozenset()
+        self.queued = False
+        self.status = 0
+        self.bytes_out = 0
+        self.term = "--"
+        self.retry_call = None
+        self.held_trailers = None
+        self.t_start = None
+        self.t_head = None
+        self.t_queue = None
+        self.t_connect = None
+        self.t_response = None
+
+    # ------------------------------------------------------------------ bytes in
+    def dataReceived(self, data: bytes) -> None:
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel.reads += 1  # client activity keeps the tunnel alive too
+            tunnel.transport.write(data)
+            return
+        if self.closing and self.head is None:
+            return
+        try:
+            offset = self.parser.feed(data)
+        except HTTPError as exc:
+            self._bad_request(exc)
+            return
+        except Exception as exc:  # a bug must not leave a client hanging
+            self._internal_error(exc)
+            return
+        if offset is not None:
+            self._upgrade_data(data[offset:])
+        if self.open and self.parser.in_head and self.head is None:
+            if self.timer.kind != "head":
+                self.timer.arm(self.fe.http_request_timeout, "head")
+        fe = self.fe
+        if fe.tracking is not None and _tracked(self.sess):
+            fe.tracking.on_bytes(self.sess, len(data), 0)
+
+    # --- RequestParser sink
+    def request_head(self, head) -> None:
+        if self.head is not None or self.pending:
+            p = _Pipelined(head)
+            self.pending.append(p)
+            if len(self.pending) >= MAX_PIPELINED:
+                self._pause_reading()
+            return
+        self._start(head)
+
+    def request_body(self, data: bytes) -> None:
+        if self.pending:
+            p = self.pending[-1]
+            p.body.append(data)
+            self.held_size += len(data)
+            if self.held_size > MAX_HELD_BODY:
+                self._pause_reading()
+            return
+        if self.replied:
+            return  # the request was answered by a rule or an error: drop its body
+        conn = self.conn
+        if conn is not None and self.req_sent:
+            if self.head.chunked:
+                conn.transport.write(chunk(data))
+            else:
+                conn.transport.write(data)
+            return
+        if self.held_body is None:
+            self.held_body = []
+        self.held_body.append(data)
+        self.held_size += len(data)
+        if self.held_size > MAX_HELD_BODY:
+            self._pause_reading()
+
+    def request_end(self, trailers) -> None:
+        if self.pending:
+            p = self.pending[-1]
+            p.done = True
+            p.trailers = trailers
+            return
+        if self.head is None:
+            return
+        self.req_done = True
+        if self.replied:
+            self._finish()
+            return
+        if self.req_sent:
+            if self.head.chunked:
+                self.conn.transport.write(last_chunk(trailers))
+            self.timer.disarm()
+        elif self.head.chunked:
+            if self.held_body is None:
+                self.held_body = []
+            self.held_body.append(None)  # marks the end, with trailers kept below
+            self.held_trailers = trailers
+
+    # ------------------------------------------------------------------ a request starts
+    def _start(self, head, held: _Pipelined | None = None) -> None:
+        fe = self.fe
+        self.requests += 1
+        self.head = head
+        sess = self.sess
+        path, query = split_uri(head.uri)
+        self.txn = txn = Txn(sess, head.method, head.uri, path, query, head.version, head.headers)
+        if fe.sink is not None:
+            self.t_start = self.t_head = self.reactor.seconds()
+        if head.has_body:
+            self.timer.arm(fe.client_timeout, "body")
+        else:
+            self.timer.disarm()
+        if held is not None:
+            self.held_body = held.body or None
+            self.held_size = sum(len(b) for b in held.body)
+            if held.done:
+                self.req_done = True
+                if head.chunked:
+                    self.held_body = (self.held_body or []) + [None]
+                    self.held_trailers = held.trailers
+        if fe.has_tcp_content or fe.has_http_request or fe.has_use_backend:
+            sess.now_ms = int(self.reactor.seconds() * 1000)
+            if fe.tracking is not None and _tracked(sess):
+                fe.tracking.on_http_request(txn)
+            if fe.has_tcp_content and not fe.rules.tcp_content(sess):
+                self._close_now(abort=True)
+                return
+            if fe.has_http_request:
+                reply = fe.rules.http_request(txn)
+                if reply is not None:
+                    self._send_reply(reply)
+                    return
+            be = fe.default_backend
+            if fe.has_use_backend:
+                name = fe.rules.select_backend(txn)
+                if name is not None:
+                    be = fe.backends.get(name, be)
+        else:
+            be = fe.default_backend
+        if be is None:
+            self.term = "PR"
+            self._send_error(503)
+            return
+        self.be = be
+        txn.backend = be.name
+        be.total_requests += 1
+        be_rules = be.rules
+        if be_rules is not None and be_rules is not fe.rules and be_rules.has_http_request:
+            reply = be_rules.http_request(txn)
+            if reply is not None:
+                self._send_reply(reply)
+                return
+        self.retries_left = be.retries
+        self._pick_and_connect()
+
+    def _pick_and_connect(self) -> None:
+        be = self.be
+        server = be.pick(self.txn, self.sess.src, self.tried)
+        if server is None:
+            if not self.tried and be.all_full() and be.queue_timeout:
+                if be.enqueue(self):
+                    self.queued = True
+                    self.term = "sQ"
+                    self.timer.arm(be.queue_timeout, "queue")
+                    return
+            if self.tried and self.server is not None:
+                server = self.server  # nothing else to redispatch to: retry the same one
+            else:
+                self.term = "SC"
+                self._send_error(503, be)
+                return
+        self.server = server
+        self.txn.server = server.name
+        mode = self.fe.modes[be.name]
+        reuse = be.reuse
+        if (
+            mode == "keep-alive"
+            and reuse != "never"
+            and (self.requests > 1 or reuse in ("aggressive", "always"))
+        ):
+            conn = be.take_idle(server)
+            if conn is not None:
+                conn.attach(self)
+                self.conn = conn
+                self._send_request()
+                return
+        self.t_queue = self.reactor.seconds() if self.t_start is not None else None
+        be.connect(server, self)
+
+    def queue_ready(self) -> None:
+        """The backend freed a server slot (called by BackendRuntime.slot_freed)."""
+        if not self.queued or not self.open:
+            return
+        self.queued = False
+        self.term = "--"
+        self.timer.disarm()
+        self._pick_and_connect()
+
+    # --- server connection outcome
+    def server_connected(self, conn) -> None:
+        if not self.open or self.head is None or self.conn is not None:
+            conn.owner = None
+            conn.close()
+            return
+        if self.t_start is not None:
+            self.t_connect = self.reactor.seconds()
+        conn.attach(self)
+        self.conn = conn
+        self._send_request()
+
+    def server_connect_failed(self, server, reason) -> None:
+        if not self.open or self.head is None:
+            return
+        be = self.be
+        if self.retries_left > 0:
+            self.retries_left -= 1
+            if be.redispatch and self.retries_left == 0:
+                self.tried = self.tried | {server.name}
+            delay = min(be.connect_timeout, 1.0)
+            self.retry_call = self.reactor.callLater(delay, self._retry)
+            return
+        self.term = "SC"
+        self._log_error(
+            f"{self.fe.name}/{be.name}/{server.name}: connection failed: {reason.getErrorMessage()}"
+        )
+        self._send_error(503, be)
+
+    def _retry(self) -> None:
+        self.retry_call = None
+        if self.open and self.head is not None and self.conn is None:
+            self._pick_and_connect()
+
+    def _send_request(self) -> None:
+        conn = self.conn
+        head = self.head
+        be = self.be
+        fe = self.fe
+        mode = fe.modes[be.name]
+        add = None
+        plan = fe.xff[be.name]
+        if plan is not None and plan.applies_to(self.sess.src):
+            if not plan.if_none or not any(n.lower() == plan.lheader for n, _ in head.headers):
+                add = [(plan.header, self.sess.src.encode("latin-1"))]
+        if mode != "keep-alive":
+            connection = b"close" if head.version == "1.1" else None
+        elif head.version == "1.0":
+            connection = b"keep-alive"
+        elif head.upgrade and b"upgrade" in head.conn_tokens:
+            connection = b"upgrade"
+        else:
+            connection = None
+        data = request_head_bytes(
+            head.method, head.uri, head.version, head.headers, add=add, connection=connection
+        )
+        conn.send_head(data)
+        self.req_sent = True
+        conn.transport.registerProducer(self, True)
+        held = self.held_body
+        if held is not None:
+            self.held_body = None
+            self.held_size = 0
+            write = conn.transport.write
+            for piece in held:
+                if piece is None:
+                    write(last_chunk(self.held_trailers))
+                elif head.chunked:
+                    write(chunk(piece))
+                else:
+                    write(piece)
+            if not self.pending:
+                self._resume_reading()
+        if self.req_done:
+            self.timer.disarm()
+
+    # --- response from the server (ServerConnection calls these)
+    def server_interim(self, head) -> None:
+        if head.status == 100 or head.status >= 102:
+            self.transport.write(response_head_bytes(head.status, head.reason, head.headers))
+
+    def server_response_head(self, conn, head) -> None:
+        fe = self.fe
+        txn = self.txn
+        status = head.status
+        self.status = txn.status = status
+        if self.t_start is not None:
+            self.t_response = self.reactor.seconds()
+        be_rules = self.be.rules
+        if be_rules is not None and be_rules is not fe.rules and be_rules.has_http_response:
+            txn.resp_headers = head.headers
+            reply = be_rules.http_response(txn)
+            if reply is not None:
+                self._drop_server(abort=True)
+                self._send_reply(reply)
+                return
+        if fe.has_http_response:
+            txn.resp_headers = head.headers
+            reply = fe.rules.http_response(txn)
+            if reply is not None:
+                self._drop_server(abort=True)
+                self._send_reply(reply)
+                return
+        req = self.head
+        tunnel = status == 101 or (req.method == "CONNECT" and 200 <= status < 300)
+        if not tunnel and req.upgrade:
+            self.closing = True  # the upgrade was refused: the client stream is no longer HTTP
+        closing = self.closing or not req.keep_alive or fe.modes[self.be.name] == "close" or fe.stopping
+        no_body = req.method == "HEAD" or status in (204, 304) or tunnel
+        add_chunked = False
+        if conn.eof_body and not no_body:
+            if req.version == "1.1" and not closing:
+                add_chunked = True
+            else:
+                closing = True
+        self.resp_chunked = add_chunked or (head.chunked and not no_body)
+        self.closing = closing
+        if tunnel:
+            connection = b"upgrade" if status == 101 else None
+        elif closing:
+            connection = b"close" if req.version == "1.1" else None
+        elif req.version == "1.0":
+            connection = b"keep-alive"
+        else:
+            connection = None
+        headers = txn.resp_headers if txn.resp_headers else head.headers
+        data = response_head_bytes(
+            status, head.reason, headers, connection=connection, add_chunked=add_chunked
+        )
+        self.resp_started = True
+        self.bytes_out += len(data)
+        transport = self.transport
+        transport.write(data)
+        if tunnel:
+            self._become_tunnel(conn)
+            return
+        if no_body:
+            if req.method == "HEAD":
+                conn.keep_alive = False  # the parser cannot be told the body is empty
+                conn.resp_open = False
+            self.server_response_end(None)
+            return
+        transport.registerProducer(conn, True)
+
+    def server_response_body(self, data: bytes) -> None:
+        if self.resp_chunked:
+            data = chunk(data)
+        self.bytes_out += len(data)
+        self.transport.write(data)
+
+    def server_response_end(self, trailers) -> None:
+        conn = self.conn
+        if conn is None or self.head is None:
+            return
+        if self.resp_chunked:
+            tail = last_chunk(trailers)
+            self.bytes_out += len(tail)
+            self.transport.write(tail)
+        self.transport.unregisterProducer()
+        conn.transport.unregisterProducer()
+        self.conn = None
+        reusable = self.req_done and self.fe.modes[self.be.name] == "keep-alive"
+        conn.release(reusable)
+        if not self.req_done:
+            self.closing = True
+        self._finish()
+
+    def server_closed_after_response(self, conn) -> None:
+        """A close-delimited body ended with the server's close (already finished)."""
+
+    def server_failed(self, conn, why: str, exc) -> None:
+        if self.tunnel is conn:
+            self.term = "sD" if why == "tunnel-timeout" else "SD"
+            self._close_now()
+            return
+        if self.conn is not conn:
+            return
+        self._drop_server(abort=True)
+        if self.resp_started:
+            # Too late for an error page: the client sees the response cut short.
+            self.term = "SD" if why != "timeout" else "sD"
+            self._finish_log()
+            self._close_now(abort=True)
+            return
+        if (
+            why == "closed"
+            and conn.requests > 1
+            and not self.head.has_body
+            and self.retries_left > 0
+            and self.open
+        ):
+            # A reused idle connection closed under us before answering: dial afresh.
+            self.retries_left -= 1
+            self.req_sent = False
+            self.be.connect(self.server, self)
+            return
+        if why == "timeout":
+            self.term = "sH"
+            status = 504
+        else:
+            self.term = "SH"
+            status = 502
+            if exc is not None:
+                self._log_error(f"{self.fe.name}/{self.be.name}/{self.server.name}: invalid response: {exc}")
+        self.closing = True
+        self.status = status
+        self._write_error(status, self.be)
+        self._finish()
+
+    def _drop_server(self, abort: bool) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        self.conn = None
+        transport = self.transport
+        if getattr(transport, "producer", None) is conn:
+            transport.unregisterProducer()
+        ct = conn.transport
+        if ct is not None and getattr(ct, "producer", None) is self:
+            ct.unregisterProducer()
+        if conn.owner is self or conn.owner is None:
+            conn.owner = None
+            conn.server.cur_conns -= 1
+            conn.backend.cur_conns -= 1
+            if abort:
+                conn.abort()
+            else:
+                conn.close()
+            if conn.backend.queue:
+                conn.backend.slot_freed()
+
+    # ------------------------------------------------------------------ replies and errors
+    def _send_reply(self, reply) -> None:
+        if reply.delay_ms:
+            self.replied = True
+            self.term = "PT"
+            self.timer.disarm()
+            self.retry_call = self.reactor.callLater(reply.delay_ms / 1000.0, self._send_reply_now, reply)
+            return
+        self._send_reply_now(reply)
+
+    def _send_reply_now(self, reply) -> None:
+        self.retry_call = None
+        if not self.open:
+            return
+        self.replied = True
+        if self.term == "--":
+            self.term = "PR" if reply.status >= 400 else "--"
+        self.status = reply.status
+        if self.txn is not None:
+            self.txn.status = reply.status
+        close = reply.close or not self.head.keep_alive or not self.req_done or self.fe.stopping
+        if reply.raw is not None:
+            data = reply.raw
+        else:
+            data = _render_reply(reply, close, self.head.version)
+        if close:
+            self.closing = True
+        self.bytes_out += len(data)
+        self.transport.write(data)
+        if self.req_done or close:
+            self._finish()
+
+    def _send_error(self, status: int, be=None) -> None:
+        """Answer ``status`` for the request in progress (no server response was sent)."""
+        self.status = status
+        if self.txn is not None:
+            self.txn.status = status
+        self.replied = True
+        if not self.req_done or not self.head.keep_alive:
+            self.closing = True
+        self._write_error(status, be)
+        if self.req_done or self.closing:
+            self._finish()
+
+    def _write_error(self, status: int, be=None) -> None:
+        data = self.fe.error_page(status, be)
+        self.bytes_out += len(data)
+        self.transport.write(data)
+
+    def _bad_request(self, exc: HTTPError) -> None:
+        fe = self.fe
+        self.term = "PR"
+        self.status = 400
+        page = fe.errorfiles.get(400) or mux_error(400)
+        self.bytes_out += len(page)
+        self.transport.write(page)
+        if fe.sink is not None and fe.httplog:
+            self._emit_log(badreq=True)
+        self._close_now()
+
+    def _internal_error(self, exc: Exception) -> None:
+        import traceback
+
+        self._log_error(f"{self.fe.name}: internal error: {''.join(traceback.format_exception(exc)).strip()}")
+        if not self.resp_started:
+            self.transport.write(self.fe.error_page(500))
+        self._close_now()
+
+    def _log_error(self, message: str) -> None:
+        errlog = self.fe.errlog
+        if errlog is not None:
+            errlog(message)
+
+    # ------------------------------------------------------------------ end of a request
+    def _finish(self) -> None:
+        """The response of the current request is complete."""
+        fe = self.fe
+        txn = self.txn
+        if txn is not None:
+            if fe.has_http_after_response:
+                fe.rules.http_after_response(txn)
+            if fe.tracking is not None and _tracked(self.sess):
+                src = "server" if self.be is not None and not self.replied else "deny"
+                if self.replied and self.status < 400:
+                    src = "internal"
+                fe.tracking.on_http_response(txn, self.status, src)
+                fe.tracking.on_bytes(self.sess, 0, self.bytes_out)
+                fe.tracking.on_txn_end(txn)
+        self._finish_log()
+        if self.conn is not None:
+            self._drop_server(abort=True)
+        if self.closing or self.client_eof or not self.open:
+            self._close_now()
+            return
+        self._reset_request()
+        if self.pending:
+            p = self.pending.popleft()
+            self.held_size = 0
+            self._start(p.head, p)
+            if len(self.pending) < MAX_PIPELINED:
+                self._resume_reading()
+            return
+        self._resume_reading()
+        self.timer.arm(fe.keep_alive_timeout, "keepalive")
+
+    def _finish_log(self) -> None:
+        if self.fe.httplog and self.head is not None:
+            self._emit_log()
+
+    def _emit_log(self, badreq: bool = False) -> None:
+        fe = self.fe
+        now = self.reactor.seconds()
+        head = self.head
+        start = self.t_start if self.t_start is not None else self.accept_time
+        if badreq or head is None:
+            request_line = "<BADREQ>"
+            t_request = -1
+        else:
+            request_line = f"{head.method} {head.uri.decode('latin-1')} HTTP/{head.version}"
+            t_request = 0
+        be = self.be
+        server = self.server
+        t_connect = -1
+        if self.t_connect is not None and self.t_queue is not None:
+            t_connect = int((self.t_connect - self.t_queue) * 1000)
+        elif self.t_response is not None:
+            t_connect = 0
+        t_response = -1
+        if self.t_response is not None:
+            t_response = int((self.t_response - (self.t_connect or start)) * 1000)
+        term = self.term if self.term != "--" else "--"
+        fe.sink.emit(
+            format_httplog(
+                src=self.sess.src,
+                src_port=self.sess.src_port,
+                accept_time=start,
+                frontend=fe.name,
+                backend=be.name if be is not None else fe.name,
+                server=server.name if server is not None else "<NOSRV>",
+                t_request=t_request,
+                t_queue=0 if server is not None else -1,
+                t_connect=t_connect if server is not None else -1,
+                t_response=t_response,
+                t_active=int((now - start) * 1000),
+                status=self.status,
+                bytes_out=self.bytes_out,
+                termination=term + "--",
+                actconn=fe.active.value,
+                feconn=fe.cur_conns,
+                beconn=be.cur_conns if be is not None else 0,
+                srvconn=server.cur_conns if server is not None else 0,
+                retries=(be.retries - self.retries_left) if be is not None and server is not None else 0,
+                request_line=request_line,
+            )
+        )
+
+    # ------------------------------------------------------------------ tunnels (101, CONNECT)
+    def _upgrade_data(self, data: bytes) -> None:
+        if data:
+            if self.held_body is None:
+                self.held_body = []
+            self.held_body.append(data)
+            self.tunnel_early = True
+
+    def _become_tunnel(self, conn) -> None:
+        self.tunnel = conn
+        conn.tunnel = True
+        self.conn = None
+        conn.arm_server_timeout()
+        self.timer.disarm()
+        self.transport.registerProducer(conn, True)
+        held = self.held_body
+        self.held_body = None
+        if held:
+            for piece in held:
+                if piece is not None:
+                    conn.transport.write(piece)
+
+    def server_tunnel_data(self, data: bytes) -> None:
+        self.bytes_out += len(data)
+        self.transport.write(data)
+
+    def server_tunnel_closed(self, conn) -> None:
+        self.term = "--"
+        self._finish_log()
+        self._close_now()
+
+    # ------------------------------------------------------------------ timers
+    def _timed_out(self, kind: str) -> None:
+        if not self.open:
+            return
+        if kind in ("idle", "head"):
+            fe = self.fe
+            if kind == "idle" and self.requests:
+                self._close_now()
+                return
+            self.term = "cR"
+            self.status = 408
+            page = fe.errorfiles.get(408) or mux_error(408)
+            self.bytes_out += len(page)
+            self.transport.write(page)
+            if fe.httplog:
+                self._emit_log(badreq=True)
+            self._close_now()
+        elif kind == "keepalive":
+            self._close_now()
+        elif kind == "queue":
+            self.be.dequeue(self)
+            self.queued = False
+            self.term = "sQ"
+            self._send_error(503, self.be)
+        else:  # "body" (client stopped sending its body) or "client" (client stopped reading)
+            self.term = "cD"
+            if self.conn is not None:
+                self._drop_server(abort=True)
+            if self.fe.httplog and self.head is not None:
+                self._emit_log()
+            self._close_now(abort=True)
+
+    # ------------------------------------------------------------------ flow control
+    def _pause_reading(self) -> None:
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pauseProducing()
+
+    def _resume_reading(self) -> None:
+        if self.read_paused and not self.paused_by_server:
+            self.read_paused = False
+            self.transport.resumeProducing()
+
+    # the server connection tells us when the client stops (or restarts) reading
+    def client_blocked(self) -> None:
+        self.timer.arm(self.fe.client_timeout, "client")
+
+    def client_unblocked(self) -> None:
+        if self.timer.kind == "client":
+            self.timer.disarm()
+
+    # IPushProducer, registered on the server connection's transport
+    def pauseProducing(self) -> None:
+        self.paused_by_server = True
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self.paused_by_server = False
+        if self.read_paused and len(self.pending) < MAX_PIPELINED and self.held_size <= MAX_HELD_BODY:
+            self.read_paused = False
+            self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        self._close_now(abort=True)
+
+    # ------------------------------------------------------------------ closing
+    def readConnectionLost(self) -> None:
+        """The client half-closed: answer what is in progress, then close."""
+        self.client_eof = True
+        if self.head is None and not self.pending:
+            self._close_now()
+        elif self.tunnel is not None:
+            self.tunnel.transport.loseWriteConnection() if hasattr(
+                self.tunnel.transport, "loseWriteConnection"
+            ) else None
+
+    def writeConnectionLost(self) -> None:
+        self._close_now()
+
+    def graceful_close(self) -> None:
+        if self.head is None and not self.pending and self.tunnel is None:
+            self._close_now()
+        else:
+            self.closing = True
+
+    def _close_now(self, abort: bool = False) -> None:
+        if not self.open:
+            return
+        self.open = False
+        self.timer.stop()
+        if abort:
+            self.transport.abortConnection()
+        else:
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason=None) -> None:
+        fe = self.fe
+        was_open = self.open
+        self.open = False
+        self.timer.stop()
+        if self.retry_call is not None and self.retry_call.active():
+            self.retry_call.cancel()
+        self.retry_call = None
+        if self.queued:
+            self.be.dequeue(self)
+            self.queued = False
+        if self.conn is not None:
+            if was_open and self.head is not None and fe.httplog:
+                self.term = "CD" if self.resp_started else "CH"
+                self._emit_log()
+            self._drop_server(abort=True)
+        if self.tunnel is not None:
+            tunnel, self.tunnel = self.tunnel, None
+            if tunnel.owner is self:
+                tunnel.owner = None
+            tunnel.server.cur_conns -= 1
+            tunnel.backend.cur_conns -= 1
+            tunnel.abort()
+        if self in fe.connections:
+            fe.connections.discard(self)
+            fe.cur_conns -= 1
+            fe.active.value -= 1
+        if fe.tracking is not None and _tracked(self.sess):
+            fe.tracking.on_session_end(self.sess)
+
+
+def _tracked(sess) -> bool:
+    """True when some stick counter is tracked on the session (the hooks cost nothing otherwise)."""
+    s = sess.stkctr
+    return s[0] is not None or s[1] is not None or s[2] is not None
+
+
+def _render_reply(reply, close: bool, version: str) -> bytes:
+    reason = reply.reason if reply.reason is not None else http_errors.reason_phrase(reply.status)
+    out = [f"HTTP/1.1 {reply.status} {reason}\r\n".encode("latin-1")]
+    has_length = False
+    for name, value in reply.headers:
+        lname = name.lower()
+        if lname == b"content-length":
+            has_length = True
+        out.append(b"%s: %s\r\n" % (lname, value))
+    if not has_length:
+        out.append(b"content-length: %d\r\n" % len(reply.body))
+    if close and version == "1.1":
+        out.append(b"connection: close\r\n")
+    elif not close and version == "1.0":
+        out.append(b"connection: keep-alive\r\n")
+    out.append(b"\r\n")
+    out.append(reply.body)
+    return b"".join(out)

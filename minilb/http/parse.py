@@ -1,0 +1,413 @@
+"""Owns HTTP/1.x message framing for both sides of the proxy, on httptools (llhttp).
+
+`RequestParser(sink, limits)` is fed client bytes and calls ``sink.request_head(head)``,
+``sink.request_body(data)`` (de-chunked payload) and ``sink.request_end(trailers)``;
+`ResponseParser(sink)` does the same for server bytes with ``response_head``,
+``response_body`` and ``response_end``.  Unparsable or over-limit input raises
+`HTTPError(400)` (the frontend answers HAProxy's 400 and closes), never a traceback.
+An accepted protocol upgrade (``Connection: upgrade`` + ``Upgrade``, or CONNECT) makes
+``feed`` return the offset where tunnelled bytes start.
+
+It also owns how heads are written back out, as HAProxy 2.6 does on HTTP/1:
+header names lower-cased, values untouched, the ``close``/``keep-alive`` tokens of
+``Connection`` removed and replaced by what the proxy itself decided, everything
+else forwarded as received (HAProxy 2.6 keeps ``Keep-Alive``, ``TE`` and
+``Proxy-Connection`` as well as headers named in ``Connection``).  Pure: no Twisted.
+"""
+
+from __future__ import annotations
+
+import httptools
+
+from minilb.errors import HTTPError
+
+__all__ = [
+    "Limits",
+    "RequestHead",
+    "ResponseHead",
+    "RequestParser",
+    "ResponseParser",
+    "request_head_bytes",
+    "response_head_bytes",
+    "chunk",
+    "last_chunk",
+    "split_uri",
+]
+
+
+class Limits:
+    """Per-proxy framing limits: head size (tune.bufsize - tune.maxrewrite, as HAProxy
+    keeps room for rewrites) and header count (tune.http.maxhdr)."""
+
+    __slots__ = ("max_head", "max_headers")
+
+    def __init__(self, max_head: int = 16384 - 1024, max_headers: int = 101):
+        self.max_head = max_head
+        self.max_headers = max_headers
+
+    @classmethod
+    def from_global(cls, g) -> Limits:
+        return cls(max(1024, g.tune_bufsize - g.tune_maxrewrite), g.tune_http_maxhdr)
+
+
+# Lengths of the header names framing cares about, to skip .lower() on all others:
+# expect(6) upgrade(7) connection(10) content-length(14) transfer-encoding(17).
+_INTERESTING_LENGTHS = frozenset((6, 7, 10, 14, 17))
+
+
+class RequestHead:
+    """A framed request head.  ``headers`` is the received ``[name, value]`` byte pairs."""
+
+    __slots__ = (
+        "method",
+        "uri",
+        "version",
+        "headers",
+        "keep_alive",
+        "upgrade",
+        "chunked",
+        "content_length",
+        "expect_continue",
+        "conn_tokens",
+    )
+
+    def __init__(self, method, uri, version, headers, keep_alive, upgrade):
+        self.method: str = method
+        self.uri: bytes = uri
+        self.version: str = version
+        self.headers: list[list[bytes]] = headers
+        self.keep_alive: bool = keep_alive
+        self.upgrade: bool = upgrade
+        self.chunked = False
+        self.content_length: int | None = None
+        self.expect_continue = False
+        self.conn_tokens: tuple[bytes, ...] = ()
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length)
+
+
+def _analyse(head, headers) -> None:
+    """Set chunked / content_length / expect / connection tokens from the headers."""
+    for name, value in headers:
+        if len(name) in _INTERESTING_LENGTHS:
+            lname = name.lower()
+            if lname == b"transfer-encoding":
+                head.chunked = True
+            elif lname == b"content-length":
+                head.content_length = int(value)  # llhttp already checked the digits
+            elif lname == b"connection":
+                head.conn_tokens += tuple(t.strip().lower() for t in value.split(b","))
+            elif lname == b"expect":
+                if value.lower() == b"100-continue":
+                    head.expect_continue = True
+
+
+class _Parser:
+    """What the request and response parsers share: header collection and limits."""
+
+    __slots__ = (
+        "sink",
+        "limits",
+        "parser",
+        "_url",
+        "_headers",
+        "_in_head",
+        "_head_bytes",
+        "_trailers",
+        "_body",
+    )
+
+    def __init__(self, sink, limits: Limits | None):
+        self.sink = sink
+        self.limits = limits or Limits()
+        self._url = b""
+        self._headers: list[list[bytes]] = []
+        self._in_head = False
+        self._head_bytes = 0
+        self._trailers: list[list[bytes]] | None = None
+        self._body = False
+
+    # httptools callbacks -----------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._head_bytes = 0
+        self._headers = []
+        self._trailers = None
+        self._body = False
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._body:  # chunked trailers
+            if self._trailers is None:
+                self._trailers = []
+            self._trailers.append([name, value])
+            return
+        self._headers.append([name, value])
+
+    def _check_limits(self, fed: int) -> None:
+        """Called at the end of a head: the head fits in the limits or it is a 400."""
+        limits = self.limits
+        if len(self._headers) > limits.max_headers:
+            raise HTTPError(400, "too many headers")
+        # Only measure exactly when the bytes fed could exceed the limit.
+        if self._head_bytes + fed > limits.max_head:
+            size = len(self._url) + 16 + sum(len(n) + len(v) + 4 for n, v in self._headers)
+            if size > limits.max_head:
+                raise HTTPError(400, "request head too large")
+
+    def on_body(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    # feeding -----------------------------------------------------------------------
+    def _feed(self, data: bytes) -> int | None:
+        try:
+            self._fed = len(data)
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            return upgrade.args[0]
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, HTTPError):
+                raise cause from None
+            raise
+        except httptools.HttpParserError as exc:
+            raise HTTPError(400, str(exc) or "bad message") from None
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_head:
+                raise HTTPError(400, "head too large")
+        return None
+
+
+class RequestParser(_Parser):
+    """Frames requests from a client; pipelined requests are framed in order."""
+
+    __slots__ = ("_fed",)
+
+    def __init__(self, sink, limits: Limits | None = None):
+        super().__init__(sink, limits)
+        self.parser = httptools.HttpRequestParser(self)
+        # Bytes after a request that closes the connection are ignored by the
+        # frontend rather than being a parse error.
+        self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        self._fed = 0
+
+    def on_message_begin(self) -> None:
+        _Parser.on_message_begin(self)
+        self._url = b""
+
+    def on_headers_complete(self) -> None:
+        self._check_limits(self._fed)
+        self._in_head = False
+        self._body = True
+        p = self.parser
+        method = p.get_method().decode("ascii")
+        headers = self._headers
+        head = RequestHead(
+            method, self._url, p.get_http_version(), headers, p.should_keep_alive(), p.should_upgrade()
+        )
+        _analyse(head, headers)
+        if method == "CONNECT":
+            head.upgrade = True
+        self.sink.request_head(head)
+
+    def on_body(self, data: bytes) -> None:
+        self.sink.request_body(data)
+
+    def on_message_complete(self) -> None:
+        self._body = False
+        self.sink.request_end(self._trailers)
+
+    def feed(self, data: bytes) -> int | None:
+        """Parse ``data``; returns the offset of tunnelled bytes after an upgrade request."""
+        return self._feed(data)
+
+    @property
+    def in_head(self) -> bool:
+        """True while a request head has started and is not complete (http-request timeout)."""
+        return self._in_head
+
+
+class ResponseHead:
+    """A framed response head from a server."""
+
+    __slots__ = (
+        "status",
+        "reason",
+        "version",
+        "headers",
+        "keep_alive",
+        "chunked",
+        "content_length",
+        "upgrade",
+    )
+
+    def __init__(self, status, reason, version, headers, keep_alive, upgrade):
+        self.status: int = status
+        self.reason: bytes = reason
+        self.version: str = version
+        self.headers: list[list[bytes]] = headers
+        self.keep_alive: bool = keep_alive
+        self.upgrade: bool = upgrade
+        self.chunked = False
+        self.content_length: int | None = None
+
+
+def _analyse_response(head, headers) -> None:
+    for name, value in headers:
+        if len(name) in (14, 17):
+            lname = name.lower()
+            if lname == b"transfer-encoding":
+                head.chunked = True
+            elif lname == b"content-length":
+                head.content_length = int(value)
+
+
+class ResponseParser(_Parser):
+    """Frames responses from a server (interim 1xx responses are heads of their own)."""
+
+    __slots__ = ("_fed", "_reason")
+
+    def __init__(self, sink, limits: Limits | None = None):
+        super().__init__(sink, limits)
+        self.parser = httptools.HttpResponseParser(self)
+        self._fed = 0
+        self._reason = b""
+
+    def on_message_begin(self) -> None:
+        _Parser.on_message_begin(self)
+        self._reason = b""
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_headers_complete(self) -> None:
+        if len(self._headers) > self.limits.max_headers:
+            raise HTTPError(502, "too many response headers")
+        self._in_head = False
+        self._body = True
+        p = self.parser
+        head = ResponseHead(
+            p.get_status_code(),
+            self._reason,
+            p.get_http_version(),
+            self._headers,
+            p.should_keep_alive(),
+            p.should_upgrade(),
+        )
+        _analyse_response(head, self._headers)
+        self.sink.response_head(head)
+
+    def on_body(self, data: bytes) -> None:
+        self.sink.response_body(data)
+
+    def on_message_complete(self) -> None:
+        self._body = False
+        self.sink.response_end(self._trailers)
+
+    def feed(self, data: bytes) -> int | None:
+        """Parse ``data``; a 101 response returns the offset of tunnelled bytes.
+        Malformed responses raise `HTTPError(502)`."""
+        try:
+            return self._feed(data)
+        except HTTPError as exc:
+            if exc.status == 400:
+                raise HTTPError(502, str(exc)) from None
+            raise
+
+    @property
+    def in_head(self) -> bool:
+        return self._in_head
+
+
+# --------------------------------------------------------------------------- writing heads
+
+
+def split_uri(uri: bytes) -> tuple[str, str | None]:
+    """The path and query of a request target (origin-form or absolute-form), undecoded."""
+    if uri[:1] != b"/" and b"://" in uri[:16]:
+        rest = uri.split(b"://", 1)[1]
+        slash = rest.find(b"/")
+        uri = rest[slash:] if slash >= 0 else b"/"
+    path, sep, query = uri.partition(b"?")
+    return path.decode("latin-1"), (query.decode("latin-1") if sep else None)
+
+
+def _kept_connection_tokens(value: bytes) -> bytes:
+    kept = [t.strip() for t in value.split(b",") if t.strip().lower() not in (b"close", b"keep-alive", b"")]
+    return b", ".join(kept)
+
+
+def _write_headers(out: list[bytes], headers) -> None:
+    """Append headers lower-cased, with close/keep-alive tokens dropped from Connection."""
+    append = out.append
+    for name, value in headers:
+        lname = name.lower()
+        if lname == b"connection":
+            value = _kept_connection_tokens(value)
+            if not value:
+                continue
+        append(b"%s: %s\r\n" % (lname, value))
+
+
+def request_head_bytes(
+    method: str,
+    uri: bytes,
+    version: str,
+    headers,
+    *,
+    add: list[tuple[bytes, bytes]] | None = None,
+    connection: bytes | None = None,
+) -> bytes:
+    """The request head sent to a server.
+
+    ``add`` are headers appended (``x-forwarded-for``); ``connection`` is the value of
+    a ``connection`` header the proxy adds (``close`` for server-close/httpclose,
+    ``keep-alive`` for an HTTP/1.0 request on a kept-alive server connection).
+    """
+    out = [b"%s %s HTTP/%s\r\n" % (method.encode("ascii"), uri, version.encode("ascii"))]
+    _write_headers(out, headers)
+    if add:
+        for name, value in add:
+            out.append(b"%s: %s\r\n" % (name, value))
+    if connection is not None:
+        out.append(b"connection: %s\r\n" % connection)
+    out.append(b"\r\n")
+    return b"".join(out)
+
+
+def response_head_bytes(
+    status: int,
+    reason: bytes,
+    headers,
+    *,
+    connection: bytes | None = None,
+    add_chunked: bool = False,
+) -> bytes:
+    """The response head sent to a client (always ``HTTP/1.1``, as HAProxy answers)."""
+    out = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+    _write_headers(out, headers)
+    if add_chunked:
+        out.append(b"transfer-encoding: chunked\r\n")
+    if connection is not None:
+        out.append(b"connection: %s\r\n" % connection)
+    out.append(b"\r\n")
+    return b"".join(out)
+
+
+def chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (never the last-chunk: empty data gives b"")."""
+    if not data:
+        return b""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def last_chunk(trailers=None) -> bytes:
+    """The terminating chunk, with trailers when the received body had some."""
+    if not trailers:
+        return b"0\r\n\r\n"
+    return b"0\r\n" + b"".join(b"%s: %s\r\n" % (n.lower(), v) for n, v in trailers) + b"\r\n"
