@@ -147,6 +147,9 @@ def dispatch(
     nwords = len(kw.name.split())
     args = words[nwords:]
     if prefix is not None and not kw.negatable:
+        if kw.name.startswith("option "):
+            ctx.alert(loc, f"negation/default is not supported for option '{kw.name[7:]}'.")
+            return
         ctx.alert(
             loc,
             "negation/default currently supported only for options, log, busy-polling, set-dumpable, "

@@ -62,20 +62,22 @@ def split_words(
     cur: list[str] = []
     in_word = False  # something (even an empty quoted string) started a word
     only_vars = True  # the word so far is made only of variable expansions
+    saw_var = False
     quote = ""
     i = 0
     n = len(text)
 
     def end_word() -> None:
-        nonlocal cur, in_word, only_vars
+        nonlocal cur, in_word, only_vars, saw_var
         if in_word:
             word = "".join(cur)
             # a word made only of variables that expand to nothing disappears
-            if word or not only_vars:
+            if word or not (only_vars and saw_var):
                 words.append(word)
         cur = []
         in_word = False
         only_vars = True
+        saw_var = False
 
     while i < n:
         c = text[i]
@@ -128,6 +130,7 @@ def split_words(
             elif c == "$":
                 value, i = _expand_variable(text, i, environ, pseudo)
                 cur.append(value)
+                saw_var = True
             else:
                 cur.append(c)
                 only_vars = False

@@ -129,7 +129,8 @@ class _Reader:
             bad = [c for c in name if not (c.isalnum() or c in "-_.:")]
             if bad:
                 ctx.alert(loc, f"character '{bad[0]}' is not permitted in '{head}' name '{name}'.")
-        defaults = self.current_defaults
+        # a defaults section starts afresh ("reset by the next defaults section") unless `from`
+        defaults = None if head == "defaults" else self.current_defaults
         from_name = None
         if rest:
             if rest[0] != "from" or len(rest) != 2:

@@ -129,6 +129,16 @@ def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = No
                 p.origin,
                 f"{p.kind} '{p.name}' has no 'bind' directive. Please declare it as a backend if this was intended.",
             )
+        missing = (p.is_frontend and p.timeouts.client is None) or (
+            p.is_backend and (p.timeouts.connect is None or p.timeouts.server is None)
+        )
+        if missing and not p.disabled:
+            warn(
+                p.origin,
+                f"missing timeouts for {p.kind} '{p.name}'. While not properly invalid, you will certainly "
+                "encounter various problems with such a configuration. To fix this, please ensure that all "
+                "following timeouts are set to a non-zero value: 'client', 'connect', 'server'.",
+            )
         if p.is_frontend and p.default_backend is not None:
             _check_backend(
                 p, p.default_backend, p.default_backend_origin or p.origin, "default_backend", backends, ctx

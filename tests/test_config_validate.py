@@ -1,0 +1,185 @@
+"""The second pass reports every problem of a configuration in one run, with
+haproxy's wording (haproxy -c 2.6.12 output quoted next to each expectation)."""
+
+from __future__ import annotations
+
+from tests.support.config import DEFAULTS, load
+
+
+def test_all_problems_in_one_run(tmp_path):
+    _, lines = load(
+        tmp_path,
+        """\
+        global
+            frobnicate 3
+        defaults
+            mode http
+            timeout connect 5s
+            timeout client 5s
+            timeout server 5s
+        frontend fe
+            bind :8080
+            defualt_backend be
+            default_backend bee
+            use_backend nope if { path_beg /x }
+            use_backend be
+        frontend fe
+            bind :8081
+        frontend nobind
+            default_backend be
+        backend be
+            mode tcp
+            server s1 127.0.0.1:80
+            server s1 127.0.0.1:81
+        backend be2
+            stick-table type ip size 1m store http_req_rate(10s),gpc0 peers nopeers
+            option foobar
+            server s2 1.2.3.4:99999
+            server s3 1.2.3.4:80 ssl
+            tcp-request content track-sc0 src table nosuch
+        userlist u
+            user a insecure-password b
+        """,
+    )
+    assert lines == [
+        # haproxy: parsing [a.cfg:3] : unknown keyword 'frobnicate' in 'global' section
+        "ALERT parsing [t.cfg:2] : unknown keyword 'frobnicate' in 'global' section",
+        # haproxy: ... unknown keyword 'defualt_backend' in 'frontend' section; did you mean 'default_backend' maybe ?
+        "ALERT parsing [t.cfg:10] : unknown keyword 'defualt_backend' in 'frontend' section; "
+        "did you mean 'default_backend' maybe ?",
+        # haproxy: backend 'be', another server named 's1' was already defined at line 18, please use distinct names.
+        "ALERT parsing [t.cfg:21] : backend 'be', another server named 's1' was already defined at line 20, "
+        "please use distinct names.",
+        # haproxy: parsing [a.cfg:24] : unknown option 'foobar'.
+        "ALERT parsing [t.cfg:24] : unknown option 'foobar'.",
+        # haproxy: [a.cfg:25] : 'server be2/s2' : invalid port '99999'
+        "ALERT parsing [t.cfg:25] : 'server be2/s2' : invalid port '99999'",
+        "WARNING parsing [t.cfg:28] : 'userlist' section is not supported by minilb and is ignored.",
+        # haproxy: Parsing [a.cfg:14]: frontend 'fe' has the same name as frontend 'fe' declared at a.cfg:9.
+        "ALERT parsing [t.cfg:14] : frontend 'fe' has the same name as frontend 'fe' declared at t.cfg:8.",
+        # haproxy: Proxy 'fe': unable to find required default_backend: 'bee'.
+        "ALERT parsing [t.cfg:11] : Proxy 'fe': unable to find required default_backend: 'bee'. Did you mean 'be' ?",
+        # haproxy: Proxy 'fe': unable to find required use_backend: 'nope'.
+        "ALERT parsing [t.cfg:12] : Proxy 'fe': unable to find required use_backend: 'nope'.",
+        # haproxy: http frontend 'fe' (b.cfg:8) tries to use incompatible tcp backend 'be' (b.cfg:16) in a
+        # 'use_backend' rule (see 'mode').
+        "ALERT parsing [t.cfg:13] : http frontend 'fe' (t.cfg:8) tries to use incompatible tcp backend 'be' "
+        "(t.cfg:18) in a 'use_backend' rule (see 'mode').",
+        # haproxy: frontend 'nobind' has no 'bind' directive. Please declare it as a backend if this was intended.
+        "WARNING parsing [t.cfg:16] : frontend 'nobind' has no 'bind' directive. "
+        "Please declare it as a backend if this was intended.",
+        # haproxy: http frontend 'nobind' (b.cfg:13) tries to use incompatible tcp backend 'be' (b.cfg:16) as its
+        # default backend (see 'mode').
+        "ALERT parsing [t.cfg:17] : http frontend 'nobind' (t.cfg:16) tries to use incompatible tcp backend 'be' "
+        "(t.cfg:18) as its default backend (see 'mode').",
+        # haproxy: Proxy 'be2': unable to find sync peers 'nopeers'.
+        "ALERT parsing [t.cfg:23] : Proxy 'be2': unable to find sync peers 'nopeers'.",
+        # haproxy: Proxy 'be2': unable to find table 'nosuch' referenced by track-sc0.
+        "ALERT parsing [t.cfg:27] : Proxy 'be2': unable to find table 'nosuch' referenced by track-sc0.",
+        # haproxy: verify is enabled by default but no CA file specified. ...
+        "ALERT parsing [t.cfg:26] : verify is enabled by default but no CA file specified. If you're running on "
+        "a LAN where you're certain to trust the server's certificate, please set an explicit 'verify none' "
+        "statement on the 'server' line, or use 'ssl-server-verify none' in the global section to disable "
+        "server-side verifications by default.",
+    ]
+
+
+def test_capabilities_and_legacy_keywords(tmp_path):
+    _, lines = load(
+        tmp_path,
+        DEFAULTS
+        + """\
+        frontend fe
+            bind :8080
+            balance roundrobin
+            server x 1.2.3.4:80
+            option httpchk
+            redispatch
+            option http-tunnel
+            reqadd X-Foo:\\ bar
+            tcp-request frob
+            timeout frob 3s
+            stick-table type ip size 1k
+            stick-table type ip size 1k
+        backend be
+            bind :8081
+            contimeout 5s
+            balance url_param
+            option forceclose
+            errorfile 503 /nonexistent
+            errorfile 999 /etc/hostname
+            server t 127.0.0.1:80 weight 300
+            server u
+            server s 127.0.0.1:80 frob 3
+            compression algo gzip
+        defaults
+            acl foo path /x
+        """,
+    )
+    assert lines == [
+        # haproxy: 'balance' ignored because frontend 'fe' has no backend capability.
+        "WARNING parsing [t.cfg:8] : 'balance' ignored because frontend 'fe' has no backend capability.",
+        # haproxy: 'server' not allowed because frontend 'fe' has no backend capability.
+        "ALERT parsing [t.cfg:9] : 'server' not allowed because frontend 'fe' has no backend capability.",
+        # haproxy: 'httpchk' ignored because frontend 'fe' has no backend capability.
+        "WARNING parsing [t.cfg:10] : 'httpchk' ignored because frontend 'fe' has no backend capability.",
+        # haproxy: keyword 'redispatch' directive is not supported anymore since HAProxy 2.1. Use 'option redispatch'.
+        "ALERT parsing [t.cfg:11] : keyword 'redispatch' directive is not supported anymore since HAProxy 2.1. "
+        "Use 'option redispatch'.",
+        # haproxy: option 'http-tunnel' is not supported any more since HAProxy 2.1, please just remove it, ...
+        "ALERT parsing [t.cfg:12] : option 'http-tunnel' is not supported any more since HAProxy 2.1, "
+        "please just remove it, it shouldn't be needed.",
+        # haproxy: The 'reqadd' directive is not supported anymore since HAProxy 2.1. Use 'http-request add-header'
+        "ALERT parsing [t.cfg:13] : The 'reqadd' directive is not supported anymore since HAProxy 2.1. "
+        "Use 'http-request add-header' instead.",
+        "ALERT parsing [t.cfg:14] : 'tcp-request' expects 'connection', 'content', 'inspect-delay' or 'session' "
+        "in frontend 'fe' (got 'frob').",
+        "ALERT parsing [t.cfg:15] : 'timeout' expects 'check', 'client', 'client-fin', 'connect', "
+        "'http-keep-alive', 'http-request', 'queue', 'server', 'server-fin', 'tarpit' or 'tunnel' in frontend "
+        "'fe' (got 'frob').",
+        # haproxy: stick-table name 'fe' conflicts with table declared in frontend 'fe' at h2.cfg:21.
+        "ALERT parsing [t.cfg:17] : stick-table name 'fe' conflicts with table declared in frontend 'fe' at t.cfg:16.",
+        # haproxy: 'bind' ignored because backend 'be' has no frontend capability.
+        "WARNING parsing [t.cfg:19] : 'bind' ignored because backend 'be' has no frontend capability.",
+        # haproxy: the 'contimeout' directive is not supported anymore since HAProxy 2.1. Use 'timeout connect'.
+        "ALERT parsing [t.cfg:20] : the 'contimeout' directive is not supported anymore since HAProxy 2.1. "
+        "Use 'timeout connect'.",
+        # haproxy: balance url_param requires an URL parameter name.
+        "ALERT parsing [t.cfg:21] : balance url_param requires an URL parameter name.",
+        "ALERT parsing [t.cfg:22] : option 'forceclose' is not supported any more since HAProxy 2.0, please just "
+        "remove it, or use 'option httpclose' if absolutely needed.",
+        # haproxy: errorfile : error opening file '/nonexistent'.
+        "ALERT parsing [t.cfg:23] : errorfile : error opening file '/nonexistent'.",
+        # haproxy: errorfile : status code '999' not handled.
+        "ALERT parsing [t.cfg:24] : errorfile : status code '999' not handled.",
+        # haproxy: 'server be/t' : weight of server t is not within 0 and 256 (300)..
+        "ALERT parsing [t.cfg:25] : 'server be/t' : weight of server t is not within 0 and 256 (300).",
+        # haproxy: 'server' expects <name> and <addr>[:<port>] as arguments.
+        "ALERT parsing [t.cfg:26] : 'server' expects <name> and <addr>[:<port>] as arguments.",
+        # haproxy: 'server be/s' : unknown keyword 'frob'.
+        "ALERT parsing [t.cfg:27] : 'server be/s' : unknown keyword 'frob'.",
+        "WARNING parsing [t.cfg:28] : 'compression' is not supported by minilb and is ignored.",
+        # haproxy: 'acl' not allowed in anonymous 'defaults' section.
+        "ALERT parsing [t.cfg:30] : 'acl' not allowed in anonymous 'defaults' section.",
+    ]
+
+
+def test_unknown_from_and_dynamic_backend(tmp_path):
+    _, lines = load(
+        tmp_path,
+        DEFAULTS + "frontend fe from nodefs\n  bind :1\n  use_backend be_%[req.hdr(host)]\n",
+    )
+    # haproxy: defaults section 'nodefs' not found for frontend 'fe'.
+    assert lines == ["ALERT parsing [t.cfg:6] : defaults section 'nodefs' not found for frontend 'fe'."]
+
+
+def test_valid_config_has_no_diagnostics(tmp_path):
+    config, lines = load(
+        tmp_path,
+        DEFAULTS
+        + "frontend fe\n  bind :1\n  default_backend be\nbackend be\n  server a 127.0.0.1:2 check\n"
+        + "listen both\n  bind :3\n  server b 127.0.0.1:4\n",
+    )
+    assert lines == []
+    assert [p.kind for p in config.frontends] == ["frontend", "listen"]
+    assert [p.name for p in config.backends] == ["be", "both"]
