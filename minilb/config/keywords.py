@@ -573,10 +573,12 @@ REGISTRY: dict[str, dict[str, Keyword]] = _build()
 def lookup(kind: str, words: tuple[str, ...] | list[str]) -> Keyword | None:
     """The keyword a line starts with in a section of ``kind`` (two-word keywords first)."""
     table = REGISTRY[kind]
-    if len(words) >= 2 and words[0] in COMPOUND_HEADS:
-        kw = table.get(f"{words[0]} {words[1]}")
-        if kw is not None:
-            return kw
+    if words[0] in COMPOUND_HEADS:
+        for n in (3, 2):  # `capture request header`, then `timeout client`
+            if len(words) >= n:
+                kw = table.get(" ".join(words[:n]))
+                if kw is not None:
+                    return kw
     return table.get(words[0])
 
 

@@ -1,0 +1,92 @@
+"""Check mode renders like ``haproxy -c``; shipped and example configs load cleanly."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+
+import pytest
+
+from minilb.check import CheckResult, check_config, render_check
+from minilb.config.load import load_config
+from minilb.errors import ALERT, WARNING, Diagnostic, SourceLocation
+from tests.conftest import REPO, haproxy_binary, requires_haproxy
+from tests.support.config import DEFAULTS, write
+
+EXAMPLES = "/usr/share/doc/haproxy/examples"
+
+
+def test_render_success_with_warnings(tmp_path):
+    path = write(tmp_path, DEFAULTS + "frontend fe\n  bind :1\n  option nolinger\n")
+    status, lines = render_check(check_config([path], environ={}, hostname="h"))
+    assert status == 0
+    # haproxy -c prints warnings, then "Warnings were found." and "Configuration file is valid"
+    assert [line.replace(f"{tmp_path}/", "") for line in lines] == [
+        "[WARNING]  (minilb) : config : parsing [t.cfg:8] : 'option nolinger' is not supported by minilb and is "
+        "ignored.",
+        "Warnings were found.",
+        "Configuration file is valid",
+    ]
+
+
+def test_render_failure(tmp_path):
+    path = write(tmp_path, "global\n  frobnicate\n")
+    result = check_config([path], environ={}, hostname="h")
+    assert not result.ok and result.config is None
+    status, lines = render_check(result)
+    assert status == 1
+    # haproxy: [ALERT]    (3896) : config : parsing [a.cfg:3] : unknown keyword 'frobnicate' in 'global' section
+    #          [ALERT]    (3896) : config : Fatal errors found in configuration.
+    assert [line.replace(f"{tmp_path}/", "") for line in lines] == [
+        "[ALERT]    (minilb) : config : parsing [t.cfg:2] : unknown keyword 'frobnicate' in 'global' section",
+        "[ALERT]    (minilb) : config : Fatal errors found in configuration.",
+    ]
+
+
+def test_render_clean():
+    ok = CheckResult(ok=True, config=None, diagnostics=())
+    assert render_check(ok) == (0, ["Configuration file is valid"])
+    bad = CheckResult(ok=False, config=None, diagnostics=(Diagnostic(ALERT, "x", SourceLocation("f", 1)),))
+    assert render_check(bad)[0] == 1
+    warn = CheckResult(ok=True, config=None, diagnostics=(Diagnostic(WARNING, "w"),))
+    assert render_check(warn)[1][-2:] == ["Warnings were found.", "Configuration file is valid"]
+
+
+def test_missing_file(tmp_path):
+    result = check_config([str(tmp_path / "nope.cfg")], environ={}, hostname="h")
+    assert not result.ok
+    assert [str(d) for d in result.diagnostics] == [
+        f"Could not open configuration file {tmp_path}/nope.cfg : No such file or directory"
+    ]
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(str(REPO / "conf" / "*.cfg"))), ids=os.path.basename)
+def test_shipped_configs_load(path):
+    environ = {"TLS_CRT": "/nonexistent/site.pem"}  # minilb reads certificates when serving, not when parsing
+    config, warnings = load_config([path], localpeer="lb1", environ=environ, hostname="h")
+    assert config.proxies
+    assert not [w for w in warnings if w.severity == ALERT]
+
+
+@pytest.mark.skipif(not os.path.isdir(EXAMPLES), reason=f"{EXAMPLES} absent (apt-get install -y haproxy)")
+@pytest.mark.parametrize("name", sorted(os.listdir(EXAMPLES)) if os.path.isdir(EXAMPLES) else [])
+def test_haproxy_examples_load_without_alerts(name):
+    if not name.endswith(".cfg"):
+        pytest.skip("not a config file")
+    config, warnings = load_config([os.path.join(EXAMPLES, name)], environ={}, hostname="h")
+    assert config.proxies
+    assert all(w.severity != ALERT for w in warnings)
+
+
+@requires_haproxy
+@pytest.mark.parametrize("name", ["ratelimit.cfg", "peers.cfg"])
+def test_shipped_configs_pass_real_haproxy(name):
+    proc = subprocess.run(
+        [haproxy_binary(), "-c", "-f", str(REPO / "conf" / name), "-L", "lb1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Configuration file is valid" in proc.stdout
