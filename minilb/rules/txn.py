@@ -60,6 +60,7 @@ class Txn:
         "headers",
         "backend",
         "status",
+        "resp_reason",
         "resp_headers",
         "vars",
         "stkctr",
@@ -85,6 +86,7 @@ class Txn:
         self.headers = headers
         self.backend: str | None = None
         self.status = 0  # response status once known (http-response rules)
+        self.resp_reason: str | None = None  # reason phrase set by `set-status ... reason R`
         self.resp_headers: list[list[bytes]] = []
         self.vars: dict[str, object] = {}  # txn.* / req.* / res.* variables
         self.stkctr = sess.stkctr  # http-request track-sc* share the session's slots

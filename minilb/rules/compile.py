@@ -1,0 +1,512 @@
+"""Owns turning a proxy's rule words (``acl``, ``http-request``, ``tcp-request``,
+``use_backend``, ``redirect``, ``use-server``...) into `ProxyRules`: every name
+resolved once (ACLs, tables, backends), every problem reported with its file:line
+in one `ConfigError`.
+
+Entry points:
+
+- ``compile_rules(config, tables, diagnostics=None) -> dict[str, ProxyRules]``:
+  one `ProxyRules` per frontend/backend/listen.  ``tables`` maps table names
+  (`TableSpec.name`) to the runtime table objects.  Warnings are appended to
+  ``diagnostics`` when given.
+- ``check_rules(config) -> list[Diagnostic]``: the same against placeholder tables
+  (the `TableSpec`s themselves), for check mode.
+
+Other keywords can be compiled by feature modules (``stick on|match|store-request``):
+``register_rule_keyword("stick match", compiler)`` where
+``compiler(words, cond, ctx) -> object``; ``cond`` is a compiled `Condition` or
+None; results land in ``ProxyRules.extra["stick match"]`` in file order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from minilb.errors import ALERT, WARNING, ConfigError, Diagnostic
+from minilb.rules import actions as A
+from minilb.rules import samples as S
+from minilb.rules.acl import Acl, Condition, parse_acl_expr, parse_condition
+from minilb.rules.context import CompileContext
+from minilb.rules.txn import Reply, Session, Txn
+from minilb.units import parse_time
+
+RuleKeywordCompiler = Callable[[list[str], Condition | None, CompileContext], Any]
+RULE_KEYWORDS: dict[str, RuleKeywordCompiler] = {}
+
+
+def register_rule_keyword(keyword: str, compiler: RuleKeywordCompiler) -> None:
+    """Compile every ``keyword`` rule line with ``compiler`` (see module docstring)."""
+    RULE_KEYWORDS[keyword] = compiler
+
+
+#: the rule sets a fetch's ``needs`` are incompatible with
+_INCOMPATIBLE = {
+    A.TCP_CONNECTION: {"http-req", "http-res"},
+    A.TCP_SESSION: {"http-req", "http-res"},
+    A.TCP_CONTENT: {"http-res"},
+    A.TCP_RESPONSE: {"http-req"},
+    A.HTTP_REQUEST: {"http-res"},
+}
+
+_Rule = tuple[Callable[[Any, Any], bool] | None, Callable[[Any, Any], Any]]
+
+
+def _run_http(rules: tuple[_Rule, ...]) -> Callable[[Txn], Reply | None]:
+    stop, reject = A.STOP, A.REJECT
+    reject_reply = A.REJECT_REPLY
+
+    def run(txn: Txn) -> Reply | None:
+        s = txn.sess
+        for cond, act in rules:
+            if cond is None or cond(s, txn):
+                r = act(s, txn)
+                if r is not None:
+                    if r is stop:
+                        return None
+                    if r is reject:
+                        return reject_reply
+                    return r
+        return None
+
+    return run
+
+
+def _run_tcp(rules: tuple[_Rule, ...]) -> Callable[[Session], bool]:
+    stop, reject = A.STOP, A.REJECT
+
+    def run(sess: Session, txn: Any = None) -> bool:
+        for cond, act in rules:
+            if cond is None or cond(sess, txn):
+                r = act(sess, txn)
+                if r is not None:
+                    if r is stop:
+                        return True
+                    if r is reject:
+                        return False
+        return True
+
+    return run
+
+
+def _accept_all(sess: Session, txn: Any = None) -> bool:
+    return True
+
+
+def _no_reply(txn: Txn) -> None:
+    return None
+
+
+class ProxyRules:
+    """The compiled rules of one proxy.
+
+    A request crossing a frontend and a backend runs ``frontend.http_request(txn)``,
+    then ``select_backend``, then ``backend.http_request(txn)`` (a listen proxy that
+    is its own backend runs them once).  Each ``http_*`` returns None (go on) or the
+    `Reply` to send (``raw == b""`` with ``close`` set: close without answering).
+    ``tcp_*`` return True (accept / go on) or False (reject: close).
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self.inspect_delay_ms = 0
+        self.http_request: Callable[[Txn], Reply | None] = _no_reply
+        self.http_response: Callable[[Txn], Reply | None] = _no_reply
+        self._after: Callable[[Txn], Reply | None] = _no_reply
+        self.tcp_connection: Callable[..., bool] = _accept_all
+        self.tcp_session: Callable[..., bool] = _accept_all
+        self.tcp_content: Callable[..., bool] = _accept_all
+        self.tcp_response: Callable[..., bool] = _accept_all
+        self.has_http_request = False
+        self.has_http_response = False
+        self.has_http_after_response = False
+        self.has_tcp_connection = False
+        self.has_tcp_session = False
+        self.has_tcp_content = False
+        self.has_tcp_response = False
+        self.has_use_backend = False
+        self.has_use_server = False
+        self._use_backends: tuple[tuple[Callable[[Any, Any], bool] | None, Any], ...] = ()
+        self._use_servers: tuple[tuple[Callable[[Any, Any], bool] | None, str], ...] = ()
+        #: compiled lines of keywords registered with `register_rule_keyword`
+        self.extra: dict[str, list[Any]] = {}
+
+    def http_after_response(self, txn: Txn) -> None:
+        self._after(txn)
+
+    def select_backend(self, txn: Txn) -> str | None:
+        """The backend named by the first matching ``use_backend`` rule, or None."""
+        s = txn.sess
+        for cond, target in self._use_backends:
+            if cond is None or cond(s, txn):
+                if type(target) is str:
+                    return target
+                name = target(s, txn)
+                if name:
+                    return name
+        return None
+
+    def select_server(self, txn: Txn) -> str | None:
+        """The server named by the first matching ``use-server`` rule, or None."""
+        s = txn.sess
+        for cond, name in self._use_servers:
+            if cond is None or cond(s, txn):
+                return name
+        return None
+
+
+def _file_rank(config: Any) -> dict[str, int]:
+    return {path: i for i, path in enumerate(getattr(config, "files", ()) or ())}
+
+
+def _split_condition(words: tuple[str, ...] | list[str]) -> tuple[list[str], list[str]]:
+    for i, w in enumerate(words):
+        if w in ("if", "unless"):
+            return list(words[:i]), list(words[i:])
+    return list(words), []
+
+
+class _ProxyCompiler:
+    def __init__(self, config: Any, proxy: Any, tables: Mapping[str, object], diags: list[Diagnostic]):
+        self.config = config
+        self.proxy = proxy
+        self.diags = diags
+        self.ctx = CompileContext(proxy, tables, config, diags)
+        self.rules: dict[str, list[_Rule]] = {r: [] for r in A.RULESETS}
+        self.redirects: list[_Rule] = []
+        self.use_backends: list[tuple[Any, Any]] = []
+        self.use_servers: list[tuple[Any, str]] = []
+        self.extra: dict[str, list[Any]] = {}
+        self.inspect_delay = 0
+        if config is not None:
+            self.backend_names = {p.name for p in config.proxies if p.is_backend}
+            self.server_names = {s.name for s in proxy.servers}
+        else:
+            self.backend_names = None
+            self.server_names = None
+
+    # -- diagnostics
+
+    def alert(self, message: str, location: Any) -> None:
+        self.diags.append(Diagnostic(ALERT, message, location))
+
+    def warnings_to_diags(self, warnings: list[str], location: Any) -> None:
+        for w in warnings:
+            self.diags.append(Diagnostic(WARNING, w, location))
+
+    # -- lines
+
+    def compile(self) -> ProxyRules:
+        rank = _file_rank(self.config)
+        p = self.proxy
+        lines: list[tuple[Any, int, Any]] = []
+        for n, a in enumerate(p.acls):
+            lines.append((a.origin, n, a))
+        for n, r in enumerate(p.rules):
+            lines.append((r.origin, 10_000_000 + n, r))
+        for n, u in enumerate(p.use_backends):
+            lines.append((u.origin, 20_000_000 + n, u))
+        lines.sort(key=lambda e: (rank.get(e[0].path, len(rank)), e[0].line, e[1]))
+        for origin, _, item in lines:
+            self.ctx.location = origin
+            kind = type(item).__name__
+            if kind == "AclLine":
+                self.acl_line(item)
+            elif kind == "UseBackend":
+                self.use_backend(item)
+            else:
+                self.rule_line(item)
+        return self.build()
+
+    def acl_line(self, line: Any) -> None:
+        warnings: list[str] = []
+        try:
+            term = parse_acl_expr(list(line.words), self.ctx, warnings)
+        except S.SampleError as e:
+            self.alert(f"error detected while parsing ACL '{line.name}' : {_dot(str(e))}", line.origin)
+            return
+        for w in warnings:
+            self.diags.append(Diagnostic(WARNING, w, None))
+        acl = self.ctx.acls.get(line.name)
+        if acl is None:
+            acl = self.ctx.acls[line.name] = Acl(line.name)
+        acl.add(term)
+
+    def condition(self, words: list[str], what: str, ruleset: str | None, location: Any) -> tuple[bool, Any]:
+        """(ok, predicate or None)."""
+        if not words:
+            return True, None
+        warnings: list[str] = []
+        try:
+            cond = parse_condition(words, self.ctx.acls, self.ctx, warnings)
+        except S.SampleError as e:
+            self.alert(f"error detected while parsing an '{what}' condition : {_dot(str(e))}", location)
+            return False, None
+        for w in warnings:
+            self.diags.append(Diagnostic(WARNING, w, None))
+        bad = _INCOMPATIBLE.get(ruleset or "")
+        if bad:
+            for desc, kws in cond.uses:
+                kw = next((k for k, needs in kws if needs & bad), None)
+                if kw is not None:
+                    self.diags.append(
+                        Diagnostic(
+                            WARNING,
+                            f"{desc} will never match in '{ruleset}' because it uses keyword '{kw}' which is "
+                            f"incompatible with '{self.proxy.kind} {ruleset} rule'",
+                            location,
+                        )
+                    )
+        return True, cond
+
+    def rule_line(self, line: Any) -> None:
+        kw = line.keyword
+        words = list(line.words)
+        if (
+            kw == "tcp-request"
+            and words
+            and words[0] in ("connection", "session", "content", "inspect-delay")
+        ):
+            kw, words = f"tcp-request {words[0]}", words[1:]
+        elif kw == "tcp-response" and words and words[0] in ("content", "inspect-delay"):
+            kw, words = f"tcp-response {words[0]}", words[1:]
+        if kw == "tcp-request inspect-delay":
+            try:
+                self.inspect_delay = parse_time(words[0]) if words else 0
+            except (ValueError, IndexError) as e:
+                self.alert(f"'tcp-request inspect-delay' : {e}", line.origin)
+            return
+        if kw == "tcp-response inspect-delay":
+            return
+        if kw in A.RULESETS:
+            self.action_rule(kw, words, line.origin)
+        elif kw == "redirect":
+            self.redirect_rule(words, line.origin)
+        elif kw == "use-server":
+            self.use_server(words, line.origin)
+        elif kw == "use_backend":
+            self.use_backend_words(words[0] if words else "", tuple(words[1:]), line.origin)
+        elif kw in RULE_KEYWORDS:
+            self.keyword_rule(kw, words, line.origin)
+        # other keywords (stick ... before the stick module registers) are not ours
+
+    def action_rule(self, ruleset: str, words: list[str], origin: Any) -> None:
+        ctx = self.ctx
+        ctx.ruleset = ruleset
+        if not words:
+            self.unknown_action(ruleset, "", origin)
+            return
+        head, cond_words = _split_condition(words)
+        word = head[0] if head else words[0]
+        try:
+            adef, name, paren = A.lookup_action(ruleset, word)
+        except S.SampleError as e:
+            self.alert(self.rule_error(ruleset, word, str(e)), origin)
+            return
+        if adef is None or (adef.paren and paren is None):
+            self.unknown_action(ruleset, word, origin)
+            return
+        spec = A.ActionSpec(ruleset, word, name, paren, head[1:])
+        try:
+            out = adef.parser(spec, ctx)
+        except S.SampleError as e:
+            self.alert(self.rule_error(ruleset, word, str(e)), origin)
+            return
+        fn, used = out if isinstance(out, tuple) else (out, len(spec.args))
+        if used < len(spec.args):
+            self.alert(
+                f"'{ruleset} {word}' expects either 'if' or 'unless' followed by a condition but found "
+                f"'{spec.args[used]}'.",
+                origin,
+            )
+            return
+        ok, cond = self.condition(cond_words, f"{ruleset} {word}", ruleset, origin)
+        if ok:
+            self.rules[ruleset].append((None if cond is None else cond.pred, fn))
+
+    def rule_error(self, ruleset: str, word: str, message: str) -> str:
+        return (
+            f"error detected in {self.ctx.proxy_desc} while parsing '{ruleset} {word}' rule : {_dot(message)}"
+        )
+
+    def unknown_action(self, ruleset: str, word: str, origin: Any) -> None:
+        names = A.action_names(ruleset)
+        listing = ", ".join(f"'{n}'" for n in names)
+        base = word.partition("(")[0]
+        hint = S.did_you_mean(base, A.ACTIONS.get(ruleset, {}))
+        if ruleset.startswith("tcp-"):
+            msg = f"'{ruleset}' expects {listing} in {self.ctx.proxy_desc} (got '{word}'){hint}."
+        else:
+            msg = f"'{ruleset}' expects {listing}, but got '{word}'.{hint}"
+        self.alert(msg, origin)
+
+    def redirect_rule(self, words: list[str], origin: Any) -> None:
+        self.ctx.ruleset = A.HTTP_REQUEST
+        head, cond_words = _split_condition(words)
+        try:
+            fn, _ = A.parse_redirect(head, self.ctx)
+        except S.SampleError as e:
+            self.alert(
+                f"error detected in {self.ctx.proxy_desc} while parsing redirect rule : {_dot(str(e))}",
+                origin,
+            )
+            return
+        ok, cond = self.condition(cond_words, "redirect", A.HTTP_REQUEST, origin)
+        if ok:
+            self.redirects.append((None if cond is None else cond.pred, fn))
+
+    def use_backend(self, item: Any) -> None:
+        self.use_backend_words(item.backend, tuple(item.cond), item.origin)
+
+    def use_backend_words(self, name: str, cond_words: tuple[str, ...], origin: Any) -> None:
+        if not name:
+            self.alert("'use_backend' requires a backend name.", origin)
+            return
+        target: Any = name
+        if "%" in name:
+            try:
+                fmt = S.cfg_str(name) if "%[" not in name else None
+                if fmt is None:
+                    from minilb.rules.logformat import parse_log_format
+
+                    lf = parse_log_format(name, self.ctx)
+                    target = lf.constant if lf.constant is not None else lf.render
+            except S.SampleError as e:
+                self.alert(
+                    f"error detected in {self.ctx.proxy_desc} while parsing use_backend : {_dot(str(e))}",
+                    origin,
+                )
+                return
+        if type(target) is str and self.backend_names is not None and target not in self.backend_names:
+            hint = S.did_you_mean(target, self.backend_names)
+            self.alert(
+                f"Proxy '{self.proxy.name}': unable to find required use_backend: '{target}'{hint}.", origin
+            )
+            return
+        ok, cond = self.condition(list(cond_words), "use_backend", None, origin)
+        if ok:
+            self.use_backends.append((None if cond is None else cond.pred, target))
+
+    def use_server(self, words: list[str], origin: Any) -> None:
+        if not words:
+            self.alert("'use-server' requires a server name.", origin)
+            return
+        name = words[0]
+        if not self.proxy.is_backend:
+            self.diags.append(
+                Diagnostic(
+                    WARNING,
+                    f"'use-server' ignored because {self.proxy.kind} '{self.proxy.name}' has no backend capability.",
+                    origin,
+                )
+            )
+            return
+        if self.server_names is not None and name not in self.server_names:
+            self.alert(
+                f"{self.proxy.kind} '{self.proxy.name}' : unable to find server '{name}' referenced in a "
+                f"'use-server' rule{S.did_you_mean(name, self.server_names)}.",
+                origin,
+            )
+            return
+        ok, cond = self.condition(words[1:], "use-server", None, origin)
+        if ok:
+            self.use_servers.append((None if cond is None else cond.pred, name))
+
+    def keyword_rule(self, kw: str, words: list[str], origin: Any) -> None:
+        self.ctx.ruleset = kw
+        head, cond_words = _split_condition(words)
+        ok, cond = self.condition(cond_words, kw, None, origin)
+        if not ok:
+            return
+        try:
+            obj = RULE_KEYWORDS[kw](head, cond, self.ctx)
+        except S.SampleError as e:
+            self.alert(f"'{kw}': {_dot(str(e))}", origin)
+            return
+        self.extra.setdefault(kw, []).append(obj)
+
+    # -- result
+
+    def build(self) -> ProxyRules:
+        pr = ProxyRules(self.proxy.name)
+        pr.inspect_delay_ms = self.inspect_delay
+        req = self.rules[A.HTTP_REQUEST] + self.redirects
+        if req:
+            pr.http_request = _run_http(tuple(req))
+            pr.has_http_request = True
+        if self.rules[A.HTTP_RESPONSE]:
+            pr.http_response = _run_http(tuple(self.rules[A.HTTP_RESPONSE]))
+            pr.has_http_response = True
+        if self.rules[A.HTTP_AFTER_RESPONSE]:
+            pr._after = _run_http(tuple(self.rules[A.HTTP_AFTER_RESPONSE]))
+            pr.has_http_after_response = True
+        for ruleset, attr in (
+            (A.TCP_CONNECTION, "tcp_connection"),
+            (A.TCP_SESSION, "tcp_session"),
+            (A.TCP_CONTENT, "tcp_content"),
+            (A.TCP_RESPONSE, "tcp_response"),
+        ):
+            if self.rules[ruleset]:
+                setattr(pr, attr, _run_tcp(tuple(self.rules[ruleset])))
+                setattr(pr, "has_" + attr, True)
+        pr._use_backends = tuple(self.use_backends)
+        pr.has_use_backend = bool(self.use_backends)
+        pr._use_servers = tuple(self.use_servers)
+        pr.has_use_server = bool(self.use_servers)
+        pr.extra = self.extra
+        return pr
+
+
+def _dot(message: str) -> str:
+    message = message.rstrip()
+    return message if message.endswith(".") else message + "."
+
+
+def compile_proxy(
+    proxy: Any, tables: Mapping[str, object], config: Any = None, diagnostics: list[Diagnostic] | None = None
+) -> ProxyRules:
+    """Compile one proxy's rules; raises `ConfigError` when any alert was found."""
+    diags: list[Diagnostic] = []
+    pr = _ProxyCompiler(config, proxy, tables, diags).compile()
+    if diagnostics is not None:
+        diagnostics.extend(d for d in diags if d.severity != ALERT)
+    alerts = [d for d in diags if d.severity == ALERT]
+    if alerts:
+        raise ConfigError(diags)
+    return pr
+
+
+def compile_rules(
+    config: Any, tables: Mapping[str, object], diagnostics: list[Diagnostic] | None = None
+) -> dict[str, ProxyRules]:
+    """Proxy name -> `ProxyRules` for every frontend, backend and listen of ``config``.
+
+    Raises `ConfigError` carrying every diagnostic (alerts and warnings) when any
+    rule cannot be compiled; warnings of a successful compile go to ``diagnostics``.
+    """
+    diags: list[Diagnostic] = []
+    out: dict[str, ProxyRules] = {}
+    for proxy in config.proxies:
+        if proxy.kind == "defaults":
+            continue
+        out[proxy.name] = _ProxyCompiler(config, proxy, tables, diags).compile()
+    if any(d.severity == ALERT for d in diags):
+        raise ConfigError(diags)
+    if diagnostics is not None:
+        diagnostics.extend(diags)
+    return out
+
+
+def placeholder_tables(config: Any) -> dict[str, object]:
+    """Table name -> its `TableSpec`, standing in for runtime tables in check mode."""
+    return {spec.name: spec for spec in config.tables()}
+
+
+def check_rules(config: Any) -> list[Diagnostic]:
+    """Every problem (alerts and warnings) compiling ``config``'s rules would report."""
+    diags: list[Diagnostic] = []
+    try:
+        compile_rules(config, placeholder_tables(config), diags)
+    except ConfigError as e:
+        return list(e.diagnostics)
+    return diags

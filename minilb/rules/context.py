@@ -1,0 +1,79 @@
+"""Owns the compile context: what a rule, ACL or sample parser may consult while a
+proxy's rules are compiled (the proxy, the tables mapping, the ACLs declared so far,
+the rule set being compiled) and where its warnings go.
+
+Feature parsers (fetch ``resolve`` hooks, action parsers) receive a `CompileContext`
+and use:
+
+- ``ctx.table(name)`` -> ``tables[name]`` or raises `SampleError` ("unable to find
+  table 'x'"); ``ctx.own_table`` -> this proxy's own table object or None;
+  ``ctx.tables`` the whole mapping (in check mode the values are the `TableSpec`s,
+  so parsers must not call runtime methods at compile time).
+- ``ctx.parse_expr(text)`` -> `SampleExpr`; ``ctx.parse_format(text)`` -> a log-format
+  evaluator ``fn(sess, txn) -> str``.
+- ``ctx.warn(message)`` to report a warning at the rule's line.
+- ``ctx.proxy`` (the `Proxy` model), ``ctx.ruleset`` ("http-request", ...),
+  ``ctx.location`` (the rule's `SourceLocation`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from minilb.errors import WARNING, Diagnostic, SourceLocation
+from minilb.rules import samples as S
+
+
+class CompileContext:
+    def __init__(
+        self,
+        proxy: Any,
+        tables: Mapping[str, object],
+        config: Any = None,
+        diagnostics: list[Diagnostic] | None = None,
+    ):
+        self.proxy = proxy
+        self.tables = tables
+        self.config = config
+        self.diagnostics: list[Diagnostic] = diagnostics if diagnostics is not None else []
+        self.acls: dict[str, Any] = {}
+        self.ruleset = ""
+        self.location: SourceLocation | None = None
+        #: names of backends that exist, for use_backend resolution (None = do not check)
+        self.backend_names: set[str] | None = None
+
+    # -- tables
+
+    def table(self, name: str) -> object:
+        tab = self.tables.get(name)
+        if tab is None:
+            raise S.SampleError(f"unable to find table '{name}'{S.did_you_mean(name, self.tables)}")
+        return tab
+
+    @property
+    def own_table(self) -> object | None:
+        if self.proxy is None or getattr(self.proxy, "stick_table", None) is None:
+            return None
+        return self.tables.get(self.proxy.stick_table.name)
+
+    # -- sub-parsers
+
+    def parse_expr(self, text: str) -> S.SampleExpr:
+        return S.parse_expr(text, self)
+
+    def parse_format(self, text: str) -> Any:
+        from minilb.rules.logformat import parse_log_format
+
+        return parse_log_format(text, self)
+
+    # -- diagnostics
+
+    def warn(self, message: str) -> None:
+        self.diagnostics.append(Diagnostic(WARNING, message, self.location))
+
+    @property
+    def proxy_desc(self) -> str:
+        if self.proxy is None:
+            return "proxy"
+        return f"{self.proxy.kind} '{self.proxy.name}'"

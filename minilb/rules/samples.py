@@ -1,0 +1,1408 @@
+"""Owns sample fetches and converters: their registries, typed values, casts, and
+the parsing of sample expressions ``fetch(arg1,arg2),conv1(arg),conv2`` into
+precompiled evaluators.
+
+Values
+------
+A sample is a plain Python value whose type is its sample type (HAProxy's):
+
+===========  ==============================================================
+``bool``     ``BOOL``
+``int``      ``SINT`` (signed 64-bit)
+``str``      ``STR`` -- one character per byte (latin-1), so header bytes
+             round-trip; config literals are stored the same way (UTF-8 bytes)
+``bytes``    ``BIN``
+IPv4Address  ``IPV4`` (`ipaddress` objects, cached: see `ip_value`)
+IPv6Address  ``IPV6``
+===========  ==============================================================
+
+``None`` means "no sample" (the fetch found nothing or a converter failed).
+
+Registering a fetch (from any feature module, e.g. ``minilb.stick.fetches``)::
+
+    from minilb.rules import samples as S
+
+    def fetch_sc_http_req_rate(sess, txn, ctr, table):   # args already resolved
+        ...
+        return 3          # or None when not found
+
+    S.register_fetch("sc_http_req_rate", fetch_sc_http_req_rate,
+                     args=(S.ARG_SINT, S.ARG_TABLE), min_args=1, out=S.SINT,
+                     needs=S.NEEDS_NONE)
+
+- ``fn(sess, txn, *args)``: ``sess`` is the `Session`, ``txn`` the `Txn` or None in
+  tcp rule sets.  Missing optional arguments are passed as ``None``.
+- ``args``: argument types, parsed and checked at compile time: ``ARG_STR``,
+  ``ARG_SINT``, ``ARG_TABLE`` (resolved through the compile context's tables mapping:
+  the fn receives ``tables[name]``, or None when omitted -- use ``resolve`` to
+  substitute the proxy's own table), ``ARG_VAR`` (a `VarRef`), ``ARG_REG`` (a
+  compiled regex), ``ARG_MSK4``/``ARG_MSK6`` (netmask ints), ``ARG_TIME`` (ms).
+- ``resolve(args: list, ctx) -> list``: optional hook run at compile time after the
+  generic parsing (raise `SampleError` to report a problem).  ``ctx`` is a
+  `minilb.rules.compile.CompileContext` (``ctx.tables``, ``ctx.proxy``,
+  ``ctx.own_table``).
+- ``multi(sess, txn, *args) -> iterable``: optional; the values an ACL iterates over
+  (``hdr(x)`` yields every comma-separated value, ``sample`` context gets the last).
+- ``needs``: which rule sets can provide the fetch (``NEEDS_L4``, ``NEEDS_HTTP_REQ``,
+  ``NEEDS_HTTP_RES``, ``NEEDS_NONE``) -- used for "will never match" warnings.
+- ``match``: the ACL match method when ``-m`` is not given (default: from ``out``).
+
+Converters: ``register_converter(name, fn, args=..., min_args=..., in_type=STR, out=...)``
+with ``fn(value, *args)`` receiving the value already cast to ``in_type`` (``ANY``
+means uncast) and returning the new value or None.
+
+`parse_expr(text, ctx)` returns a `SampleExpr` with ``eval(sess, txn)`` and
+``eval_all(sess, txn)``; both are closures prepared at compile time.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import ipaddress
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+# --------------------------------------------------------------------------- types
+
+BOOL = "bool"
+SINT = "sint"
+ADDR = "addr"  # IPv4 or IPv6
+IPV4 = "ipv4"
+IPV6 = "ipv6"
+STR = "str"
+BIN = "bin"
+METH = "meth"
+ANY = "any"
+
+ARG_STR = "string"
+ARG_SINT = "integer"
+ARG_TABLE = "table"
+ARG_VAR = "variable"
+ARG_REG = "regex"
+ARG_MSK4 = "IPv4 mask"
+ARG_MSK6 = "IPv6 mask"
+ARG_TIME = "delay"
+
+NEEDS_NONE = frozenset()
+NEEDS_L4 = frozenset({"l4"})
+NEEDS_HTTP_REQ = frozenset({"http-req"})
+NEEDS_HTTP_RES = frozenset({"http-res"})
+
+IPv4 = ipaddress.IPv4Address
+IPv6 = ipaddress.IPv6Address
+
+
+class SampleError(Exception):
+    """A sample expression or argument cannot be compiled; the message is HAProxy-worded."""
+
+
+@functools.lru_cache(maxsize=65536)
+def ip_value(text: str) -> IPv4 | IPv6 | None:
+    """The address object for ``text`` (cached: the same clients come back), or None."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        if text.startswith("::ffff:") and "." in text:
+            return None
+        return None
+
+
+def cfg_str(text: str) -> str:
+    """A configuration literal in the one-char-per-byte form samples use."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+def to_bytes(value: str) -> bytes:
+    """Back to wire bytes (the inverse of `cfg_str` / header decoding)."""
+    return value.encode("latin-1", "replace")
+
+
+# --------------------------------------------------------------------------- casts
+
+
+def _str2int(text: str) -> int | None:
+    # HAProxy reads an optional sign and leading digits, ignoring what follows
+    i, n, neg = 0, len(text), False
+    if n and text[0] in "+-":
+        neg = text[0] == "-"
+        i = 1
+    start = i
+    while i < n and "0" <= text[i] <= "9":
+        i += 1
+    if i == start:
+        return None
+    v = int(text[start:i])
+    return -v if neg else v
+
+
+def as_str(v: Any) -> str | None:
+    t = type(v)
+    if t is str:
+        return v
+    if t is bool:
+        return "1" if v else "0"
+    if t is int or t is IPv4 or t is IPv6:
+        return str(v)
+    if t is bytes:
+        return v.decode("latin-1")
+    return None if v is None else str(v)
+
+
+def as_int(v: Any) -> int | None:
+    t = type(v)
+    if t is int:
+        return v
+    if t is bool:
+        return int(v)
+    if t is str:
+        return _str2int(v)
+    if t is bytes:
+        return _str2int(v.decode("latin-1"))
+    if t is IPv4:
+        return int(v)
+    return None
+
+
+def as_ip(v: Any) -> IPv4 | IPv6 | None:
+    t = type(v)
+    if t is IPv4 or t is IPv6:
+        return v
+    if t is str:
+        return ip_value(v.strip())
+    if t is int and not isinstance(v, bool) and 0 <= v < 1 << 32:
+        return IPv4(v)
+    if t is bytes:
+        if len(v) == 4:
+            return IPv4(v)
+        if len(v) == 16:
+            return IPv6(v)
+    return None
+
+
+def as_bin(v: Any) -> bytes | None:
+    t = type(v)
+    if t is bytes:
+        return v
+    if t is str:
+        return v.encode("latin-1", "replace")
+    if t is IPv4 or t is IPv6:
+        return v.packed
+    if t is int:
+        return (v & (1 << 64) - 1).to_bytes(8, "big")
+    if t is bool:
+        return b"\x01" if v else b"\x00"
+    return None
+
+
+def as_bool(v: Any) -> bool | None:
+    if v is None:
+        return None
+    t = type(v)
+    if t is bool:
+        return v
+    if t is int:
+        return v != 0
+    if t is str:
+        i = _str2int(v)
+        return None if i is None else i != 0
+    return bool(v)
+
+
+def _ident(v: Any) -> Any:
+    return v
+
+
+CASTS: dict[str, Callable[[Any], Any]] = {
+    STR: as_str,
+    METH: as_str,
+    SINT: as_int,
+    ADDR: as_ip,
+    IPV4: as_ip,
+    IPV6: as_ip,
+    BIN: as_bin,
+    BOOL: as_bool,
+    ANY: _ident,
+}
+
+
+def type_of(v: Any) -> str:
+    t = type(v)
+    return {bool: BOOL, int: SINT, str: STR, bytes: BIN, IPv4: IPV4, IPv6: IPV6}.get(t, ANY)
+
+
+# --------------------------------------------------------------------------- registries
+
+
+class VarRef:
+    """A parsed variable name ``scope.name`` (scope: proc, sess, txn, req, res, check)."""
+
+    __slots__ = ("scope", "name", "full")
+
+    def __init__(self, scope: str, name: str):
+        self.scope = scope
+        self.name = name
+        self.full = f"{scope}.{name}"
+
+    def __repr__(self) -> str:
+        return f"VarRef({self.full!r})"
+
+
+VAR_SCOPES = ("proc", "sess", "txn", "req", "res", "check")
+
+
+def parse_var_name(text: str) -> VarRef:
+    scope, dot, name = text.partition(".")
+    if not dot or scope not in VAR_SCOPES or not name:
+        raise SampleError(
+            f"invalid variable name '{text}'. A variable name must be start by its scope. "
+            "The scope can be 'proc', 'sess', 'txn', 'req', 'res' or 'check'"
+        )
+    if not re.fullmatch(r"[A-Za-z0-9._]+", name):
+        raise SampleError(f"invalid variable name '{text}'. Only alphanumeric, '_' and '.' are allowed")
+    return VarRef(scope, name)
+
+
+#: process-wide variables (``proc.*``): owned by this module, shared by all proxies
+PROC_VARS: dict[str, Any] = {}
+
+
+def var_store(ref: VarRef, sess: Any, txn: Any) -> dict | None:
+    """The dict holding variables of ``ref``'s scope, or None when unavailable."""
+    scope = ref.scope
+    if scope == "sess":
+        return sess.vars if sess is not None else None
+    if scope == "proc":
+        return PROC_VARS
+    if txn is None:
+        return None
+    return txn.vars
+
+
+def get_var(ref: VarRef, sess: Any, txn: Any) -> Any:
+    store = var_store(ref, sess, txn)
+    return None if store is None else store.get(ref.full)
+
+
+class FetchDef:
+    __slots__ = ("name", "fn", "args", "min_args", "out", "needs", "multi", "match", "resolve")
+
+    def __init__(self, name, fn, args, min_args, out, needs, multi, match, resolve):
+        self.name = name
+        self.fn = fn
+        self.args = tuple(args)
+        self.min_args = len(self.args) if min_args is None else min_args
+        self.out = out
+        self.needs = needs
+        self.multi = multi
+        self.match = match
+        self.resolve = resolve
+
+
+class ConvDef:
+    __slots__ = ("name", "fn", "args", "min_args", "in_type", "out", "resolve", "with_ctx")
+
+    def __init__(self, name, fn, args, min_args, in_type, out, resolve, with_ctx=False):
+        self.with_ctx = with_ctx
+        self.name = name
+        self.fn = fn
+        self.args = tuple(args)
+        self.min_args = len(self.args) if min_args is None else min_args
+        self.in_type = in_type
+        self.out = out
+        self.resolve = resolve
+
+
+FETCHES: dict[str, FetchDef] = {}
+CONVERTERS: dict[str, ConvDef] = {}
+
+
+def register_fetch(
+    name: str,
+    fn: Callable[..., Any],
+    args: Iterable[str] = (),
+    min_args: int | None = None,
+    out: str = STR,
+    needs: frozenset = NEEDS_NONE,
+    multi: Callable[..., Iterable[Any]] | None = None,
+    match: str | None = None,
+    resolve: Callable[[list, Any], list] | None = None,
+) -> FetchDef:
+    """Register (or replace) sample fetch ``name``; see the module docstring."""
+    d = FetchDef(name, fn, args, min_args, out, needs, multi, match, resolve)
+    FETCHES[name] = d
+    return d
+
+
+def register_converter(
+    name: str,
+    fn: Callable[..., Any],
+    args: Iterable[str] = (),
+    min_args: int | None = None,
+    in_type: str = STR,
+    out: str = STR,
+    resolve: Callable[[list, Any], list] | None = None,
+    with_ctx: bool = False,
+) -> ConvDef:
+    """Register (or replace) converter ``name``: ``fn(value, *args) -> value | None``
+    (``fn(value, sess, txn, *args)`` with ``with_ctx=True``, for converters that read
+    variables or tables)."""
+    d = ConvDef(name, fn, args, min_args, in_type, out, resolve, with_ctx)
+    CONVERTERS[name] = d
+    return d
+
+
+# --------------------------------------------------------------------------- argument parsing
+
+
+def split_args(text: str) -> list[str]:
+    """Split the inside of ``(...)`` on commas, honouring quotes and backslashes."""
+    out: list[str] = []
+    cur: list[str] = []
+    quote = ""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\" and i + 1 < n:
+            cur.append(text[i + 1])
+            i += 2
+            continue
+        if quote:
+            if c == quote:
+                quote = ""
+            else:
+                cur.append(c)
+        elif c in "'\"":
+            quote = c
+        elif c == ",":
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+        i += 1
+    out.append("".join(cur))
+    return out
+
+
+def _find_close(text: str, start: int) -> int:
+    """Index of the ``)`` closing the ``(`` at ``start - 1`` (quotes and escapes honoured)."""
+    quote = ""
+    i, n = start, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c in "'\"":
+            quote = c
+        elif c == ")":
+            return i
+        i += 1
+    return -1
+
+
+def _parse_msk4(text: str) -> int:
+    if text.isdigit():
+        bits = int(text)
+        if bits > 32:
+            raise ValueError(text)
+        return ((1 << 32) - 1) ^ ((1 << (32 - bits)) - 1)
+    return int(IPv4(text))
+
+
+def _parse_msk6(text: str) -> int:
+    if not text.isdigit() or int(text) > 128:
+        raise ValueError(text)
+    bits = int(text)
+    return ((1 << 128) - 1) ^ ((1 << (128 - bits)) - 1)
+
+
+def _convert_arg(kind: str, text: str, ctx: Any) -> Any:
+    if kind == ARG_STR:
+        return cfg_str(text)
+    if kind == ARG_SINT:
+        if not re.fullmatch(r"[+-]?\d+", text):
+            raise ValueError(text)
+        return int(text)
+    if kind == ARG_TABLE:
+        if ctx is None:
+            return text
+        return ctx.table(text)
+    if kind == ARG_VAR:
+        return parse_var_name(text)
+    if kind == ARG_REG:
+        try:
+            return re.compile(text)
+        except re.error as e:
+            raise SampleError(f"regex '{text}' is invalid ({e})") from None
+    if kind == ARG_MSK4:
+        return _parse_msk4(text)
+    if kind == ARG_MSK6:
+        return _parse_msk6(text)
+    if kind == ARG_TIME:
+        from minilb.units import parse_time
+
+        return parse_time(text)
+    raise SampleError(f"unknown argument type '{kind}'")
+
+
+def parse_args(what: str, name: str, spec: tuple[str, ...], min_args: int, raw: list[str], ctx: Any) -> list:
+    """Parse ``raw`` argument texts against ``spec``; ``what`` is "fetch method" or "converter"."""
+    if len(raw) > len(spec):
+        raise SampleError(
+            f"{what} '{name}' : end of arguments expected at position {len(spec) + 1}, but got '{raw[len(spec)]}'"
+        )
+    if len(raw) < min_args:
+        raise SampleError(f"{what} '{name}' : missing arguments (got {len(raw)}/{min_args})")
+    out: list = []
+    for pos, (kind, text) in enumerate(zip(spec, raw, strict=False), 1):
+        if text == "" and pos > min_args:
+            out.append(None)
+            continue
+        try:
+            out.append(_convert_arg(kind, text, ctx))
+        except SampleError as e:
+            raise SampleError(f"{what} '{name}' : {e}") from None
+        except ValueError:
+            raise SampleError(
+                f"{what} '{name}' : failed to parse '{text}' as type '{kind}' at position {pos}"
+            ) from None
+    out.extend([None] * (len(spec) - len(out)))
+    return out
+
+
+# --------------------------------------------------------------------------- expressions
+
+
+class SampleExpr:
+    """A compiled sample expression.
+
+    ``eval(sess, txn)`` gives the value (the last occurrence for multi-valued fetches),
+    ``eval_all(sess, txn)`` every value (what an ACL iterates over).  ``out`` is the
+    static output type, ``fetch`` the `FetchDef`, ``fetch_args`` its parsed arguments,
+    ``converters`` the converter names (an ACL keyword's default match needs them).
+    """
+
+    __slots__ = ("text", "fetch", "fetch_args", "converters", "out", "eval", "eval_all")
+
+    def __init__(self, text, fetch, fetch_args, converters, out, eval_fn, eval_all):
+        self.text = text
+        self.fetch = fetch
+        self.fetch_args = fetch_args
+        self.converters = converters
+        self.out = out
+        self.eval = eval_fn
+        self.eval_all = eval_all
+
+    def __repr__(self) -> str:
+        return f"SampleExpr({self.text!r})"
+
+
+def _bind_fetch(fn: Callable[..., Any], args: list) -> Callable[[Any, Any], Any]:
+    if not args:
+        return fn
+    if len(args) == 1:
+        a = args[0]
+        return lambda s, t: fn(s, t, a)
+    if len(args) == 2:
+        a, b = args
+        return lambda s, t: fn(s, t, a, b)
+    return lambda s, t: fn(s, t, *args)
+
+
+def _bind_conv(conv: ConvDef, args: list) -> Callable[[Any, Any, Any], Any]:
+    """A step ``(value, sess, txn) -> value | None`` casting to the converter's input."""
+    fn = conv.fn
+    cast = CASTS.get(conv.in_type, _ident)
+    if conv.with_ctx:
+
+        def step_ctx(v, s, t):
+            v = cast(v)
+            return None if v is None else fn(v, s, t, *args)
+
+        return step_ctx
+    if not args:
+
+        def step0(v, s, t):
+            v = cast(v)
+            return None if v is None else fn(v)
+
+        return step0
+
+    def step(v, s, t):
+        v = cast(v)
+        return None if v is None else fn(v, *args)
+
+    return step
+
+
+def _chain(
+    first: Callable[[Any, Any], Any], steps: list[Callable[[Any, Any, Any], Any]]
+) -> Callable[[Any, Any], Any]:
+    if not steps:
+        return first
+    if len(steps) == 1:
+        (c1,) = steps
+
+        def ev1(s, t):
+            v = first(s, t)
+            return None if v is None else c1(v, s, t)
+
+        return ev1
+
+    def ev(s, t):
+        v = first(s, t)
+        for c in steps:
+            if v is None:
+                return None
+            v = c(v, s, t)
+        return v
+
+    return ev
+
+
+def _apply_all(values: Iterable[Any], steps: list, s: Any, t: Any) -> list[Any]:
+    out = []
+    for v in values:
+        for c in steps:
+            if v is None:
+                break
+            v = c(v, s, t)
+        if v is not None:
+            out.append(v)
+    return out
+
+
+def parse_fetch_call(text: str, pos: int = 0) -> tuple[str, list[str] | None, int]:
+    """Read ``name`` or ``name(args)`` at ``pos``; returns (name, raw args or None, end)."""
+    m = re.compile(r"[A-Za-z0-9_.\-+]*").match(text, pos)
+    end = m.end()
+    name = text[pos:end]
+    if end < len(text) and text[end] == "(":
+        close = _find_close(text, end + 1)
+        if close < 0:
+            raise SampleError(f"missing closing ')' after arguments to '{name}'")
+        return name, split_args(text[end + 1 : close]), close + 1
+    return name, None, end
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when a close choice exists, else ""."""
+    import difflib
+
+    best = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
+    return f" (did you mean '{best[0]}'?)" if best else ""
+
+
+def parse_expr(text: str, ctx: Any = None, fetch_defs: dict[str, FetchDef] | None = None) -> SampleExpr:
+    """Compile ``fetch(args),conv(args),...``; raises `SampleError` with HAProxy's wording.
+
+    ``fetch_defs`` lets the ACL layer look a name up in its own keyword table first.
+    """
+    name, raw, pos = parse_fetch_call(text)
+    fdef = (fetch_defs or FETCHES).get(name) or FETCHES.get(name)
+    if fdef is None or not name:
+        raise SampleError(f"unknown fetch method '{name}'{did_you_mean(name, FETCHES)}")
+    if raw is not None and not fdef.args:
+        raise SampleError(f"fetch method '{name}' : expected ')' before '{text[len(name) + 1 :]}'")
+    fargs = parse_args("fetch method", name, fdef.args, fdef.min_args, raw or [], ctx)
+    if fdef.resolve is not None:
+        fargs = fdef.resolve(fargs, ctx)
+    steps: list[Callable[[Any, Any, Any], Any]] = []
+    conv_names: list[str] = []
+    out = fdef.out
+    while pos < len(text):
+        if text[pos] != ",":
+            raise SampleError(f"missing comma after fetch keyword '{text[:pos]}'")
+        cname, craw, pos = parse_fetch_call(text, pos + 1)
+        cdef = CONVERTERS.get(cname)
+        if cdef is None:
+            raise SampleError(f"unknown converter '{cname}'{did_you_mean(cname, CONVERTERS)}")
+        if craw is not None and not cdef.args:
+            raise SampleError(
+                f"invalid arg 1 in converter '{cname}' : expected ')' before '{','.join(craw)})'"
+            )
+        try:
+            cargs = parse_args("converter", cname, cdef.args, cdef.min_args, craw or [], ctx)
+        except SampleError as e:
+            msg = str(e).replace(
+                f"converter '{cname}' : failed",
+                f"invalid arg {_argpos(str(e))} in converter '{cname}' : failed",
+                1,
+            )
+            raise SampleError(msg) from None
+        if cdef.resolve is not None:
+            cargs = cdef.resolve(cargs, ctx)
+        steps.append(_bind_conv(cdef, cargs))
+        conv_names.append(cname)
+        out = cdef.out
+    first = _bind_fetch(fdef.fn, fargs)
+    ev = _chain(first, steps)
+    if fdef.multi is not None:
+        multi = fdef.multi
+        margs = fargs
+        if steps:
+
+            def ev_all(s, t):
+                return _apply_all(multi(s, t, *margs), steps, s, t)
+        else:
+
+            def ev_all(s, t):
+                return multi(s, t, *margs)
+    else:
+
+        def ev_all(s, t):
+            v = ev(s, t)
+            return () if v is None else (v,)
+
+    return SampleExpr(text, fdef, fargs, tuple(conv_names), out, ev, ev_all)
+
+
+def _argpos(msg: str) -> str:
+    m = re.search(r"at position (\d+)", msg)
+    return m.group(1) if m else "1"
+
+
+# --------------------------------------------------------------------------- HTTP helpers
+
+
+def split_values(raw: bytes) -> list[bytes]:
+    """Comma-separated header values, trimmed, honouring double quotes."""
+    if b'"' not in raw:
+        return [p.strip(b" \t") for p in raw.split(b",")]
+    out = []
+    start = 0
+    quoted = False
+    i = 0
+    n = len(raw)
+    while i < n:
+        c = raw[i]
+        if c == 0x5C and quoted:  # backslash
+            i += 2
+            continue
+        if c == 0x22:
+            quoted = not quoted
+        elif c == 0x2C and not quoted:
+            out.append(raw[start:i].strip(b" \t"))
+            start = i + 1
+        i += 1
+    out.append(raw[start:].strip(b" \t"))
+    return out
+
+
+def header_lines(headers: list, name: bytes) -> list[bytes]:
+    """Every full value of header ``name`` (lower-case bytes), in order."""
+    return [v for k, v in headers if k.lower() == name]
+
+
+def header_values(headers: list, name: bytes) -> list[bytes]:
+    out: list[bytes] = []
+    for k, v in headers:
+        if k.lower() == name:
+            out.extend(split_values(v))
+    return out
+
+
+def _pick(values: list, occ: int | None) -> Any:
+    if not values:
+        return None
+    if occ is None or occ == 0:
+        return values[-1]
+    if occ > 0:
+        return values[occ - 1] if occ <= len(values) else None
+    return values[occ] if -occ <= len(values) else None
+
+
+def _dec(v: bytes | None) -> str | None:
+    return None if v is None else v.decode("latin-1")
+
+
+def _hname(name: str | None) -> bytes | None:
+    return None if name is None else to_bytes(name.lower())
+
+
+def _resolve_hdr_name(args: list, ctx: Any) -> list:
+    args[0] = _hname(args[0])
+    return args
+
+
+def _req_headers(txn):
+    return None if txn is None else txn.headers
+
+
+def _res_headers(txn):
+    return None if txn is None else txn.resp_headers
+
+
+def _make_hdr_fetches(prefix: str, headers_of: Callable[[Any], Any], needs: frozenset) -> None:
+    """Register ``{prefix}.hdr``, ``.fhdr``, ``.hdr_cnt``, ``.fhdr_cnt``, ``.hdr_val``, ``.hdrs``."""
+
+    def all_values(txn, name, full):
+        hs = headers_of(txn)
+        if hs is None:
+            return None
+        if name is None:
+            if full:
+                return [v for _, v in hs]
+            out = []
+            for _, v in hs:
+                out.extend(split_values(v))
+            return out
+        return header_lines(hs, name) if full else header_values(hs, name)
+
+    def hdr(s, t, name, occ):
+        vals = all_values(t, name, False)
+        return _dec(_pick(vals, occ)) if vals else None
+
+    def hdr_multi(s, t, name, occ):
+        vals = all_values(t, name, False)
+        if not vals:
+            return ()
+        if occ:
+            v = _pick(vals, occ)
+            return () if v is None else (v.decode("latin-1"),)
+        return [v.decode("latin-1") for v in vals]
+
+    def fhdr(s, t, name, occ):
+        vals = all_values(t, name, True)
+        return _dec(_pick(vals, occ)) if vals else None
+
+    def fhdr_multi(s, t, name, occ):
+        vals = all_values(t, name, True)
+        if not vals:
+            return ()
+        if occ:
+            v = _pick(vals, occ)
+            return () if v is None else (v.decode("latin-1"),)
+        return [v.decode("latin-1") for v in vals]
+
+    def hdr_cnt(s, t, name):
+        vals = all_values(t, name, False)
+        return None if vals is None else len(vals)
+
+    def fhdr_cnt(s, t, name):
+        vals = all_values(t, name, True)
+        return None if vals is None else len(vals)
+
+    def hdr_val(s, t, name, occ):
+        v = hdr(s, t, name, occ)
+        return None if v is None else _str2int(v)
+
+    def hdr_val_multi(s, t, name, occ):
+        return [i for i in (_str2int(v) for v in hdr_multi(s, t, name, occ)) if i is not None]
+
+    def hdr_ip(s, t, name, occ):
+        v = hdr(s, t, name, occ)
+        return None if v is None else ip_value(v)
+
+    def hdr_ip_multi(s, t, name, occ):
+        return [i for i in (ip_value(v) for v in hdr_multi(s, t, name, occ)) if i is not None]
+
+    def hdrs(s, t):
+        hs = headers_of(t)
+        if hs is None:
+            return None
+        return "".join(f"{k.decode('latin-1')}: {v.decode('latin-1')}\r\n" for k, v in hs)
+
+    def hdr_names(s, t, delim):
+        hs = headers_of(t)
+        if hs is None:
+            return None
+        return (delim if delim is not None else ",").join(k.decode("latin-1").lower() for k, _ in hs)
+
+    r = _resolve_hdr_name
+    occ = (ARG_STR, ARG_SINT)
+    register_fetch(f"{prefix}.hdr", hdr, occ, 0, STR, needs, hdr_multi, resolve=r)
+    register_fetch(f"{prefix}.fhdr", fhdr, occ, 0, STR, needs, fhdr_multi, resolve=r)
+    register_fetch(f"{prefix}.hdr_cnt", hdr_cnt, (ARG_STR,), 0, SINT, needs, resolve=r)
+    register_fetch(f"{prefix}.fhdr_cnt", fhdr_cnt, (ARG_STR,), 0, SINT, needs, resolve=r)
+    register_fetch(f"{prefix}.hdr_val", hdr_val, occ, 0, SINT, needs, hdr_val_multi, resolve=r)
+    register_fetch(f"{prefix}.hdr_ip", hdr_ip, occ, 0, ADDR, needs, hdr_ip_multi, resolve=r)
+    register_fetch(f"{prefix}.hdrs", hdrs, (), 0, STR, needs)
+    register_fetch(f"{prefix}.hdr_names", hdr_names, (ARG_STR,), 0, STR, needs)
+
+
+def parse_cookies(raw: bytes) -> list[tuple[bytes, bytes]]:
+    out = []
+    for part in raw.split(b";"):
+        name, eq, value = part.partition(b"=")
+        name = name.strip(b" \t")
+        if eq and name:
+            out.append((name, value.strip(b" \t")))
+    return out
+
+
+def _cookie_values(txn, header: bytes, name: str | None) -> list[bytes] | None:
+    if txn is None:
+        return None
+    hs = txn.headers if header == b"cookie" else txn.resp_headers
+    out = []
+    want = None if name is None else to_bytes(name)
+    for line in header_lines(hs, header):
+        for k, v in parse_cookies(line):
+            if want is None or k == want:
+                out.append(v)
+    return out
+
+
+def _cook(s, t, name):
+    vals = _cookie_values(t, b"cookie", name)
+    if not vals:
+        return None
+    return _dec(vals[0] if name is None else vals[-1])
+
+
+def _cook_multi(s, t, name):
+    vals = _cookie_values(t, b"cookie", name)
+    return [v.decode("latin-1") for v in vals] if vals else ()
+
+
+def _cook_cnt(s, t, name):
+    vals = _cookie_values(t, b"cookie", name)
+    return None if vals is None else len(vals)
+
+
+def _cook_val(s, t, name):
+    v = _cook(s, t, name)
+    return None if v is None else _str2int(v)
+
+
+def _scook(s, t, name):
+    if t is None:
+        return None
+    vals = []
+    want = None if name is None else to_bytes(name)
+    for line in header_lines(t.resp_headers, b"set-cookie"):
+        first = line.split(b";", 1)[0]
+        k, eq, v = first.partition(b"=")
+        if eq and (want is None or k.strip() == want):
+            vals.append(v.strip())
+    return _dec(vals[-1]) if vals else None
+
+
+def query_params(query: str, delim: str | None) -> Iterable[tuple[str, str]]:
+    parts = query.split("&") if not delim else re.split("[&" + re.escape(delim) + "]", query)
+    for p in parts:
+        k, _, v = p.partition("=")
+        yield k, v
+
+
+def _url_param(s, t, name, delim):
+    if t is None or t.query is None:
+        return None
+    for k, v in query_params(t.query, delim):
+        if name is None or k == name:
+            return v
+    return None
+
+
+def _url_param_multi(s, t, name, delim):
+    if t is None or t.query is None:
+        return ()
+    return [v for k, v in query_params(t.query, delim) if name is None or k == name]
+
+
+def _url_param_val(s, t, name, delim):
+    v = _url_param(s, t, name, delim)
+    return None if v is None else _str2int(v)
+
+
+def _host(txn) -> str | None:
+    v = txn.header(b"host")
+    return None if v is None else v.decode("latin-1")
+
+
+def _base(s, t):
+    if t is None:
+        return None
+    host = _host(t)
+    return t.path if not host else host + t.path
+
+
+def _path(s, t):
+    return None if t is None else t.path
+
+
+def _url(s, t):
+    return None if t is None else t.uri.decode("latin-1")
+
+
+def _query(s, t):
+    return None if t is None else t.query
+
+
+def _pathq(s, t):
+    if t is None:
+        return None
+    return t.path if t.query is None else f"{t.path}?{t.query}"
+
+
+def _method(s, t):
+    return None if t is None else t.method
+
+
+def _req_ver(s, t):
+    return None if t is None else t.version
+
+
+def _status(s, t):
+    return None if t is None or not t.status else t.status
+
+
+def _src(s, t):
+    return ip_value(s.src) if s.src else None
+
+
+def _dst(s, t):
+    return ip_value(s.dst) if s.dst else None
+
+
+def _src_port(s, t):
+    return s.src_port
+
+
+def _dst_port(s, t):
+    return s.dst_port
+
+
+def _ssl_fc(s, t):
+    return bool(s.ssl)
+
+
+def _ssl_fc_sni(s, t):
+    return s.sni if s.ssl and s.sni else None
+
+
+def _fe_name(s, t):
+    return s.frontend or None
+
+
+def _be_name(s, t):
+    if t is not None and t.backend:
+        return t.backend
+    return s.frontend or None
+
+
+def _srv_name(s, t):
+    return None if t is None else t.server
+
+
+def _var(s, t, ref, default):
+    v = get_var(ref, s, t)
+    return default if v is None else v
+
+
+def _int(s, t, n):
+    return n
+
+
+def _str(s, t, v):
+    return v
+
+
+def _bool(s, t, v):
+    return v != 0
+
+
+def _true(s, t):
+    return True
+
+
+def _false(s, t):
+    return False
+
+
+def _proto_http(s, t):
+    return t is not None
+
+
+def _req_len(s, t):
+    # the request buffer's content length: minilb decides on headers, the body is streamed
+    if t is None:
+        return 0
+    cl = t.header(b"content-length")
+    return _str2int(cl.decode("latin-1")) or 0 if cl else 0
+
+
+def _date(s, t, offset):
+    return s.now_ms // 1000 + (offset or 0)
+
+
+def _http_first_req(s, t):
+    return True
+
+
+def _url_ip(s, t):
+    if t is None:
+        return None
+    m = re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://([^/:?#]+)", t.uri.decode("latin-1"))
+    return ip_value(m.group(1)) if m else None
+
+
+def _url_port(s, t):
+    if t is None:
+        return None
+    m = re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/:?#]+:(\d+)", t.uri.decode("latin-1"))
+    return int(m.group(1)) if m else 80
+
+
+L4 = NEEDS_L4
+REQ = NEEDS_HTTP_REQ
+RES = NEEDS_HTTP_RES
+_r = register_fetch
+_r("src", _src, out=ADDR, needs=L4)
+_r("src_port", _src_port, out=SINT, needs=L4)
+_r("dst", _dst, out=ADDR, needs=L4)
+_r("dst_port", _dst_port, out=SINT, needs=L4)
+_r("ssl_fc", _ssl_fc, out=BOOL, needs=L4)
+_r("ssl_fc_sni", _ssl_fc_sni, out=STR, needs=L4)
+_r("fe_name", _fe_name, out=STR)
+_r("be_name", _be_name, out=STR)
+_r("srv_name", _srv_name, out=STR)
+_r("path", _path, out=STR, needs=REQ)
+_r("pathq", _pathq, out=STR, needs=REQ)
+_r("url", _url, out=STR, needs=REQ)
+_r("query", _query, out=STR, needs=REQ)
+_r("base", _base, out=STR, needs=REQ)
+_r("method", _method, out=METH, needs=REQ, match="meth")
+_r("req.ver", _req_ver, out=STR, needs=REQ)
+_r("req_ver", _req_ver, out=STR, needs=REQ)
+_r("req.proto_http", _proto_http, out=BOOL, needs=REQ)
+_r("req_proto_http", _proto_http, out=BOOL, needs=REQ)
+_r("req.len", _req_len, out=SINT)
+_r("req_len", _req_len, out=SINT)
+_r("wait_end", _true, out=BOOL)
+_r("http_first_req", _http_first_req, out=BOOL, needs=REQ)
+_r("status", _status, out=SINT, needs=RES)
+_r("url_ip", _url_ip, out=IPV4, needs=REQ)
+_r("url_port", _url_port, out=SINT, needs=REQ)
+_r("var", _var, (ARG_VAR, ARG_STR), 1, ANY, match="str")
+_r("int", _int, (ARG_SINT,), out=SINT)
+_r("str", _str, (ARG_STR,), out=STR)
+_r("bool", _bool, (ARG_SINT,), out=BOOL)
+_r("always_true", _true, out=BOOL)
+_r("always_false", _false, out=BOOL)
+_r("date", _date, (ARG_SINT,), 0, SINT)
+_r("url_param", _url_param, (ARG_STR, ARG_STR), 0, STR, REQ, _url_param_multi)
+_r("urlp", _url_param, (ARG_STR, ARG_STR), 0, STR, REQ, _url_param_multi)
+_r("urlp_val", _url_param_val, (ARG_STR, ARG_STR), 0, SINT, REQ)
+_r("req.cook", _cook, (ARG_STR,), 0, STR, REQ, _cook_multi)
+_r("cook", _cook, (ARG_STR,), 0, STR, REQ, _cook_multi)
+_r("req.cook_cnt", _cook_cnt, (ARG_STR,), 0, SINT, REQ)
+_r("cook_cnt", _cook_cnt, (ARG_STR,), 0, SINT, REQ)
+_r("req.cook_val", _cook_val, (ARG_STR,), 0, SINT, REQ)
+_r("cook_val", _cook_val, (ARG_STR,), 0, SINT, REQ)
+_r("res.cook", _scook, (ARG_STR,), 0, STR, RES)
+_r("scook", _scook, (ARG_STR,), 0, STR, RES)
+_make_hdr_fetches("req", _req_headers, REQ)
+_make_hdr_fetches("res", _res_headers, RES)
+# historical names: hdr() is req.hdr() in requests; shdr() is res.hdr()
+for _old, _new in (
+    ("hdr", "req.hdr"),
+    ("fhdr", "req.fhdr"),
+    ("hdr_cnt", "req.hdr_cnt"),
+    ("fhdr_cnt", "req.fhdr_cnt"),
+    ("hdr_val", "req.hdr_val"),
+    ("hdr_ip", "req.hdr_ip"),
+    ("shdr", "res.hdr"),
+    ("shdr_cnt", "res.hdr_cnt"),
+    ("shdr_val", "res.hdr_val"),
+    ("shdr_ip", "res.hdr_ip"),
+):
+    FETCHES[_old] = FETCHES[_new]
+
+
+# --------------------------------------------------------------------------- converters
+
+
+def _c_field(v: str, index: int, delims: str, count: int | None) -> str | None:
+    """Field ``index`` (1-based, negative from the end) and ``count`` following ones,
+    keeping the original delimiters between them (HAProxy's ``field``)."""
+    if not delims:
+        return None
+    pieces = re.split("([" + re.escape(delims) + "])", v)  # fields at even indexes
+    fields = pieces[0::2]
+    n = len(fields)
+    count = count or 1
+    if index > 0:
+        if index > n:
+            return None
+        first, last = index - 1, min(n, index - 1 + count) - 1
+    elif index < 0:
+        if -index > n:
+            return None
+        last = n + index
+        first = max(0, last - count + 1)
+    else:
+        return None
+    return "".join(pieces[2 * first : 2 * last + 1])
+
+
+def _c_word(v: str, index: int, delims: str, count: int | None) -> str | None:
+    words = [w for w in re.split("[" + re.escape(delims) + "]", v) if w]
+    count = count or 1
+    n = len(words)
+    if index > 0:
+        if index > n:
+            return None
+        return delims[0].join(words[index - 1 : index - 1 + count])
+    if index < 0:
+        if -index > n:
+            return None
+        start = max(n + index - count + 1, 0)
+        return delims[0].join(words[start : n + index + 1])
+    return None
+
+
+def _regsub_resolve(args: list, ctx: Any) -> list:
+    reg, subst, flags = args
+    flags = flags or ""
+    if any(f not in "ig" for f in flags):
+        raise SampleError(f"invalid regex flags '{flags}'")
+    if "i" in flags:
+        reg = re.compile(reg.pattern, re.IGNORECASE)
+    # HAProxy's back references are \1..\9; Python's re accepts the same form
+    return [reg, subst, 0 if "g" in flags else 1]
+
+
+def _c_regsub(v: str, reg: re.Pattern, subst: str, count: int) -> str:
+    return reg.sub(subst, v, count=count)
+
+
+def _c_ipmask(v, m4: int, m6: int | None):
+    if type(v) is IPv4:
+        return IPv4(int(v) & m4)
+    if type(v) is IPv6:
+        if m6 is None:
+            return None
+        return IPv6(int(v) & m6)
+    return None
+
+
+def _c_bytes(v: bytes, offset: int, length: int | None) -> bytes | None:
+    if offset < 0 or offset > len(v):
+        return None
+    return v[offset:] if length is None else v[offset : offset + length]
+
+
+def _arith_resolve(args: list, ctx: Any) -> list:
+    text = args[0]
+    if re.fullmatch(r"[+-]?\d+", text):
+        return [int(text)]
+    return [parse_var_name(text)]
+
+
+_I64 = (1 << 63) - 1
+
+
+def _clip(v: int) -> int:
+    return max(-_I64 - 1, min(_I64, v))
+
+
+def _div(a: int, b: int) -> int:
+    if b == 0:
+        return _I64
+    q = abs(a) // abs(b)
+    return _clip(q if (a >= 0) == (b >= 0) else -q)
+
+
+def _mod(a: int, b: int) -> int:
+    if b == 0:
+        return 0
+    r = abs(a) % abs(b)
+    return r if a >= 0 else -r
+
+
+_ARITH = {
+    "add": lambda a, b: _clip(a + b),
+    "sub": lambda a, b: _clip(a - b),
+    "mul": lambda a, b: _clip(a * b),
+    "div": _div,
+    "mod": _mod,
+    "and": lambda a, b: a & b,
+    "or": lambda a, b: a | b,
+    "xor": lambda a, b: a ^ b,
+}
+
+
+def _hex(v: bytes) -> str:
+    return v.hex().upper()
+
+
+def _b64(v: bytes) -> str:
+    return base64.b64encode(v).decode("ascii")
+
+
+def _b64dec(v: str) -> bytes | None:
+    try:
+        return base64.b64decode(v, validate=True)
+    except ValueError:
+        return None
+
+
+_rc = register_converter
+_rc("lower", str.lower)
+_rc("upper", str.upper)
+_rc("length", len, out=SINT)
+_rc("len", len, out=SINT)
+_rc("hex", _hex, in_type=BIN, out=STR)
+_rc("base64", _b64, in_type=BIN, out=STR)
+_rc("b64dec", _b64dec, in_type=STR, out=BIN)
+_rc("ipmask", _c_ipmask, (ARG_MSK4, ARG_MSK6), 1, in_type=ADDR, out=ADDR)
+_rc("field", _c_field, (ARG_SINT, ARG_STR, ARG_SINT), 2)
+_rc("word", _c_word, (ARG_SINT, ARG_STR, ARG_SINT), 2)
+_rc("regsub", _c_regsub, (ARG_REG, ARG_STR, ARG_STR), 2, resolve=_regsub_resolve)
+_rc("bytes", _c_bytes, (ARG_SINT, ARG_SINT), 1, in_type=BIN, out=BIN)
+_rc("neg", lambda v: -v, in_type=SINT, out=SINT)
+_rc("not", lambda v: int(not v), in_type=SINT, out=BOOL)
+_rc("bool", lambda v: v != 0, in_type=SINT, out=BOOL)
+_rc("odd", lambda v: bool(v & 1), in_type=SINT, out=BOOL)
+_rc("even", lambda v: not v & 1, in_type=SINT, out=BOOL)
+_rc("abs", abs, in_type=SINT, out=SINT)
+_rc("debug", lambda v, *a: v, (ARG_STR, ARG_STR), 0, in_type=ANY, out=ANY)
+
+
+def _arith_fn(op: Callable[[int, int], int]) -> Callable[..., Any]:
+    def conv(v: int, s: Any, t: Any, arg: Any) -> int | None:
+        if type(arg) is int:
+            return op(v, arg)
+        other = as_int(get_var(arg, s, t))
+        return None if other is None else op(v, other)
+
+    return conv
+
+
+for _name, _op in _ARITH.items():
+    _rc(_name, _arith_fn(_op), (ARG_STR,), in_type=SINT, out=SINT, resolve=_arith_resolve, with_ctx=True)
+
+
+def _strcmp_conv(v: str, s: Any, t: Any, ref: VarRef) -> int | None:
+    other = as_str(get_var(ref, s, t))
+    if other is None:
+        return None
+    return (v > other) - (v < other)
+
+
+_rc("strcmp", _strcmp_conv, (ARG_VAR,), out=SINT, with_ctx=True)
+
+
+# --------------------------------------------------------------------------- maps
+
+
+class MapFile:
+    """A map file's entries (``key value`` per line, ``#`` comments), read at compile time."""
+
+    def __init__(self, path: str, entries: list[tuple[str, str]]):
+        self.path = path
+        self.entries = entries
+
+
+_MAP_CACHE: dict[str, MapFile] = {}
+
+
+def load_map(path: str) -> MapFile:
+    cached = _MAP_CACHE.get(path)
+    if cached is not None:
+        return cached
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        raise SampleError(f"failed to open pattern file <{path}>.") from None
+    entries = []
+    for raw in data.decode("latin-1").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(None, 1)
+        entries.append((parts[0], parts[1].strip() if len(parts) > 1 else ""))
+    m = MapFile(path, entries)
+    _MAP_CACHE[path] = m
+    return m
+
+
+def clear_map_cache() -> None:
+    _MAP_CACHE.clear()
+
+
+def _out_value(text: str, out: str) -> Any:
+    if out == SINT:
+        return _str2int(text)
+    if out == ADDR:
+        return ip_value(text)
+    return text
+
+
+def _make_map(match: str, out: str) -> Callable[[list, Any], list]:
+    def resolve(args: list, ctx: Any) -> list:
+        path, default = args
+        m = load_map(path)
+        dflt = None if default is None else _out_value(default, out)
+        if match == "str":
+            table: dict[str, Any] = {}
+            for k, v in m.entries:
+                table.setdefault(k, _out_value(v, out))
+            return [lambda v: table.get(v, dflt)]
+        if match == "beg":
+            ents = [(k, _out_value(v, out)) for k, v in m.entries]
+
+            def beg(v):
+                for k, val in ents:
+                    if v.startswith(k):
+                        return val
+                return dflt
+
+            return [beg]
+        if match == "ip":
+            from minilb.rules.patterns import IPSet
+
+            nets = IPSet()
+            for k, v in m.entries:
+                try:
+                    nets.add(k, _out_value(v, out))
+                except ValueError:
+                    raise SampleError(
+                        f"'{k}' is not a valid IPv4 or IPv6 address in map file <{path}>"
+                    ) from None
+
+            def ipm(v):
+                found = nets.lookup(v)
+                return dflt if found is None else found
+
+            return [ipm]
+        # sub / end / reg / dom / dir
+        from minilb.rules.patterns import compile_matcher_with_values
+
+        finder = compile_matcher_with_values(match, [(k, _out_value(v, out)) for k, v in m.entries], False)
+
+        def other(v):
+            found = finder(v)
+            return dflt if found is None else found
+
+        return [other]
+
+    return resolve
+
+
+def _map_run(v, lookup, _unused=None):
+    return lookup(v)
+
+
+def _register_maps() -> None:
+    for match in ("str", "beg", "sub", "end", "reg", "dom", "dir", "ip"):
+        in_type = ADDR if match == "ip" else STR
+        for suffix, out in (("", STR), ("_int", SINT), ("_ip", ADDR), ("_str", STR)):
+            name = f"map_{match}{suffix}"
+            _rc(
+                name, _map_run, (ARG_STR, ARG_STR), 1, in_type=in_type, out=out, resolve=_make_map(match, out)
+            )
+    _rc("map", _map_run, (ARG_STR, ARG_STR), 1, in_type=STR, out=STR, resolve=_make_map("str", STR))
+
+
+_register_maps()
