@@ -10,6 +10,7 @@ then ``Fatal errors found in configuration.`` and status 1 on errors, or
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping, Sequence
 
 import attrs
@@ -28,10 +29,12 @@ class CheckResult:
 
 
 def _rule_checker():
-    try:
-        from minilb.rules.compile import check_rules  # written by the rules work
-    except ImportError:
+    """The rule compiler's ``check_rules(config)`` when that module exists (the rules
+    work writes it); a broken import inside it is not hidden."""
+    if importlib.util.find_spec("minilb.rules.compile") is None:
         return None
+    from minilb.rules.compile import check_rules
+
     return check_rules
 
 

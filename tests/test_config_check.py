@@ -90,3 +90,62 @@ def test_shipped_configs_pass_real_haproxy(name):
     )
     assert proc.returncode == 0, proc.stderr
     assert "Configuration file is valid" in proc.stdout
+
+
+HAPROXY_SAMPLE = """\
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind :8080
+    balance roundrobin
+    no option httpclose
+    option httplog clf
+    default_backend be
+    tcp-request frob
+    timeout frob 3s
+    stats frob
+    option forwardfor except 127.0.0.0/8 header X-Real if-none
+    option http-server-close
+    no bind
+    http-check expect status 200
+    stick-table type ip size 1k
+    stick-table type ip size 1k
+backend be
+    bind :8081
+    default_backend x
+    monitor-uri /foo
+    balance frob
+    server s 127.0.0.1:80 frob 3
+    server t 127.0.0.1:80 weight 300
+    server u
+    errorfile 503 /nonexistent
+    errorfile 999 /etc/hostname
+    server v 127.0.0.1:80 id 4
+    server w 127.0.0.1:80 id 4
+"""
+
+
+def _flagged(lines: list[str], name: str) -> set[tuple[str, int]]:
+    import re
+
+    out = set()
+    for line in lines:
+        m = re.search(rf"\[{re.escape(name)}:(\d+)\]", line)
+        severity = "ALERT" if "ALERT" in line else "WARNING" if "WARNING" in line else None
+        if m and severity:
+            out.add((severity, int(m.group(1))))
+    return out
+
+
+@requires_haproxy
+def test_same_lines_flagged_as_real_haproxy(tmp_path):
+    path = write(tmp_path, HAPROXY_SAMPLE, name="sample.cfg")
+    proc = subprocess.run([haproxy_binary(), "-c", "-f", path], capture_output=True, text=True, timeout=30)
+    theirs = _flagged(proc.stderr.splitlines(), "sample.cfg")
+    status, lines = render_check(check_config([path], environ={}, hostname="h"))
+    ours = _flagged(lines, "sample.cfg")
+    assert proc.returncode == status == 1
+    assert ours == theirs

@@ -7,7 +7,7 @@ import pytest
 
 from minilb.config.lexer import LexError, evaluate_condition, iter_lines, split_words
 
-ENV = {"HOME": "/root", "EMPTY": "", "PORT": "8080"}
+ENV = {"HOME": "/root", "EMPTY": "", "PORT": "8080", "MULTI": "a b"}
 
 
 @pytest.mark.parametrize(
@@ -135,3 +135,11 @@ def test_lex_error_reported_with_line_and_line_skipped():
     lines = list(iter_lines("f.cfg", 'ok 1\nbad "x\nok 2\n', ENV, diags))
     assert [line.words for line in lines] == [("ok", "1"), ("ok", "2")]
     assert [str(d) for d in diags] == ["parsing [f.cfg:2] : unmatched double quote at position 6"]
+
+
+def test_too_many_words():
+    diags: list = []
+    lines = list(iter_lines("f.cfg", "x " + "a " * 64 + "\nok\n", ENV, diags))
+    assert [line.words for line in lines] == [("ok",)]
+    # haproxy: parsing [q.cfg:2]: too many words, truncating after word 64, position 133: <a>.
+    assert [str(d) for d in diags] == ["parsing [f.cfg:1] : too many words, truncating after word 64: <a>."]

@@ -183,3 +183,31 @@ def test_valid_config_has_no_diagnostics(tmp_path):
     assert lines == []
     assert [p.kind for p in config.frontends] == ["frontend", "listen"]
     assert [p.name for p in config.backends] == ["be", "both"]
+
+
+def test_duplicates_and_custom_ids(tmp_path):
+    _, lines = load(
+        tmp_path,
+        DEFAULTS
+        + """\
+        frontend a
+            bind :1
+        backend a
+            server x 1.1.1.1:1 id 3
+            server y 1.1.1.1:1 id 3
+        listen a
+            bind :2
+        backend c
+            id 5
+        backend d
+            id 5
+        """,
+    )
+    assert lines == [
+        # haproxy: [q.cfg:3] : 'server b/b' : 'id' : custom id 3 already used at q.cfg:2 ('server a').
+        "ALERT parsing [t.cfg:10] : 'server a/y' : 'id' : custom id 3 already used at t.cfg:9 ('server x').",
+        # haproxy: Parsing [q.cfg:5]: proxy 'a' has the same name as frontend 'a' declared at q.cfg:1.
+        "ALERT parsing [t.cfg:11] : proxy 'a' has the same name as frontend 'a' declared at t.cfg:6.",
+        # haproxy: parsing [q.cfg:4]: backend c reuses same custom id as backend b (declared at q.cfg:1).
+        "ALERT parsing [t.cfg:15] : backend d reuses same custom id as backend c (declared at t.cfg:13).",
+    ]

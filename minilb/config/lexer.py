@@ -31,6 +31,8 @@ HAPROXY_VERSION = "2.6.12"
 FEATURES = frozenset({"OPENSSL", "LINUX_TPROXY", "TFO", "NS", "GETADDRINFO"})
 #: Longest line accepted, in characters (HAProxy grows its buffer; we keep a bound).
 MAX_LINE_LENGTH = 65536
+#: Most words on one line (HAProxy's MAX_LINE_ARGS).
+MAX_LINE_ARGS = 64
 #: Deepest ``.if`` nesting accepted (HAProxy's MAXNESTEDCONDS is 128).
 MAX_NESTED_CONDS = 128
 
@@ -128,9 +130,19 @@ def split_words(
                 quote = ""
                 i += 1
             elif c == "$":
-                value, i = _expand_variable(text, i, environ, pseudo)
-                cur.append(value)
+                value, i, as_list = _expand_variable(text, i, environ, pseudo)
                 saw_var = True
+                if as_list:
+                    # "${VAR[*]}": the value's space-separated items become separate words
+                    items = value.split()
+                    for index, item in enumerate(items):
+                        if index:
+                            words.append("".join(cur))
+                            cur = [item]
+                        else:
+                            cur.append(item)
+                else:
+                    cur.append(value)
             else:
                 cur.append(c)
                 only_vars = False
@@ -160,8 +172,9 @@ def split_words(
 
 def _expand_variable(
     text: str, i: int, environ: Mapping[str, str], pseudo: Callable[[str], str | None]
-) -> tuple[str, int]:
-    """Expand the variable starting at text[i] == '$' (inside double quotes)."""
+) -> tuple[str, int, bool]:
+    """Expand the variable starting at text[i] == '$' (inside double quotes); the flag
+    says whether it was a ``${VAR[*]}`` list expansion."""
     j = i + 1
     braced = j < len(text) and text[j] == "{"
     if braced:
@@ -170,13 +183,15 @@ def _expand_variable(
     if m is None:
         if braced:
             raise LexError(f"invalid environment variable name at position {i + 1}")
-        return "$", i + 1  # a lone dollar stays a dollar
+        return "$", i + 1, False  # a lone dollar stays a dollar
     name = m.group(0)
     j = m.end()
     default: str | None = None
+    as_list = False
     if braced:
         if text.startswith("[*]", j):
-            j += 3  # list expansion: HAProxy splits the value into words; we keep one word
+            j += 3
+            as_list = True
         if j < len(text) and text[j] == "-":
             end = text.find("}", j)
             if end < 0:
@@ -192,7 +207,7 @@ def _expand_variable(
         value = environ.get(name)
     if value is None:
         value = default if default is not None else ""
-    return value, j
+    return value, j, as_list
 
 
 # --------------------------------------------------------------------------- conditions
@@ -393,6 +408,16 @@ def iter_lines(
                 diagnostics.append(Diagnostic(ALERT, str(exc), loc))
             continue
         if not words:
+            continue
+        if len(words) > MAX_LINE_ARGS:
+            if active():
+                diagnostics.append(
+                    Diagnostic(
+                        ALERT,
+                        f"too many words, truncating after word {MAX_LINE_ARGS}: <{words[MAX_LINE_ARGS]}>.",
+                        loc,
+                    )
+                )
             continue
         head = words[0]
         if head in (".if", ".elif", ".else", ".endif"):

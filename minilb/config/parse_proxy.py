@@ -179,6 +179,13 @@ def _server(b: ProxyBuilder, line: Line, args, prefix, ctx: ParseContext) -> Non
             f"{b.kind} '{b.name}', another server named '{name}' was already defined at line "
             f"{previous.line}, please use distinct names."
         )
+    sid = values.get("id")
+    if sid is not None:
+        for other in b.servers:
+            if other.id == sid:
+                raise Problem(
+                    f"{where} : 'id' : custom id {sid} already used at {other.origin} ('server {other.name}')."
+                )
     b.server_origins[name] = line.location
     b.servers.append(Server(origin=line.location, name=name, address=address, **_server_fields(values)))
 

@@ -35,6 +35,11 @@ def _overlap(a: Proxy, b: Proxy) -> bool:
     return (a.is_frontend and b.is_frontend) or (a.is_backend and b.is_backend)
 
 
+def _kind_word(p: Proxy) -> str:
+    """HAProxy names a listen section "proxy" in its messages."""
+    return "proxy" if p.kind == "listen" else p.kind
+
+
 def _assign_ids(items, explicit_ids) -> list[int]:
     """HAProxy's scheme: a counter starting at 1 advances once per item; an item
     without an id takes the first free id at or above the counter."""
@@ -63,7 +68,7 @@ def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = No
             if q.name == p.name and _overlap(p, q):
                 alert(
                     p.origin,
-                    f"{p.kind} '{p.name}' has the same name as {q.kind} '{q.name}' declared at {q.origin}.",
+                    f"{_kind_word(p)} '{p.name}' has the same name as {_kind_word(q)} '{q.name}' declared at {q.origin}.",
                 )
                 break
     seen_peers: dict[str, PeersSection] = {}
@@ -120,7 +125,7 @@ def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = No
             q = seen_ids[p.id]
             alert(
                 p.origin,
-                f"{p.kind} '{p.name}' has the same ID ({p.id}) as {q.kind} '{q.name}' declared at {q.origin}.",
+                f"{p.kind} {p.name} reuses same custom id as {q.kind} {q.name} (declared at {q.origin}).",
             )
         seen_ids.setdefault(pid, p)
         label = f"Proxy '{p.name}'"
@@ -219,16 +224,8 @@ def _check_verify(tls: TLSOptions, origin: SourceLocation, config: Config, ctx: 
 
 def _check_servers(p: Proxy, config: Config, ctx: ParseContext) -> tuple[Server, ...]:
     ids = _assign_ids(p.servers, [s.id for s in p.servers])
-    seen: dict[int, Server] = {}
     out = []
     for s, sid in zip(p.servers, ids, strict=True):
-        if s.id is not None and s.id in seen:
-            ctx.alert(
-                s.origin,
-                f"'server {p.name}/{s.name}' : custom id {s.id} already used at {seen[s.id].origin} "
-                f"('server {seen[s.id].name}').",
-            )
-        seen.setdefault(sid, s)
         _check_verify(s.tls, s.origin, config, ctx)
         out.append(attrs.evolve(s, id=sid))
     return tuple(out)
