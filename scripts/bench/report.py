@@ -159,8 +159,8 @@ def render_notes(rows: Sequence[Row]) -> str:
     for row in rows:
         if row.state in ("ok", "n/a") or not row.note:
             continue
-        first = row.note.strip().splitlines()
-        detail = " / ".join(line.strip() for line in first[:1] + first[-3:][1:])
+        lines_of_note = [line.strip() for line in row.note.splitlines() if line.strip()]
+        detail = " / ".join(lines_of_note[:1] + lines_of_note[-3:][1:])
         lines.append(f"- {row.system}, {row.scenario}: {row.state}: {detail}")
     return "\n".join(lines) + ("\n" if lines else "")
 

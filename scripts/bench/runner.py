@@ -279,7 +279,10 @@ class Harness:
                     continue
                 started = self.start_system(cell)
                 if started is None:
-                    self.log(f"  {scenario.name:8} {cell.system:7} {cell.state}: {cell.note.splitlines()[0]}")
+                    note_lines = [line for line in cell.note.splitlines() if line.strip()]
+                    self.log(
+                        f"  {scenario.name:8} {cell.system:7} {cell.state}: {' / '.join(note_lines[:1] + note_lines[-2:][1:])}"
+                    )
                     continue
                 running.append((cell, *started))
             for cell, _managed, port in running:
@@ -361,7 +364,17 @@ class Harness:
                 continue
             self.log(f"scenario {scenario.name}: {scenario.title}")
             cells += self.run_scenario(scenario)
+        flag_unverified_rules(cells)
         return cells
+
+
+def flag_unverified_rules(cells: list[Cell]) -> None:
+    """A system that does not deny in the deny scenario may be skipping its rules everywhere: its
+    figures in the other rule scenarios (whose rules never fire, so cannot be probed) get a warning."""
+    broken = {cell.system for cell in cells if cell.scenario.name == "deny" and cell.state == "wrong answers"}
+    for cell in cells:
+        if cell.system in broken and cell.scenario.needs_rules and cell.state == "ok":
+            cell.warnings.append("rules unverified: this system failed the deny scenario's check")
 
 
 def answer_problem(scenario: configs.Scenario, result: ProbeResult) -> str | None:
