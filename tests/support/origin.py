@@ -48,6 +48,17 @@ class BadRequest(Exception):
     pass
 
 
+async def read_blocks(reader: asyncio.StreamReader, size: int):
+    """``size`` bytes of the stream, in blocks of at most BLOCK bytes."""
+    left = size
+    while left:
+        block = await reader.read(min(left, BLOCK))
+        if not block:
+            raise asyncio.IncompleteReadError(b"", left)
+        left -= len(block)
+        yield block
+
+
 class Origin:
     def __init__(self, name: str):
         self.name = name
@@ -105,21 +116,11 @@ class Origin:
                         while (await reader.readuntil(b"\r\n")) != b"\r\n":
                             pass
                         return
-                    left = size
-                    while left:
-                        block = await reader.read(min(left, BLOCK))
-                        if not block:
-                            raise asyncio.IncompleteReadError(b"", left)
-                        left -= len(block)
+                    async for block in read_blocks(reader, size):
                         yield block
                     await reader.readexactly(2)
             else:
-                left = int(headers.get("content-length", "0") or 0)
-                while left:
-                    block = await reader.read(min(left, BLOCK))
-                    if not block:
-                        raise asyncio.IncompleteReadError(b"", left)
-                    left -= len(block)
+                async for block in read_blocks(reader, int(headers.get("content-length", "0") or 0)):
                     yield block
 
         path = url.path
