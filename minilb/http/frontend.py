@@ -248,6 +248,8 @@ class ClientConnection(protocol.Protocol):
         self.be = None
         self.server = None
         self.conn = None  # ServerConnection lent to this request
+        self.resp_hooked = False  # conn registered as producer of our transport
+        self.req_hooked = None  # the conn whose transport we are registered on
         self.req_done = False
         self.req_sent = False  # head written to the server
         self.held_body: list[bytes] | None = None
@@ -340,7 +342,8 @@ class ClientConnection(protocol.Protocol):
             return
         self.req_done = True
         if self.replied:
-            self._finish()
+            if self.retry_call is None:  # not while a tarpit delays the reply
+                self._finish()
             return
         if self.req_sent:
             if self.head.chunked:
@@ -501,8 +504,6 @@ class ClientConnection(protocol.Protocol):
             connection = b"close" if head.version == "1.1" else None
         elif head.version == "1.0":
             connection = b"keep-alive"
-        elif head.upgrade and b"upgrade" in head.conn_tokens:
-            connection = b"upgrade"
         else:
             connection = None
         data = request_head_bytes(
@@ -511,8 +512,9 @@ class ClientConnection(protocol.Protocol):
         conn.send_head(data)
         self.req_sent = True
         conn.transport.registerProducer(self, True)
+        self.req_hooked = conn
         held = self.held_body
-        if held is not None:
+        if held is not None and not head.upgrade:  # tunnelled bytes wait for the 101
             self.held_body = None
             self.held_size = 0
             write = conn.transport.write
@@ -570,7 +572,7 @@ class ClientConnection(protocol.Protocol):
         self.resp_chunked = add_chunked or (head.chunked and not no_body)
         self.closing = closing
         if tunnel:
-            connection = b"upgrade" if status == 101 else None
+            connection = None  # the server's "Connection: upgrade" is kept as received
         elif closing:
             connection = b"close" if req.version == "1.1" else None
         elif req.version == "1.0":
@@ -595,6 +597,7 @@ class ClientConnection(protocol.Protocol):
             self.server_response_end(None)
             return
         transport.registerProducer(conn, True)
+        self.resp_hooked = True
 
     def server_response_body(self, data: bytes) -> None:
         if self.resp_chunked:
@@ -610,8 +613,7 @@ class ClientConnection(protocol.Protocol):
             tail = last_chunk(trailers)
             self.bytes_out += len(tail)
             self.transport.write(tail)
-        self.transport.unregisterProducer()
-        conn.transport.unregisterProducer()
+        self._unhook()
         self.conn = None
         reusable = self.req_done and self.fe.modes[self.be.name] == "keep-alive"
         conn.release(reusable)
@@ -666,12 +668,7 @@ class ClientConnection(protocol.Protocol):
         if conn is None:
             return
         self.conn = None
-        transport = self.transport
-        if getattr(transport, "producer", None) is conn:
-            transport.unregisterProducer()
-        ct = conn.transport
-        if ct is not None and getattr(ct, "producer", None) is self:
-            ct.unregisterProducer()
+        self._unhook()
         if conn.owner is self or conn.owner is None:
             conn.owner = None
             conn.server.cur_conns -= 1
@@ -682,6 +679,20 @@ class ClientConnection(protocol.Protocol):
                 conn.close()
             if conn.backend.queue:
                 conn.backend.slot_freed()
+
+    def _unhook(self) -> None:
+        """Undo the producer registrations of the request in progress."""
+        if self.resp_hooked:
+            self.resp_hooked = False
+            self.transport.unregisterProducer()
+        conn = self.req_hooked
+        if conn is not None:
+            self.req_hooked = None
+            if conn.transport is not None:
+                conn.transport.unregisterProducer()
+            if self.paused_by_server:
+                self.paused_by_server = False
+                self._resume_reading()
 
     # ------------------------------------------------------------------ replies and errors
     def _send_reply(self, reply) -> None:
@@ -703,11 +714,14 @@ class ClientConnection(protocol.Protocol):
         self.status = reply.status
         if self.txn is not None:
             self.txn.status = reply.status
-        close = reply.close or not self.head.keep_alive or not self.req_done or self.fe.stopping
+        head = self.head
+        close = (
+            reply.close or not head.keep_alive or (not self.req_done and head.has_body) or self.fe.stopping
+        )
         if reply.raw is not None:
             data = reply.raw
         else:
-            data = _render_reply(reply, close, self.head.version)
+            data = _render_reply(reply, close, head.version)
         if close:
             self.closing = True
         self.bytes_out += len(data)
@@ -721,7 +735,8 @@ class ClientConnection(protocol.Protocol):
         if self.txn is not None:
             self.txn.status = status
         self.replied = True
-        if not self.req_done or not self.head.keep_alive:
+        head = self.head
+        if (not self.req_done and head.has_body) or not head.keep_alive:
             self.closing = True
         self._write_error(status, be)
         if self.req_done or self.closing:

@@ -171,7 +171,7 @@ class _Parser:
             return upgrade.args[0]
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
-            if isinstance(cause, HTTPError):
+            if cause is not None:  # the sink's own exception (an HTTPError, or a bug)
                 raise cause from None
             raise
         except httptools.HttpParserError as exc:

@@ -1,0 +1,302 @@
+"""Timeouts, server failures, retries/redispatch, queueing, backpressure and tunnels
+on the client-side protocol (clock-driven)."""
+
+from __future__ import annotations
+
+from minilb.config.model import Timeouts
+from minilb.http.errors import error_response
+from minilb.http.frontend import MAX_HELD_BODY, mux_error
+from tests.support.http import Harness, proxy, server_model, take
+
+GET = b"GET / HTTP/1.1\r\n\r\n"
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+
+
+def timeouts(**kw):
+    base = dict(connect=5000, client=30000, server=30000)
+    base.update(kw)
+    return Timeouts(**base)
+
+
+def test_http_request_timeout_on_slow_headers_is_408():
+    h = Harness(proxy(servers=[server_model()], timeouts=timeouts(http_request=1000)))
+    c, ct = h.client()
+    c.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    h.reactor.advance(0.9)
+    assert ct.value() == b""
+    h.reactor.advance(0.2)
+    assert ct.value() == mux_error(408)
+    assert ct.disconnecting
+
+
+def test_idle_new_connection_gets_408_like_haproxy():
+    h = Harness(proxy(servers=[server_model()], timeouts=timeouts(http_request=1000)))
+    c, ct = h.client()
+    h.reactor.advance(1.01)
+    assert ct.value().startswith(b"HTTP/1.1 408 Request Time-out\r\n")
+
+
+def test_without_http_request_timeout_client_timeout_applies_to_headers():
+    h = Harness(proxy(servers=[server_model()], timeouts=timeouts(client=2000)))
+    c, ct = h.client()
+    c.dataReceived(b"GET / HTTP/1.1\r\n")
+    h.reactor.advance(2.01)
+    assert ct.value() == mux_error(408)
+
+
+def test_keep_alive_timeout_closes_idle_client_silently():
+    h = Harness(proxy(servers=[server_model()], timeouts=timeouts(http_keep_alive=500, http_request=5000)))
+    c, ct = h.client()
+    c.dataReceived(GET)
+    conn, st = h.connector.succeed()
+    conn.dataReceived(OK)
+    take(ct)
+    h.reactor.advance(0.49)
+    assert not ct.disconnecting
+    h.reactor.advance(0.02)
+    assert ct.disconnecting
+    assert ct.value() == b""
+
+
+def test_server_timeout_is_504_and_closes():
+    h = Harness(proxy(servers=[server_model()], timeouts=timeouts(server=3000)))
+    c, ct = h.client()
+    c.dataReceived(GET)
+    conn, st = h.connector.succeed()
+    h.reactor.advance(2.9)
+    assert ct.value() == b""
+    h.reactor.advance(0.2)
+    assert ct.value() == error_response(504)
+    assert ct.disconnecting
+    assert h.server().cur_conns == 0
+
+
+def test_server_timeout_is_inactivity_while_body_streams():
+    h = Harness(proxy(servers=[server_model()], timeouts=timeouts(server=3000)))
+    c, ct = h.client()
+    c.dataReceived(GET)
+    conn, st = h.connector.succeed()
+    conn.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab")
+    for _ in range(4):
+        h.reactor.advance(2.0)
+        conn.dataReceived(b"x")
+    assert not ct.disconnecting
+    for _ in range(7):  # silence: the response is cut (too late for a 504)
+        h.reactor.advance(1.0)
+    assert ct.disconnecting
+    assert b"504" not in ct.value()
+
+
+def test_server_closing_before_answer_is_502():
+    h = Harness()
+    c, ct = h.client()
+    c.dataReceived(GET)
+    conn, st = h.connector.succeed()
+    conn.connectionLost(None)
+    assert ct.value() == error_response(502)
+
+
+def test_invalid_response_is_502():
+    h = Harness()
+    c, ct = h.client()
+    c.dataReceived(GET)
+    conn, st = h.connector.succeed()
+    conn.dataReceived(b"HTTP/1.1 2xx Broken\r\n\r\n")
+    assert ct.value() == error_response(502)
+    assert st.disconnecting
+
+
+def test_connect_failure_retries_then_503():
+    h = Harness(proxy(servers=[server_model()], retries=2))
+    c, ct = h.client()
+    c.dataReceived(GET)
+    h.connector.fail()
+    assert h.connector.attempts == []
+    h.reactor.advance(1.0)  # turn-around delay min(timeout connect, 1s)
+    h.connector.fail()
+    h.reactor.advance(1.0)
+    assert ct.value() == b""
+    h.connector.fail()
+    assert ct.value() == error_response(503)
+    assert not ct.disconnecting
+
+
+def test_retry_succeeds_on_second_attempt():
+    h = Harness(proxy(servers=[server_model()], retries=3))
+    c, ct = h.client()
+    c.dataReceived(GET)
+    h.connector.fail()
+    h.reactor.advance(1.0)
+    conn, st = h.connector.succeed()
+    assert st.value() == GET
+    conn.dataReceived(OK)
+    assert ct.value().endswith(b"hi")
+
+
+def test_redispatch_moves_last_retry_to_another_server():
+    px = proxy(servers=[server_model("s1", 8001), server_model("s2", 8002)], retries=1, redispatch=True)
+    h = Harness(px)
+    c, ct = h.client()
+    c.dataReceived(GET)
+    first = h.connector.attempts[0][0].name
+    h.connector.fail()
+    h.reactor.advance(1.0)
+    second = h.connector.attempts[0][0].name
+    assert second != first
+
+
+def test_all_servers_down_is_503():
+    h = Harness()
+    h.server().up = False
+    c, ct = h.client()
+    c.dataReceived(GET)
+    assert ct.value() == error_response(503)
+    assert h.connector.attempts == []
+
+
+def test_maxconn_queue_then_served_when_slot_frees():
+    h = Harness(proxy(servers=[server_model(maxconn=1)], timeouts=timeouts(queue=2000)))
+    c1, ct1 = h.client()
+    c1.dataReceived(GET)
+    conn, st = h.connector.succeed()
+    c2, ct2 = h.client(port=40001)
+    c2.dataReceived(GET)
+    assert h.connector.attempts == []  # queued
+    conn.dataReceived(OK)
+    # the freed slot goes to the queued request (a fresh connection: its first request)
+    assert len(h.connector.attempts) == 1
+
+
+def test_queue_timeout_is_503():
+    h = Harness(proxy(servers=[server_model(maxconn=1)], timeouts=timeouts(queue=2000)))
+    c1, ct1 = h.client()
+    c1.dataReceived(GET)
+    h.connector.succeed()
+    c2, ct2 = h.client(port=40001)
+    c2.dataReceived(GET)
+    h.reactor.advance(2.01)
+    assert ct2.value() == error_response(503)
+
+
+def test_reused_connection_closed_by_server_is_retried_on_a_new_one():
+    h = Harness()
+    c, ct = h.client()
+    c.dataReceived(GET)
+    conn, st = h.connector.succeed()
+    conn.dataReceived(OK)
+    take(ct)
+    c.dataReceived(GET)  # goes on the pooled connection...
+    assert h.connector.attempts == []
+    conn.connectionLost(None)  # ...which the server had closed meanwhile
+    assert len(h.connector.attempts) == 1
+    conn2, st2 = h.connector.succeed()
+    conn2.dataReceived(OK)
+    assert ct.value().endswith(b"hi")
+
+
+def test_slow_server_socket_pauses_client_reading():
+    h = Harness()
+    c, ct = h.client()
+    c.dataReceived(b"POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n")
+    conn, st = h.connector.succeed()
+    assert st.producer is c
+    c.dataReceived(b"x" * 1000)
+    st.producer.pauseProducing()  # what a full socket buffer does
+    assert ct.producerState == "paused"
+    st.producer.resumeProducing()
+    assert ct.producerState == "producing"
+
+
+def test_slow_client_pauses_server_reading_and_client_timeout_applies():
+    h = Harness(proxy(servers=[server_model()], timeouts=timeouts(client=4000)))
+    c, ct = h.client()
+    c.dataReceived(GET)
+    conn, st = h.connector.succeed()
+    conn.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"y" * 1000)
+    assert ct.producer is conn
+    ct.producer.pauseProducing()
+    assert st.producerState == "paused"
+    h.reactor.advance(4.01)
+    assert ct.disconnecting
+    assert st.disconnecting
+
+
+def test_server_reading_resumes_when_connection_returns_to_pool():
+    h = Harness()
+    c, ct = h.client()
+    c.dataReceived(GET)
+    conn, st = h.connector.succeed()
+    conn.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nab")
+    conn.pauseProducing()
+    conn.dataReceived(b"c")
+    assert st.producerState == "producing"
+    assert h.backend().pools["s1"].idle == [conn]
+
+
+def test_held_body_is_bounded_while_connecting():
+    h = Harness()
+    c, ct = h.client()
+    c.dataReceived(b"POST / HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n")
+    c.dataReceived(b"z" * (MAX_HELD_BODY + 1))
+    assert ct.producerState == "paused"
+    conn, st = h.connector.succeed()
+    assert ct.producerState == "producing"
+    assert st.value().endswith(b"z" * (MAX_HELD_BODY + 1))
+
+
+def test_websocket_upgrade_becomes_a_tunnel():
+    h = Harness(proxy(servers=[server_model()], timeouts=timeouts(tunnel=10000)))
+    c, ct = h.client()
+    c.dataReceived(b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nEARLY")
+    conn, st = h.connector.succeed()
+    assert take(st) == b"GET /ws HTTP/1.1\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n"
+    conn.dataReceived(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nS1"
+    )
+    assert take(st) == b"EARLY"  # bytes sent after the upgrade request go once the server agreed
+    assert take(ct) == (
+        b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\nS1"
+    )
+    c.dataReceived(b"C2")
+    assert take(st) == b"C2"
+    conn.dataReceived(b"S3")
+    assert take(ct) == b"S3"
+    for _ in range(21):
+        h.reactor.advance(1.0)
+    assert ct.disconnecting and st.disconnecting
+
+
+def test_refused_upgrade_closes_after_response():
+    h = Harness()
+    c, ct = h.client()
+    c.dataReceived(b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+    conn, st = h.connector.succeed()
+    conn.dataReceived(b"HTTP/1.1 400 No\r\nContent-Length: 0\r\n\r\n")
+    assert ct.value() == b"HTTP/1.1 400 No\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    assert ct.disconnecting
+
+
+def test_client_abort_releases_server_connection():
+    h = Harness()
+    c, ct = h.client()
+    c.dataReceived(GET)
+    conn, st = h.connector.succeed()
+    assert h.server().cur_conns == 1
+    c.connectionLost(None)
+    assert h.server().cur_conns == 0
+    assert st.disconnecting
+    assert h.fe.cur_conns == 0
+
+
+def test_graceful_stop_closes_idle_and_finishes_busy():
+    h = Harness()
+    idle, idle_t = h.client()
+    busy, busy_t = h.client(port=40001)
+    busy.dataReceived(GET)
+    conn, st = h.connector.succeed()
+    h.fe.stop_accepting()
+    assert idle_t.disconnecting
+    assert not busy_t.disconnecting
+    conn.dataReceived(OK)
+    assert busy_t.value() == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi"
+    assert busy_t.disconnecting
