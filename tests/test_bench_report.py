@@ -84,3 +84,6 @@ def test_targets_are_checked_against_haproxy_and_the_naive_proxy():
     assert targets["plain keep-alive: req/s ≥ 6× the naive Twisted proxy"].met is True
     assert targets["deny path: req/s ≥ 0.35× HAProxy (aim 0.5×)"].met is None
     assert targets["new connections: ≥ 10,000/s"].met is False
+    # both rows have the same CPU µs/req, so the capacity ratio is 1
+    assert targets["track-sc0 + deny that never fires: req/s ≥ 0.35× HAProxy (aim 0.5×)"].by_cpu == "1.00×"
+    assert "| the same from CPU µs/req |" in report.render_targets(list(targets.values()))
