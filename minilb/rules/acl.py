@@ -229,6 +229,11 @@ def parse_acl_expr(
             method = kw[1]
         elif expr.fetch.match is not None and not expr.converters:
             method = expr.fetch.match
+        elif expr.out == S.ANY:
+            raise S.SampleError(
+                "matching method must be specified first (using '-m') when using a sample fetch of this type "
+                f"('{name}')"
+            )
         else:
             method = _TYPE_MATCH.get(expr.out, "str")
     if not patterns and method not in PATTERNLESS and warnings is not None:

@@ -178,6 +178,7 @@ class _ProxyCompiler:
         self.use_servers: list[tuple[Any, str]] = []
         self.extra: dict[str, list[Any]] = {}
         self.inspect_delay = 0
+        self.seen: set[str] = set()  # rule kinds met so far (order warnings)
         if config is not None:
             self.backend_names = {p.name for p in config.proxies if p.is_backend}
             self.server_names = {s.name for s in proxy.servers}
@@ -279,8 +280,19 @@ class _ProxyCompiler:
         if kw == "tcp-response inspect-delay":
             return
         if kw in A.RULESETS:
+            if kw == A.HTTP_REQUEST:
+                for earlier in ("redirect", "use_backend"):
+                    if earlier in self.seen:
+                        self.diags.append(
+                            Diagnostic(
+                                WARNING,
+                                f"a 'http-request' rule placed after a '{earlier}' rule will still be processed before.",
+                                line.origin,
+                            )
+                        )
             self.action_rule(kw, words, line.origin)
         elif kw == "redirect":
+            self.seen.add("redirect")
             self.redirect_rule(words, line.origin)
         elif kw == "use-server":
             self.use_server(words, line.origin)
@@ -359,6 +371,7 @@ class _ProxyCompiler:
         self.use_backend_words(item.backend, tuple(item.cond), item.origin)
 
     def use_backend_words(self, name: str, cond_words: tuple[str, ...], origin: Any) -> None:
+        self.seen.add("use_backend")
         if not name:
             self.alert("'use_backend' requires a backend name.", origin)
             return
