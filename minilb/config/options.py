@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import attrs
-
 from minilb.config.model import TLSOptions
 from minilb.units import parse_time
 
@@ -75,25 +73,6 @@ _BIND_UNSUPPORTED = {
     "sigalgs": 1,
     "client-sigalgs": 1,
 }
-_BIND_SUPPORTED = (
-    "accept-proxy",
-    "alpn",
-    "ca-file",
-    "ciphers",
-    "ciphersuites",
-    "crt",
-    "expose-fd",
-    "level",
-    "maxconn",
-    "mode",
-    "name",
-    "ssl",
-    "ssl-max-ver",
-    "ssl-min-ver",
-    "v4v6",
-    "v6only",
-    "verify",
-)
 
 
 def _need(words: list[str] | tuple[str, ...], i: int, what: str) -> str:
@@ -125,8 +104,173 @@ def _verify(text: str, option: str) -> str:
     return text
 
 
+def _server_verify(text: str, option: str) -> str:
+    if _verify(text, option) == "optional":
+        raise ValueError("verify: 'optional' is only supported on bind lines")
+    return text
+
+
+def _time(text: str, option: str) -> int:
+    try:
+        value = parse_time(text)
+    except ValueError as exc:
+        raise ValueError(f"'{option}' : {exc}") from None
+    if value <= 0:
+        raise ValueError(f"'{option}' : '{text}' is not a positive delay")
+    return value
+
+
+def _octal(text: str, option: str) -> int:
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise ValueError(f"'{option}' : expects an octal mode (got '{text}')") from None
+
+
+def _level(text: str, option: str) -> str:
+    if text not in ("user", "operator", "admin"):
+        raise ValueError(f"'{option}' only supports 'user', 'operator', and 'admin' (got '{text}')")
+    return text
+
+
+def _listeners(text: str, option: str) -> bool:
+    if text != "listeners":
+        raise ValueError(f"'{option}' : only 'listeners' is supported (got '{text}')")
+    return True
+
+
+def _observe(text: str, option: str) -> str:
+    if text not in ("none", "layer4", "layer7"):
+        raise ValueError(f"'observe' expects one of 'none', 'layer4', 'layer7' but got '{text}'")
+    return text
+
+
+def _alpn(text: str, option: str) -> tuple[str, ...]:
+    return tuple(text.split(","))
+
+
+def _text(text: str, option: str) -> str:
+    return text
+
+
+def _ranged(low: int, high: int = 2**31 - 1):
+    return lambda text, option: _int(text, option, low, high)
+
+
+# An option is either a flag: (target, field, value), or takes one argument:
+# (target, field, converter).  target is "fields" (the Bind/Server) or "tls".
+_Flag = tuple[str, str, object]
+_Valued = tuple[str, str, Callable[[str, str], object]]
+
+_TLS_VALUED: dict[str, _Valued] = {
+    "alpn": ("tls", "alpn", _alpn),
+    "ciphers": ("tls", "ciphers", _text),
+    "ciphersuites": ("tls", "ciphersuites", _text),
+    "ssl-min-ver": ("tls", "ssl_min_ver", _ssl_version),
+    "ssl-max-ver": ("tls", "ssl_max_ver", _ssl_version),
+}
+
+_BIND_FLAGS: dict[str, _Flag] = {
+    "ssl": ("tls", "enabled", True),
+    "accept-proxy": ("fields", "accept_proxy", True),
+    "v4v6": ("fields", "v4v6", True),
+    "v6only": ("fields", "v6only", True),
+}
+_BIND_VALUED: dict[str, _Valued] = {
+    **_TLS_VALUED,
+    "verify": ("tls", "verify", _verify),
+    "name": ("fields", "name", _text),
+    "maxconn": ("fields", "maxconn", _ranged(0)),
+    "mode": ("fields", "mode", _octal),
+    "level": ("fields", "level", _level),
+    "expose-fd": ("fields", "expose_fd_listeners", _listeners),
+}
+
+_SERVER_FLAGS: dict[str, _Flag] = {
+    "ssl": ("tls", "enabled", True),
+    "no-ssl": ("tls", "enabled", False),
+    "no-verifyhost": ("tls", "verifyhost", None),
+    "backup": ("fields", "backup", True),
+    "no-backup": ("fields", "backup", False),
+    "disabled": ("fields", "disabled", True),
+    "enabled": ("fields", "disabled", False),
+    "check": ("fields", "check", True),
+    "no-check": ("fields", "check", False),
+    "check-ssl": ("fields", "check_ssl", True),
+    "no-check-ssl": ("fields", "check_ssl", False),
+    "send-proxy": ("fields", "send_proxy", True),
+    "no-send-proxy": ("fields", "send_proxy", False),
+}
+_SERVER_VALUED: dict[str, _Valued] = {
+    **_TLS_VALUED,
+    "verify": ("tls", "verify", _server_verify),
+    "verifyhost": ("tls", "verifyhost", _text),
+    "sni": ("tls", "sni", _text),
+    "maxconn": ("fields", "maxconn", _ranged(0)),
+    "maxqueue": ("fields", "maxqueue", _ranged(0)),
+    "rise": ("fields", "rise", _ranged(1)),
+    "fall": ("fields", "fall", _ranged(1)),
+    "id": ("fields", "id", _ranged(1)),
+    "inter": ("fields", "inter", _time),
+    "fastinter": ("fields", "fastinter", _time),
+    "downinter": ("fields", "downinter", _time),
+    "port": ("fields", "check_port", _ranged(0, 65535)),
+    "addr": ("fields", "check_addr", _text),
+    "cookie": ("fields", "cookie", _text),
+    "observe": ("fields", "observe", _observe),
+    "check-sni": ("fields", "", _text),  # accepted; checks use the server's sni
+}
+
+
+def _parse_options(
+    words: list[str] | tuple[str, ...],
+    fields: dict,
+    warn: Warn,
+    flags: dict[str, _Flag],
+    valued: dict[str, _Valued],
+    unsupported: dict[str, int],
+    kind: str,
+    file_option: Callable[[str, str], None],
+) -> dict:
+    tls = fields.setdefault("tls", {})
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w in flags:
+            target, field, value = flags[w]
+            (tls if target == "tls" else fields)[field] = value
+        elif w in valued:
+            target, field, convert = valued[w]
+            value = convert(_need(words, i, "argument"), w)
+            if field:
+                (tls if target == "tls" else fields)[field] = value
+            i += 1
+        elif w in ("crt", "ca-file"):
+            file_option(w, _need(words, i, "file path"))
+            i += 1
+        elif w in unsupported:
+            warn(f"{kind} option '{w}' is not supported by minilb and is ignored.")
+            i += unsupported[w]
+        else:
+            raise ValueError(f"unknown keyword '{w}'.")
+        i += 1
+    return fields
+
+
+def _file_options(tls: dict, crt_base: str | None, ca_base: str | None, repeat_crt: bool):
+    def handle(option: str, path: str) -> None:
+        if option == "ca-file":
+            tls["ca_file"] = _base(ca_base, path)
+        elif repeat_crt:
+            tls["crt"] = (*tls.get("crt", ()), _base(crt_base, path))
+        else:
+            tls["crt"] = (_base(crt_base, path),)
+
+    return handle
+
+
 def bind_option_names() -> tuple[str, ...]:
-    return tuple(sorted((*_BIND_SUPPORTED, *_BIND_UNSUPPORTED)))
+    return tuple(sorted({*_BIND_FLAGS, *_BIND_VALUED, "crt", "ca-file", *_BIND_UNSUPPORTED}))
 
 
 def parse_bind_options(
@@ -136,68 +280,19 @@ def parse_bind_options(
     crt_base: str | None = None,
     ca_base: str | None = None,
 ) -> dict:
-    """Apply bind option words to ``fields`` (Bind field values, with ``tls`` a dict)."""
+    """Apply bind option words to ``fields`` (Bind field values, with ``tls`` a dict);
+    ``crt`` may be repeated (several certificates selected by SNI)."""
     tls = fields.setdefault("tls", {})
-    i = 0
-    while i < len(words):
-        w = words[i]
-        if w == "ssl":
-            tls["enabled"] = True
-        elif w == "crt":
-            tls["crt"] = (*tls.get("crt", ()), _base(crt_base, _need(words, i, "certificate location")))
-            i += 1
-        elif w == "ca-file":
-            tls["ca_file"] = _base(ca_base, _need(words, i, "CAfile path"))
-            i += 1
-        elif w == "verify":
-            tls["verify"] = _verify(_need(words, i, "verify method"), w)
-            i += 1
-        elif w == "alpn":
-            tls["alpn"] = tuple(_need(words, i, "the protocol list").split(","))
-            i += 1
-        elif w in ("ciphers", "ciphersuites"):
-            tls[w] = _need(words, i, "cipher suite")
-            i += 1
-        elif w in ("ssl-min-ver", "ssl-max-ver"):
-            tls[w.replace("-", "_")] = _ssl_version(_need(words, i, "version"), w)
-            i += 1
-        elif w == "name":
-            fields["name"] = _need(words, i, "name")
-            i += 1
-        elif w == "accept-proxy":
-            fields["accept_proxy"] = True
-        elif w == "v4v6":
-            fields["v4v6"] = True
-        elif w == "v6only":
-            fields["v6only"] = True
-        elif w == "maxconn":
-            fields["maxconn"] = _int(_need(words, i, "value"), w, 0)
-            i += 1
-        elif w == "mode":
-            text = _need(words, i, "mode")
-            try:
-                fields["mode"] = int(text, 8)
-            except ValueError:
-                raise ValueError(f"'{w}' : expects an octal mode (got '{text}')") from None
-            i += 1
-        elif w == "level":
-            level = _need(words, i, "level")
-            if level not in ("user", "operator", "admin"):
-                raise ValueError(f"'{w}' only supports 'user', 'operator', and 'admin' (got '{level}')")
-            fields["level"] = level
-            i += 1
-        elif w == "expose-fd":
-            if _need(words, i, "argument") != "listeners":
-                raise ValueError(f"'{w}' : only 'listeners' is supported (got '{words[i + 1]}')")
-            fields["expose_fd_listeners"] = True
-            i += 1
-        elif w in _BIND_UNSUPPORTED:
-            warn(f"bind option '{w}' is not supported by minilb and is ignored.")
-            i += _BIND_UNSUPPORTED[w]
-        else:
-            raise ValueError(f"unknown keyword '{w}'.")
-        i += 1
-    return fields
+    return _parse_options(
+        words,
+        fields,
+        warn,
+        _BIND_FLAGS,
+        _BIND_VALUED,
+        _BIND_UNSUPPORTED,
+        "bind",
+        _file_options(tls, crt_base, ca_base, repeat_crt=True),
+    )
 
 
 # --------------------------------------------------------------------------- server options
@@ -270,59 +365,10 @@ _SERVER_UNSUPPORTED = {
     "sigalgs": 1,
     "client-sigalgs": 1,
 }
-_SERVER_SUPPORTED = (
-    "addr",
-    "alpn",
-    "backup",
-    "ca-file",
-    "check",
-    "check-sni",
-    "check-ssl",
-    "ciphers",
-    "ciphersuites",
-    "cookie",
-    "crt",
-    "disabled",
-    "downinter",
-    "enabled",
-    "fall",
-    "fastinter",
-    "id",
-    "inter",
-    "maxconn",
-    "maxqueue",
-    "no-backup",
-    "no-check",
-    "no-check-ssl",
-    "no-send-proxy",
-    "no-ssl",
-    "no-verifyhost",
-    "observe",
-    "port",
-    "rise",
-    "send-proxy",
-    "sni",
-    "ssl",
-    "ssl-max-ver",
-    "ssl-min-ver",
-    "verify",
-    "verifyhost",
-    "weight",
-)
 
 
 def server_option_names() -> tuple[str, ...]:
-    return tuple(sorted((*_SERVER_SUPPORTED, *_SERVER_UNSUPPORTED)))
-
-
-def _time(text: str, option: str) -> int:
-    try:
-        value = parse_time(text)
-    except ValueError as exc:
-        raise ValueError(f"'{option}' : {exc}") from None
-    if value <= 0:
-        raise ValueError(f"'{option}' : '{text}' is not a positive delay")
-    return value
+    return tuple(sorted({*_SERVER_FLAGS, *_SERVER_VALUED, "crt", "ca-file", *_SERVER_UNSUPPORTED}))
 
 
 def parse_server_options(
@@ -335,108 +381,24 @@ def parse_server_options(
 ) -> dict:
     """Apply server option words to ``fields`` (Server field values, with ``tls`` a dict)."""
     tls = fields.setdefault("tls", {})
-    i = 0
-    while i < len(words):
-        w = words[i]
-        if w in ("weight", "maxconn", "maxqueue", "rise", "fall", "id"):
-            low, high = {
-                "weight": (0, 256),
-                "rise": (1, 2**31 - 1),
-                "fall": (1, 2**31 - 1),
-                "id": (1, 2**31 - 1),
-            }.get(w, (0, 2**31 - 1))
-            text = _need(words, i, "value")
-            value = _int(text, w)
-            if w == "weight" and not low <= value <= high:
-                raise ValueError(f"weight of server {server_name} is not within 0 and 256 ({value}).")
-            if w in ("rise", "fall") and value < 1:
-                raise ValueError(f"'{w}' has to be > 0.")
-            if w == "id" and value < 1:
-                raise ValueError("custom id has to be > 0.")
-            fields[w] = value
-            i += 1
-        elif w in ("inter", "fastinter", "downinter"):
-            fields[w] = _time(_need(words, i, "delay"), w)
-            i += 1
-        elif w == "port":
-            text = _need(words, i, "port")
-            fields["check_port"] = _int(text, w, 0, 65535)
-            i += 1
-        elif w == "addr":
-            fields["check_addr"] = _need(words, i, "address")
-            i += 1
-        elif w == "backup":
-            fields["backup"] = True
-        elif w == "no-backup":
-            fields["backup"] = False
-        elif w == "disabled":
-            fields["disabled"] = True
-        elif w == "enabled":
-            fields["disabled"] = False
-        elif w == "check":
-            fields["check"] = True
-        elif w == "no-check":
-            fields["check"] = False
-        elif w == "check-ssl":
-            fields["check_ssl"] = True
-        elif w == "no-check-ssl":
-            fields["check_ssl"] = False
-        elif w == "check-sni":
-            _need(words, i, "SNI")
-            i += 1
-        elif w == "send-proxy":
-            fields["send_proxy"] = True
-        elif w == "no-send-proxy":
-            fields["send_proxy"] = False
-        elif w == "cookie":
-            fields["cookie"] = _need(words, i, "cookie value")
-            i += 1
-        elif w == "observe":
-            mode = _need(words, i, "mode")
-            if mode not in ("none", "layer4", "layer7"):
-                raise ValueError(f"'observe' expects one of 'none', 'layer4', 'layer7' but got '{mode}'")
-            fields["observe"] = mode
-            i += 1
-        elif w == "ssl":
-            tls["enabled"] = True
-        elif w == "no-ssl":
-            tls["enabled"] = False
-        elif w == "verify":
-            value = _verify(_need(words, i, "verify method"), w)
-            if value == "optional":
-                raise ValueError("verify: 'optional' is only supported on bind lines")
-            tls["verify"] = value
-            i += 1
-        elif w == "verifyhost":
-            tls["verifyhost"] = _need(words, i, "hostname")
-            i += 1
-        elif w == "no-verifyhost":
-            tls["verifyhost"] = None
-        elif w == "sni":
-            tls["sni"] = _need(words, i, "sample expression")
-            i += 1
-        elif w == "ca-file":
-            tls["ca_file"] = _base(ca_base, _need(words, i, "CAfile path"))
-            i += 1
-        elif w == "crt":
-            tls["crt"] = (_base(crt_base, _need(words, i, "certificate path")),)
-            i += 1
-        elif w == "alpn":
-            tls["alpn"] = tuple(_need(words, i, "the protocol list").split(","))
-            i += 1
-        elif w in ("ciphers", "ciphersuites"):
-            tls[w] = _need(words, i, "cipher suite")
-            i += 1
-        elif w in ("ssl-min-ver", "ssl-max-ver"):
-            tls[w.replace("-", "_")] = _ssl_version(_need(words, i, "version"), w)
-            i += 1
-        elif w in _SERVER_UNSUPPORTED:
-            warn(f"server option '{w}' is not supported by minilb and is ignored.")
-            i += _SERVER_UNSUPPORTED[w]
-        else:
-            raise ValueError(f"unknown keyword '{w}'.")
-        i += 1
-    return fields
+
+    def weight(text: str, option: str) -> int:
+        value = _int(text, option)
+        if not 0 <= value <= 256:
+            raise ValueError(f"weight of server {server_name} is not within 0 and 256 ({value}).")
+        return value
+
+    valued = {**_SERVER_VALUED, "weight": ("fields", "weight", weight)}
+    return _parse_options(
+        words,
+        fields,
+        warn,
+        _SERVER_FLAGS,
+        valued,
+        _SERVER_UNSUPPORTED,
+        "server",
+        _file_options(tls, crt_base, ca_base, repeat_crt=False),
+    )
 
 
 def _base(base: str | None, path: str) -> str:
@@ -455,7 +417,3 @@ def copy_fields(fields: dict) -> dict:
     out = dict(fields)
     out["tls"] = dict(fields.get("tls", {}))
     return out
-
-
-def tls_fields(tls: TLSOptions) -> dict:
-    return {k: v for k, v in attrs.asdict(tls, recurse=False).items() if v != getattr(TLSOptions(), k)}

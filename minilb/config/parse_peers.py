@@ -18,7 +18,7 @@ from minilb.config.addresses import parse_address
 from minilb.config.common import dispatch, no_more_args
 from minilb.config.context import ParseContext, Problem
 from minilb.config.lexer import Line
-from minilb.config.model import Bind, Peer, PeersSection, TLSOptions
+from minilb.config.model import Address, Bind, Peer, PeersSection, TLSOptions
 from minilb.config.options import build_tls, copy_fields, parse_bind_options, parse_server_options
 from minilb.config.sticktable import parse_table
 
@@ -72,6 +72,37 @@ def _add_peer(
     b.peers.append(Peer(origin=line.location, name=name, address=address, tls=tls, syntax=syntax))
 
 
+def _address_and_options(
+    b: PeersBuilder, line: Line, args, where: str, ctx: ParseContext, address_allowed: bool
+) -> tuple[Address | None, TLSOptions]:
+    """The optional address after a peer's name, then its server options."""
+    opts = args[1:]
+    address = None
+    if opts and not _looks_like_option(opts[0]):
+        if not address_allowed:
+            raise Problem(
+                f"{where} : unknown keyword '{opts[0]}'. Hint: no address was expected for this server."
+            )
+        try:
+            address = parse_address(opts[0], ctx.environ)
+        except ValueError as exc:
+            raise Problem(f"{where} : {exc}") from None
+        opts = opts[1:]
+    values = copy_fields(b.server_defaults)
+    try:
+        parse_server_options(
+            opts,
+            values,
+            lambda m: ctx.warn(line.location, f"{where} : {m}"),
+            args[0],
+            ctx.crt_base,
+            ctx.ca_base,
+        )
+    except ValueError as exc:
+        raise Problem(f"{where} : {exc}") from None
+    return address, build_tls(values.get("tls", {}))
+
+
 def _peer(b: PeersBuilder, line: Line, args, prefix, ctx: ParseContext) -> None:
     if b.used_bind_syntax is not None:
         raise Problem('mixing "peer" and "bind" line is forbidden')
@@ -79,22 +110,7 @@ def _peer(b: PeersBuilder, line: Line, args, prefix, ctx: ParseContext) -> None:
         raise Problem("'peer' expects <name> and <addr>[:<port>] as arguments.")
     b.used_peer_syntax = line.location
     name = args[0]
-    address = None
-    opts = args[1:]
-    if opts and not _looks_like_option(opts[0]):
-        try:
-            address = parse_address(opts[0], ctx.environ)
-        except ValueError as exc:
-            raise Problem(f"'peer {name}' : {exc}") from None
-        opts = opts[1:]
-    values = copy_fields(b.server_defaults)
-    try:
-        parse_server_options(
-            opts, values, lambda m: ctx.warn(line.location, m), name, ctx.crt_base, ctx.ca_base
-        )
-    except ValueError as exc:
-        raise Problem(f"'peer {name}' : {exc}") from None
-    tls = build_tls(values.get("tls", {}))
+    address, tls = _address_and_options(b, line, args, f"'peer {name}'", ctx, address_allowed=True)
     _add_peer(b, line, name, address, tls, "peer", ctx)
     if name == b.localpeer and address is not None:
         b.bind = Bind(origin=line.location, address=address, tls=tls, name=name)
@@ -125,28 +141,9 @@ def _server(b: PeersBuilder, line: Line, args, prefix, ctx: ParseContext) -> Non
     if not args:
         raise Problem("'server' expects <name> and [<addr>[:<port>]] as arguments.")
     name = args[0]
-    where = f"'server {b.name}/{name}'"
     local = name == b.localpeer
-    opts = args[1:]
-    address = None
-    if opts and not _looks_like_option(opts[0]):
-        if local:
-            raise Problem(
-                f"{where} : unknown keyword '{opts[0]}'. Hint: no address was expected for this server."
-            )
-        try:
-            address = parse_address(opts[0], ctx.environ)
-        except ValueError as exc:
-            raise Problem(f"{where} : {exc}") from None
-        opts = opts[1:]
-    values = copy_fields(b.server_defaults)
-    try:
-        parse_server_options(
-            opts, values, lambda m: ctx.warn(line.location, f"{where} : {m}"), name, ctx.crt_base, ctx.ca_base
-        )
-    except ValueError as exc:
-        raise Problem(f"{where} : {exc}") from None
-    tls = build_tls(values.get("tls", {}))
+    where = f"'server {b.name}/{name}'"
+    address, tls = _address_and_options(b, line, args, where, ctx, address_allowed=not local)
     _add_peer(b, line, name, address, tls, "server", ctx)
     if local and tls.enabled:
         b.local_server_tls = (line.location, tls)
