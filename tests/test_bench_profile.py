@@ -25,6 +25,8 @@ def test_self_and_inclusive_counts():
 def test_rendered_profile_gives_shares():
     text = profile.render_profile(profile.summarize_collapsed(COLLAPSED), command="x", duration_s=10)
     assert "| 60.0% | 6 | `dataReceived (minilb/http/frontend.py)` |" in text
+    assert "| 90.0% | 9 | `dataReceived (minilb/http/frontend.py)` |" in text  # inclusive
+    assert "`run (twisted/internet/base.py)` |" not in text  # on every stack: left out
 
 
 def test_empty_profile_says_so():

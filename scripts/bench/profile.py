@@ -43,7 +43,7 @@ def py_spy_command(pid: int, output: Path, duration_s: float, rate: int = 250) -
     ]
 
 
-def summarize_collapsed(text: str, top: int = 20) -> ProfileSummary:
+def summarize_collapsed(text: str, top: int = 25) -> ProfileSummary:
     """Count self and inclusive samples per frame; process and thread pseudo-frames are dropped."""
     self_counts: Counter[str] = Counter()
     inclusive_counts: Counter[str] = Counter()
@@ -92,11 +92,14 @@ def render_profile(
         lines.append(f"| {100 * count / summary.total_samples:.1f}% | {count} | `{frame}` |")
     lines += [
         "",
-        "Top functions by inclusive time (anywhere on the stack):",
+        "Top functions by inclusive time (anywhere on the stack; the frames on at least 98% of the stacks,",
+        "the entry point and the reactor loop, are left out):",
         "",
         "| share | samples | function |",
         "| ---: | ---: | --- |",
     ]
     for frame, count in summary.inclusive_samples:
+        if count >= 0.98 * summary.total_samples:
+            continue
         lines.append(f"| {100 * count / summary.total_samples:.1f}% | {count} | `{frame}` |")
     return "\n".join(lines) + "\n"
