@@ -588,6 +588,10 @@ class StickTable:
         remain = _s32(exp - self.now_tick())
         return remain if remain > 0 else 0
 
+    def idle_ms(self, row: int) -> int:
+        """Milliseconds since the entry was last touched (tables with an expire only)."""
+        return self.expire - self.expire_in(row) if self.expire else 0
+
     def next_deadline(self) -> float | None:
         """When (in the clock's seconds) the oldest untracked entry expires; None if never."""
         head = self._lru_head

@@ -1,0 +1,60 @@
+"""Owns the stats socket's Twisted adapter: a line protocol on a ``stats socket``
+address that feeds each line to a `minilb.runtime.cli.CliSession` and writes back
+what it answers.
+
+Non-interactive connections run the lines that arrived together, then close;
+``prompt`` keeps the connection open with a ``"> "`` prompt; ``quit`` closes.
+Lines longer than ``max_line`` bytes close the connection (HAProxy's CLI buffer is
+one ``tune.bufsize``).  The level comes from the bind line (``level admin``).
+"""
+
+from __future__ import annotations
+
+from twisted.internet.protocol import Factory
+from twisted.protocols.basic import LineOnlyReceiver
+
+from minilb.runtime.cli import CliSession, CommandProcessor
+
+
+class StatsSocketProtocol(LineOnlyReceiver):
+    delimiter = b"\n"
+
+    def __init__(self, session: CliSession, max_line: int):
+        self.session = session
+        self.MAX_LENGTH = max_line
+        self._close_after_chunk = False
+
+    def dataReceived(self, data: bytes) -> None:
+        super().dataReceived(data)
+        if self._close_after_chunk and self.transport is not None:
+            self.transport.loseConnection()
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._close_after_chunk:
+            return
+        text = line.rstrip(b"\r").decode("utf-8", "replace")
+        output, close = self.session.handle_line(text)
+        if output:
+            self.transport.write(output.encode("utf-8", "replace"))
+        if close:
+            self._close_after_chunk = True
+            if text.strip().split(";")[0].strip() == "quit" or "quit" in text.split(";")[-1].split():
+                self.transport.loseConnection()
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.transport.loseConnection()
+
+
+class StatsSocketFactory(Factory):
+    """Builds one protocol per connection: ``StatsSocketFactory(processor, level)``,
+    ``level`` from the ``stats socket`` line (user, operator or admin)."""
+
+    def __init__(self, processor: CommandProcessor, level: str = "operator", max_line: int = 16384):
+        self.processor = processor
+        self.level = level
+        self.max_line = max_line
+
+    def buildProtocol(self, addr) -> StatsSocketProtocol:
+        proto = StatsSocketProtocol(self.processor.session(self.level), self.max_line)
+        proto.factory = self
+        return proto
