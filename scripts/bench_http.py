@@ -215,13 +215,6 @@ def results_block(
     return "\n".join(lines)
 
 
-def write_document(path: Path, blocks: dict[str, str]) -> None:
-    document = path.read_text() if path.exists() else BENCHMARKS_TEMPLATE
-    for name, content in blocks.items():
-        document = report.replace_block(document, name, content)
-    path.write_text(document)
-
-
 def samples_json(cells: list[Cell]) -> list[dict]:
     return [
         {
@@ -323,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         for content in blocks.values():
             print(content)
     else:
-        write_document(Path(args.output), blocks)
+        report.update_document(Path(args.output), blocks, BENCHMARKS_TEMPLATE)
         print(report.render_table(rows))
         print(f"written to {args.output}")
     return 0

@@ -87,3 +87,16 @@ def test_targets_are_checked_against_haproxy_and_the_naive_proxy():
     # both rows have the same CPU µs/req, so the capacity ratio is 1
     assert targets["track-sc0 + deny that never fires: req/s ≥ 0.35× HAProxy (aim 0.5×)"].by_cpu == "1.00×"
     assert "| the same from CPU µs/req |" in report.render_targets(list(targets.values()))
+
+
+def test_update_document_creates_then_updates_blocks(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    report.update_document(
+        path,
+        {"bench_http": "one"},
+        template="# t\n\nintro\n\n<!-- bench_http:begin -->\n<!-- bench_http:end -->\n",
+    )
+    report.update_document(path, {"bench_stick": "two"})
+    text = path.read_text()
+    assert text.startswith("# t\n\nintro\n\n<!-- bench_http:begin -->\none\n<!-- bench_http:end -->\n")
+    assert text.endswith("<!-- bench_stick:begin -->\ntwo\n<!-- bench_stick:end -->\n")

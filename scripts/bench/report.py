@@ -10,6 +10,7 @@ import platform
 import re
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
 import attrs
 
@@ -38,6 +39,16 @@ def replace_block(document: str, name: str, content: str) -> str:
         )
         return f"{document}{separator}{block}\n"
     return pattern.sub(lambda _match: block, document, count=1)
+
+
+def update_document(path: Path, blocks: dict[str, str], template: str = "# minilb benchmarks\n") -> None:
+    """Replace (or append) each named block of the markdown file at `path`, creating it from `template`.
+    The other benchmark scripts (stick tables, peers resync, reload hand-over) write their own blocks
+    into BENCHMARKS.md through this, next to the HTTP results."""
+    document = path.read_text() if path.exists() else template
+    for name, content in blocks.items():
+        document = replace_block(document, name, content)
+    path.write_text(document)
 
 
 # -- the machine ----------------------------------------------------------------------------------------
