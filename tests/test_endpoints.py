@@ -159,6 +159,7 @@ def pki(tmp_path_factory):
     ca = ScratchCA()
     return {
         "ca": ca.write_ca(d / "ca.pem"),
+        "other_ca": ScratchCA("other CA").write_ca(d / "other-ca.pem"),
         "default": ca.issue(d / "default.pem", "default.test"),
         "a": ca.issue(d / "a.pem", "a.example.com"),
         "wild": ca.issue(d / "wild.pem", "*.wild.test"),
@@ -277,11 +278,39 @@ def test_tls_listener_and_verified_client(pki):
         unverified = TLSOptions(enabled=True, verify="none")
         data = yield fetch_greeting(addr, tls=unverified)
         assert data == b"hello from minilb\n"
-        # wrong name: hostname verification refuses the connection (no data delivered)
-        wrong = yield fetch_greeting(addr, tls=verified, sni="other.test")
-        assert wrong == b""
+        # wrong name: hostname verification fails the connection attempt itself
+        from service_identity import VerificationError
+
+        with pytest.raises(VerificationError):
+            yield fetch_greeting(addr, tls=verified, sni="other.test")
+        # a CA that did not sign the certificate: the handshake fails
+        other_ca = TLSOptions(enabled=True, ca_file=pki["other_ca"], verify="required")
+        with pytest.raises(SSL.Error):
+            yield fetch_greeting(addr, tls=other_ca, sni="localhost")
     finally:
         yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_tls_handshake_timeout_is_a_connect_failure():
+    from minilb.net.endpoints import HandshakeTimeout
+
+    silent = socket.socket()  # accepts (kernel backlog) but never answers the handshake
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    try:
+        addr = Address("ipv4", "127.0.0.1", silent.getsockname()[1])
+        d = connect_address(
+            reactor,
+            addr,
+            protocol.Factory.forProtocol(Collector),
+            0.2,
+            tls=TLSOptions(enabled=True, verify="none"),
+        )
+        with pytest.raises(HandshakeTimeout):
+            yield d
+    finally:
+        silent.close()
 
 
 def test_client_context_is_cached(pki):

@@ -212,6 +212,7 @@ class HealthChecker:
             request = self.request
             factory = protocol.Factory()
             factory.protocol = lambda: _HttpCheckProtocol(request, reader, done)
+        factory.noisy = False  # no "Starting factory" line per check
 
         def connected(proto):
             if state["done"]:

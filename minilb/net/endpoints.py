@@ -30,9 +30,10 @@ from collections.abc import Callable, Iterable
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
-from twisted.internet import defer, endpoints, interfaces, ssl
-from twisted.internet.protocol import Factory
+from twisted.internet import defer, endpoints, error, interfaces, ssl
+from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from minilb.config.model import Address, Bind, TLSOptions
@@ -190,13 +191,87 @@ def connect_address(
 ) -> defer.Deferred:
     """Dial ``address`` (``port`` overrides its port); TLS when ``tls.enabled``.
 
-    Returns a Deferred firing with the protocol built by ``factory`` once the TCP
-    connection is made, or failing with ``ConnectError`` / ``TimeoutError``.
+    Returns a Deferred firing with the protocol built by ``factory`` once the
+    connection is usable, or failing with ``ConnectError`` / ``TimeoutError``.  With
+    TLS, "usable" means after the handshake: a certificate that fails verification
+    is a connection failure (the data path retries or answers 503, as HAProxy does),
+    and the handshake must finish within ``timeout_s`` too.
     """
     endpoint = _client_endpoint(reactor, address, timeout_s, port)
-    if tls is not None and tls.enabled:
-        endpoint = endpoints.wrapClientTLS(client_tls_context(tls, sni), endpoint)
-    return endpoint.connect(factory)
+    if tls is None or not tls.enabled:
+        return endpoint.connect(factory)
+    endpoint = endpoints.wrapClientTLS(client_tls_context(tls, sni), endpoint)
+    connected: defer.Deferred = defer.Deferred()
+    gate = _HandshakeGateFactory(reactor, factory, connected, timeout_s)
+    endpoint.connect(gate).addErrback(gate.tcp_failed)
+    return connected
+
+
+class HandshakeTimeout(Exception):
+    """The TLS handshake with a server did not finish in time."""
+
+
+@implementer(interfaces.IHandshakeListener)
+class _HandshakeGate(Protocol):
+    """Holds a TLS client connection until its handshake completes, then hands the
+    TLS transport to the caller's protocol (built only then) and fires the Deferred."""
+
+    def __init__(self, owner: _HandshakeGateFactory, addr):
+        self.owner = owner
+        self.addr = addr
+
+    def connectionMade(self):
+        self.owner.timer = self.owner.reactor.callLater(self.owner.timeout_s, self._too_slow)
+
+    def _too_slow(self):
+        self.owner.timer = None
+        self.owner.fail(Failure(HandshakeTimeout("TLS handshake timeout")))
+        self.transport.abortConnection()
+
+    def handshakeCompleted(self):
+        owner = self.owner
+        owner.cancel_timer()
+        if owner.result.called:
+            return
+        real = owner.factory.buildProtocol(self.addr)
+        tls = self.transport
+        if real is None:
+            owner.fail(Failure(error.ConnectError("connection refused by the local factory")))
+            tls.loseConnection()
+            return
+        tls.wrappedProtocol = real
+        real.makeConnection(tls)
+        owner.result.callback(real)
+
+    def connectionLost(self, reason=None):
+        self.owner.cancel_timer()
+        self.owner.fail(reason if reason is not None else Failure(error.ConnectionLost()))
+
+
+class _HandshakeGateFactory(Factory):
+    noisy = False
+
+    def __init__(self, reactor, factory, result: defer.Deferred, timeout_s: float):
+        self.reactor = reactor
+        self.factory = factory
+        self.result = result
+        self.timeout_s = timeout_s
+        self.timer = None
+
+    def buildProtocol(self, addr):
+        return _HandshakeGate(self, addr)
+
+    def cancel_timer(self):
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
+
+    def fail(self, failure: Failure) -> None:
+        if not self.result.called:
+            self.result.errback(failure)
+
+    def tcp_failed(self, failure: Failure) -> None:
+        self.fail(failure)
 
 
 def connect_server(

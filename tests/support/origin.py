@@ -1,6 +1,6 @@
 """A small HTTP/1.1 origin server for integration tests, run as its own process.
 
-    python -m tests.support.origin --name s1 [--port 0] [--host 127.0.0.1]
+    python -m tests.support.origin --name s1 [--port 0] [--host 127.0.0.1] [--tls-crt PEM]
 
 prints ``PORT <n>`` on stdout once listening, then serves until killed.  Raw
 asyncio, keep-alive, streamed bodies both ways (never held whole in memory).
@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import hashlib
 import itertools
+import ssl
 import sys
 from urllib.parse import parse_qs, urlsplit
 
@@ -191,9 +192,15 @@ class Origin:
         return keep
 
 
-async def serve(name: str, host: str, port: int) -> None:
+async def serve(name: str, host: str, port: int, tls_crt: str | None = None) -> None:
     origin = Origin(name)
-    server = await asyncio.start_server(origin.handle, host, port, limit=MAX_HEAD, reuse_address=True)
+    context = None
+    if tls_crt:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(tls_crt)
+    server = await asyncio.start_server(
+        origin.handle, host, port, limit=MAX_HEAD, reuse_address=True, ssl=context
+    )
     bound = server.sockets[0].getsockname()[1]
     sys.stdout.write(f"PORT {bound}\n")
     sys.stdout.flush()
@@ -206,9 +213,10 @@ def main(argv=None) -> None:
     parser.add_argument("--name", default="origin")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--tls-crt", help="serve HTTPS with this PEM (certificate + key)")
     args = parser.parse_args(argv)
     try:
-        asyncio.run(serve(args.name, args.host, args.port))
+        asyncio.run(serve(args.name, args.host, args.port, args.tls_crt))
     except KeyboardInterrupt:
         pass
 

@@ -144,8 +144,11 @@ class Proc:
 
 
 class Origin(Proc):
-    def __init__(self, name: str, env: dict[str, str]):
-        super().__init__([sys.executable, "-m", "tests.support.origin", "--name", name], env, cwd=str(REPO))
+    def __init__(self, name: str, env: dict[str, str], tls_crt: str | None = None):
+        argv = [sys.executable, "-m", "tests.support.origin", "--name", name]
+        if tls_crt:
+            argv += ["--tls-crt", tls_crt]
+        super().__init__(argv, env, cwd=str(REPO))
         line = self.wait_for_line("PORT ")
         self.name = name
         self.port = int(line.split()[1])
@@ -159,8 +162,8 @@ class ProcessGroup:
         self.tmp = Path(tempfile.mkdtemp(prefix="minilb-it-"))
         self.env = child_env()
 
-    def origin(self, name: str) -> Origin:
-        o = Origin(name, self.env)
+    def origin(self, name: str, tls_crt: str | None = None) -> Origin:
+        o = Origin(name, self.env, tls_crt)
         self.procs.append(o)
         return o
 

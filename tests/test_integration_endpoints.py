@@ -1,0 +1,158 @@
+"""End to end: address families and TLS on both sides, health checks over TLS, daemon mode."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import sys
+import time
+
+import pytest
+
+from tests.support.procs import ProcessGroup, free_port, wait_for_port
+from tests.support.tlscerts import ScratchCA
+from tests.test_integration_proxy import DEFAULTS, get, needs_plugin
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def procs():
+    group = ProcessGroup()
+    try:
+        yield group
+    finally:
+        group.cleanup()
+
+
+@pytest.fixture
+def pki(procs):
+    ca = ScratchCA()
+    return {
+        "ca": ca.write_ca(procs.tmp / "ca.pem"),
+        "origin": ca.issue(procs.tmp / "origin.pem", "origin.test", "127.0.0.1"),
+        "other_ca": ScratchCA("another CA").write_ca(procs.tmp / "other-ca.pem"),
+    }
+
+
+def unix_get(path: str, target: str = "/", abstract: bool = False) -> bytes:
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(20)
+    s.connect(("\0" + path) if abstract else path)
+    s.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    return data
+
+
+@needs_plugin
+def test_tls_to_the_server_with_verification_and_sni(procs, pki):
+    o = procs.origin("secure", tls_crt=pki["origin"])
+    good, wrong_ca, wrong_name = free_port(), free_port(), free_port()
+    cfg = (
+        DEFAULTS
+        + f"""
+frontend good
+    bind 127.0.0.1:{good}
+    default_backend verified
+frontend wrong_ca
+    bind 127.0.0.1:{wrong_ca}
+    default_backend untrusted
+frontend wrong_name
+    bind 127.0.0.1:{wrong_name}
+    default_backend misnamed
+backend verified
+    server s1 127.0.0.1:{o.port} ssl verify required ca-file {pki["ca"]} sni str(origin.test) check inter 300
+backend untrusted
+    retries 0
+    server s1 127.0.0.1:{o.port} ssl verify required ca-file {pki["other_ca"]} sni str(origin.test)
+backend misnamed
+    retries 0
+    server s1 127.0.0.1:{o.port} ssl verify required ca-file {pki["ca"]} sni str(elsewhere.test)
+"""
+    )
+    lb = procs.twistd(procs.write_config(cfg), wait_port=good)
+    r, body = get(good, "/")
+    assert r.status == 200 and body == b"hello from secure"
+    assert get(wrong_ca, "/")[0].status == 503
+    assert get(wrong_name, "/")[0].status == 503
+    time.sleep(1)  # a few checks over TLS have run by now
+    assert "verified/s1 is DOWN" not in lb.output
+
+
+@needs_plugin
+def test_unix_and_abstract_binds(procs):
+    o = procs.origin("s1")
+    path = str(procs.tmp / "lb.sock")
+    abns = f"minilb-it-{os.getpid()}-{free_port()}"
+    tcp = free_port()
+    cfg = (
+        DEFAULTS
+        + f"""
+frontend fe
+    bind 127.0.0.1:{tcp}
+    bind unix@{path} mode 600
+    bind abns@{abns}
+    default_backend be
+backend be
+    server s1 127.0.0.1:{o.port}
+"""
+    )
+    procs.twistd(procs.write_config(cfg), wait_port=tcp)
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    assert unix_get(path).endswith(b"hello from s1")
+    assert unix_get(abns, abstract=True).endswith(b"hello from s1")
+
+
+@needs_plugin
+def test_unix_socket_server(procs):
+    """A backend server reached over a UNIX socket (minilb in front of minilb)."""
+    o = procs.origin("deep")
+    inner_sock = str(procs.tmp / "inner.sock")
+    outer = free_port()
+    inner_cfg = DEFAULTS + f"\nlisten inner\n    bind {inner_sock}\n    server s1 127.0.0.1:{o.port}\n"
+    procs.twistd(procs.write_config(inner_cfg, "inner.cfg"))
+    deadline = time.monotonic() + 20
+    while not os.path.exists(inner_sock) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    outer_cfg = DEFAULTS + f"\nlisten outer\n    bind 127.0.0.1:{outer}\n    server s1 unix@{inner_sock}\n"
+    procs.twistd(procs.write_config(outer_cfg, "outer.cfg"), wait_port=outer)
+    r, body = get(outer, "/")
+    assert r.status == 200 and body == b"hello from deep"
+
+
+def test_daemon_mode_forks_writes_the_pidfile_and_stops_on_sigterm(procs):
+    o = procs.origin("s1")
+    port = free_port()
+    pidfile = procs.tmp / "daemon.pid"
+    cfg = procs.write_config(
+        DEFAULTS + f"\nlisten l\n    bind 127.0.0.1:{port}\n    server s1 127.0.0.1:{o.port}\n"
+    )
+    p = procs.run([sys.executable, "-m", "minilb", "-D", "-q", "-f", cfg, "-p", str(pidfile)])
+    assert p.returncode == 0  # the parent returns once the daemon is forked
+    deadline = time.monotonic() + 20
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = int(pidfile.read_text())
+    try:
+        wait_for_port(port)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        r, body = get(port, "/", conn)
+        assert body == b"hello from s1"
+        conn.close()
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail("the daemon did not stop on SIGTERM")
