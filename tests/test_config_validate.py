@@ -211,3 +211,60 @@ def test_duplicates_and_custom_ids(tmp_path):
         # haproxy: parsing [q.cfg:4]: backend c reuses same custom id as backend b (declared at q.cfg:1).
         "ALERT parsing [t.cfg:15] : backend d reuses same custom id as backend c (declared at t.cfg:13).",
     ]
+
+
+def test_more_haproxy_wordings(tmp_path):
+    _, lines = load(
+        tmp_path,
+        """\
+        global
+            localpeer other
+            master-cli :9999
+            stats socket /tmp/x.sock level frob
+            nbthread 0
+        frontend f
+            bind :1 frob
+            timeout client 1s
+            mode frob
+            retries 3
+            use_backend b foo
+            log 127.0.0.1:514 frob
+            log
+        backend b
+            timeout connect 1s
+            timeout server 1s
+            server t 1.1.1.1:1 rise 0
+        """,
+        localpeer="me",
+    )
+    assert lines == [
+        # haproxy: 'localpeer' ignored since it is already set by using the '-L' command line argument.
+        "WARNING parsing [t.cfg:2] : 'localpeer' ignored since it is already set by using the '-L' command line "
+        "argument.",
+        # haproxy: unknown keyword 'master-cli' in 'global' section; did you mean 'master-worker' maybe ?
+        "ALERT parsing [t.cfg:3] : unknown keyword 'master-cli' in 'global' section; did you mean 'master-worker' "
+        "maybe ?",
+        # haproxy: 'stats socket' : ''level' only supports 'user', 'operator', and 'admin' (got 'frob')'
+        "ALERT parsing [t.cfg:4] : 'stats socket' : 'level' only supports 'user', 'operator', and 'admin' "
+        "(got 'frob')",
+        # haproxy: 'nbthread' value must be between 1 and 64 (was 0)
+        "ALERT parsing [t.cfg:5] : 'nbthread' value must be between 1 and 64 (was 0)",
+        # haproxy: 'bind :1' in section 'frontend': unknown keyword 'frob'.
+        "ALERT parsing [t.cfg:7] : 'bind :1' in section 'frontend' : unknown keyword 'frob'.",
+        # haproxy: unknown proxy mode 'frob'.
+        "ALERT parsing [t.cfg:9] : unknown proxy mode 'frob'.",
+        # haproxy: 'retries' ignored because frontend 'f' has no backend capability.
+        "WARNING parsing [t.cfg:10] : 'retries' ignored because frontend 'f' has no backend capability.",
+        # haproxy: unexpected keyword 'foo' after switching rule, only 'if' and 'unless' are allowed.
+        "ALERT parsing [t.cfg:11] : unexpected keyword 'foo' after switching rule, only 'if' and 'unless' are "
+        "allowed.",
+        # haproxy: log : unknown log facility 'frob'
+        "ALERT parsing [t.cfg:12] : log : unknown log facility 'frob'",
+        # haproxy: log : expects <address> and <facility> or global as arguments
+        "ALERT parsing [t.cfg:13] : log : expects <address> and <facility> or global as arguments",
+        # haproxy: 'server b/t' : 'rise' has to be > 0..
+        "ALERT parsing [t.cfg:17] : 'server b/t' : 'rise' has to be > 0.",
+        # the refused bind line leaves the frontend without a listener
+        "WARNING parsing [t.cfg:6] : frontend 'f' has no 'bind' directive. Please declare it as a backend if this "
+        "was intended.",
+    ]

@@ -49,9 +49,7 @@ def parse_log(line: Line, args: tuple[str, ...], allow_global: bool) -> LogTarge
 
     Returns None for ``log global`` in a section where it means "use global's"."""
     if not args:
-        raise Problem(
-            "'log' expects either <address[:port]> followed by <facility>, or 'global' as arguments."
-        )
+        raise Problem("log : expects <address> and <facility> or global as arguments")
     if args[0] == "global":
         if not allow_global:
             raise Problem(
@@ -76,7 +74,7 @@ def parse_log(line: Line, args: tuple[str, ...], allow_global: bool) -> LogTarge
         raise Problem("'log' expects <facility> as argument.")
     facility = rest[0]
     if facility not in FACILITIES:
-        raise Problem(f"unknown log facility '{facility}'.")
+        raise Problem(f"log : unknown log facility '{facility}'")
     level = rest[1] if len(rest) > 1 else None
     minlevel = rest[2] if len(rest) > 2 else None
     for lv in (level, minlevel):

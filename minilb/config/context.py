@@ -25,6 +25,7 @@ class ParseContext:
         self.ca_base: str | None = None
         self.tune_bufsize = 16384
         self.seen_peers_section = False
+        self.cli_localpeer: str | None = None  # -L, which wins over the global `localpeer`
 
     def alert(self, location: SourceLocation | None, message: str) -> None:
         self.diagnostics.append(Diagnostic(ALERT, message, location))

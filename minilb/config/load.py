@@ -162,6 +162,7 @@ def load_config(
         hostname = socket.gethostname()
     files, diagnostics = expand_paths(paths)
     ctx = ParseContext(env)
+    ctx.cli_localpeer = localpeer
     ctx.diagnostics.extend(diagnostics)
     env.setdefault("HAPROXY_LOCALPEER", localpeer or hostname)
     env["HAPROXY_CFGFILES"] = ";".join(files)

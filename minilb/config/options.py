@@ -153,6 +153,13 @@ def _text(text: str, option: str) -> str:
     return text
 
 
+def _positive(text: str, option: str) -> int:
+    value = _int(text, option, -(2**31))
+    if value <= 0:
+        raise ValueError(f"'{option}' has to be > 0.")
+    return value
+
+
 def _ranged(low: int, high: int = 2**31 - 1):
     return lambda text, option: _int(text, option, low, high)
 
@@ -208,8 +215,8 @@ _SERVER_VALUED: dict[str, _Valued] = {
     "sni": ("tls", "sni", _text),
     "maxconn": ("fields", "maxconn", _ranged(0)),
     "maxqueue": ("fields", "maxqueue", _ranged(0)),
-    "rise": ("fields", "rise", _ranged(1)),
-    "fall": ("fields", "fall", _ranged(1)),
+    "rise": ("fields", "rise", _positive),
+    "fall": ("fields", "fall", _positive),
     "id": ("fields", "id", _ranged(1)),
     "inter": ("fields", "inter", _time),
     "fastinter": ("fields", "fastinter", _time),

@@ -73,9 +73,23 @@ def _words(field: str):
     return handler
 
 
+def _nbthread(b: GlobalBuilder, line: Line, args, prefix, ctx: ParseContext) -> None:
+    no_more_args("nbthread", args, 1)
+    value = parse_int(args[0] if args else None, "nbthread", -(2**31))
+    if not 1 <= value <= 64:
+        raise Problem(f"'nbthread' value must be between 1 and 64 (was {value})")
+    b.fields["nbthread"] = value
+
+
 def _localpeer(b: GlobalBuilder, line: Line, args, prefix, ctx: ParseContext) -> None:
     if len(args) != 1:
         raise Problem("'localpeer' expects exactly one argument (the local peer name).")
+    if ctx.cli_localpeer is not None:
+        ctx.warn(
+            line.location,
+            "'localpeer' ignored since it is already set by using the '-L' command line argument.",
+        )
+        return
     if ctx.seen_peers_section:
         ctx.warn(
             line.location,
@@ -167,7 +181,7 @@ HANDLERS = {
     "pidfile": _string("pidfile"),
     "ca-base": _string("ca_base"),
     "crt-base": _string("crt_base"),
-    "nbthread": _integer("nbthread", 1, 4096),
+    "nbthread": _nbthread,
     "maxconn": _integer("maxconn", 1),
     "localpeer": _localpeer,
     "hard-stop-after": _hard_stop_after,

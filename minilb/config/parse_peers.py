@@ -131,7 +131,7 @@ def _bind(b: PeersBuilder, line: Line, args, prefix, ctx: ParseContext) -> None:
         address = parse_address(args[0], ctx.environ)
         parse_bind_options(args[1:], values, lambda m: ctx.warn(line.location, m), ctx.crt_base, ctx.ca_base)
     except ValueError as exc:
-        raise Problem(f"'bind {args[0]}' : {exc}") from None
+        raise Problem(f"'bind {args[0]}' in section 'peers' : {exc}") from None
     tls = build_tls(values.pop("tls", {}))
     values.pop("expose_fd_listeners", None)
     b.bind = Bind(origin=line.location, address=address, tls=tls, **values)

@@ -121,7 +121,7 @@ class ProxyBuilder:
 
 def _mode(b: ProxyBuilder, line: Line, args, prefix, ctx) -> None:
     if not args or args[0] not in ("http", "tcp", "log", "health"):
-        raise Problem(f"'mode' expects one of 'http', 'tcp' or 'log' (got '{args[0] if args else ''}').")
+        raise Problem(f"unknown proxy mode '{args[0] if args else ''}'.")
     if args[0] in ("log", "health"):
         raise Problem(f"mode '{args[0]}' is not supported by minilb.")
     no_more_args("mode", args, 1)
@@ -135,7 +135,7 @@ def _bind(b: ProxyBuilder, line: Line, args, prefix, ctx: ParseContext) -> None:
     try:
         parse_bind_options(args[1:], opts, lambda m: ctx.warn(line.location, m), ctx.crt_base, ctx.ca_base)
     except ValueError as exc:
-        raise Problem(f"'bind {args[0]}' : {exc}") from None
+        raise Problem(f"'bind {args[0]}' in section '{b.kind}' : {exc}") from None
     tls = build_tls(opts.pop("tls", {}))
     opts.pop("expose_fd_listeners", None)
     for text in args[0].split(","):
@@ -305,7 +305,9 @@ def _default_backend(b: ProxyBuilder, line: Line, args, prefix, ctx) -> None:
 
 def _condition(keyword: str, words) -> tuple[str, ...]:
     if words and words[0] not in ("if", "unless"):
-        raise Problem(f"'{keyword}' expects 'if' or 'unless' followed by a condition (got '{words[0]}').")
+        raise Problem(
+            f"unexpected keyword '{words[0]}' after switching rule, only 'if' and 'unless' are allowed."
+        )
     if words and len(words) == 1:
         raise Problem(f"'{keyword}' : missing condition after '{words[0]}'.")
     return tuple(words)
