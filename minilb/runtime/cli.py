@@ -469,6 +469,7 @@ class CliSession:
         self.processor = processor
         self.level = level
         self.prompt = False
+        self.quit = False  # set once "quit" was read: nothing more is run
 
     def handle_line(self, line: str) -> tuple[str, bool]:
         """Run one received line; returns (output, close).  Non-interactive sessions
@@ -478,6 +479,7 @@ class CliSession:
             if not args and len(out) > 0:
                 continue  # a trailing ";" adds no command
             if args[:1] == ["quit"]:
+                self.quit = True
                 return "".join(out), True
             was_prompt = self.prompt
             out.append(self.run(args))

@@ -30,16 +30,16 @@ class StatsSocketProtocol(LineOnlyReceiver):
             self.transport.loseConnection()
 
     def lineReceived(self, line: bytes) -> None:
-        if self._close_after_chunk:
+        if self.session.quit:
             return
-        text = line.rstrip(b"\r").decode("utf-8", "replace")
-        output, close = self.session.handle_line(text)
+        output, close = self.session.handle_line(line.rstrip(b"\r").decode("utf-8", "replace"))
         if output:
             self.transport.write(output.encode("utf-8", "replace"))
-        if close:
+        if self.session.quit:
+            self.transport.loseConnection()
+        elif close:
+            # non-interactive: finish the lines that arrived together, then close
             self._close_after_chunk = True
-            if text.strip().split(";")[0].strip() == "quit" or "quit" in text.split(";")[-1].split():
-                self.transport.loseConnection()
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.transport.loseConnection()

@@ -1,0 +1,66 @@
+"""The stats socket adapter: bytes in, HAProxy-shaped answers out, connection closing."""
+
+from twisted.internet.address import UNIXAddress
+from twisted.internet.testing import StringTransport
+
+from minilb.runtime.cli import CommandProcessor
+from minilb.runtime.stats_socket import StatsSocketFactory
+from minilb.stick.table import StickTable
+from minilb.timebase import ManualClock
+from tests.support.stick import spec
+
+
+def connect(level="admin", max_line=16384):
+    table = StickTable(spec("fe", "ip", 100, 60000, "gpc0"), ManualClock(1000.0))
+    factory = StatsSocketFactory(CommandProcessor([table]), level, max_line=max_line)
+    proto = factory.buildProtocol(UNIXAddress("/tmp/x.sock"))
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    return proto, transport, table
+
+
+def test_one_command_then_close():
+    proto, tr, _ = connect()
+    proto.dataReceived(b"show table\n")
+    assert tr.value() == b"# table: fe, type: ip, size:100, used:0\n\n"
+    assert tr.disconnecting
+
+
+def test_lines_arriving_together_all_run_before_closing():
+    proto, tr, table = connect()
+    proto.dataReceived(b"set table fe key 1.2.3.4 data.gpc0 7\nshow table fe\n")
+    assert tr.value().startswith(b"\n# table: fe, type: ip, size:100, used:1\n0x")
+    assert b" gpc0=7\n\n" in tr.value()
+    assert tr.disconnecting
+
+
+def test_partial_line_waits_for_the_rest():
+    proto, tr, _ = connect()
+    proto.dataReceived(b"show ta")
+    assert tr.value() == b"" and not tr.disconnecting
+    proto.dataReceived(b"ble\r\n")
+    assert tr.value() == b"# table: fe, type: ip, size:100, used:0\n\n"
+
+
+def test_prompt_mode_is_interactive_until_quit():
+    proto, tr, _ = connect()
+    proto.dataReceived(b"prompt\n")
+    assert tr.value() == b"\n> " and not tr.disconnecting
+    tr.clear()
+    proto.dataReceived(b"show cli level\n")
+    assert tr.value() == b"admin\n\n> " and not tr.disconnecting
+    tr.clear()
+    proto.dataReceived(b"quit\nshow table\n")
+    assert tr.value() == b"" and tr.disconnecting
+
+
+def test_level_comes_from_the_bind_line():
+    proto, tr, _ = connect("user")
+    proto.dataReceived(b"set table fe key 1.2.3.4 data.gpc0 7\n")
+    assert tr.value() == b"Permission denied\n\n"
+
+
+def test_too_long_line_closes():
+    proto, tr, _ = connect(max_line=64)
+    proto.dataReceived(b"show table " + b"x" * 100)
+    assert tr.disconnecting
