@@ -28,11 +28,19 @@ class CheckResult:
     diagnostics: tuple[Diagnostic, ...]
 
 
+#: Modules that register their own rule keywords (DESIGN.md, example 5); check mode
+#: imports those present so that the rule compiler knows every keyword.
+FEATURE_MODULES = ("minilb.stick.fetches",)
+
+
 def _rule_checker():
     """The rule compiler's ``check_rules(config)`` when that module exists (the rules
     work writes it); a broken import inside it is not hidden."""
     if importlib.util.find_spec("minilb.rules.compile") is None:
         return None
+    for name in FEATURE_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
     from minilb.rules.compile import check_rules
 
     return check_rules

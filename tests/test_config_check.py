@@ -69,6 +69,15 @@ def test_shipped_configs_load(path):
     assert not [w for w in warnings if w.severity == ALERT]
 
 
+@pytest.mark.parametrize("path", sorted(glob.glob(str(REPO / "conf" / "*.cfg"))), ids=os.path.basename)
+def test_shipped_configs_pass_check_mode(path):
+    """Check mode also runs the rule compiler's checks (when minilb.rules.compile exists)."""
+    result = check_config([path], localpeer="lb1", environ={"TLS_CRT": "/nonexistent/site.pem"}, hostname="h")
+    status, lines = render_check(result)
+    assert status == 0, lines
+    assert lines[-1] == "Configuration file is valid"
+
+
 @pytest.mark.skipif(not os.path.isdir(EXAMPLES), reason=f"{EXAMPLES} absent (apt-get install -y haproxy)")
 @pytest.mark.parametrize("name", sorted(os.listdir(EXAMPLES)) if os.path.isdir(EXAMPLES) else [])
 def test_haproxy_examples_load_without_alerts(name):
