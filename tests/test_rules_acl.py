@@ -291,7 +291,7 @@ def test_conditions(cond, path, host, src, method, expected):
         ("if { path /a", "missing closing '}' in condition"),
         (
             "if { path_reg ( }",
-            "regex '(' is invalid (error=missing ), unterminated subpattern, erroffset=0).",
+            "regex '(' is invalid (error=missing ), unterminated subpattern, erroffset=0)",
         ),
     ],
 )
@@ -310,7 +310,7 @@ def test_condition_errors(words, message):
             "unknown fetch method 'pth_beg' in ACL expression 'pth_beg' (did you mean 'path_beg'?)",
         ),
         ("hdr_cnt(host) foo", "'foo' is not a number"),
-        ("hdr_cnt gt x", "'x' is neither a number nor a supported operator."),
+        ("hdr_cnt gt x", "'x' is neither a number nor a supported operator"),
         ("src 1.2.3.400", "'1.2.3.400' is not a valid IPv4 or IPv6 address"),
         ("src 10.0.0.0/33", "'10.0.0.0/33' is not a valid IPv4 or IPv6 address"),
         ("path -m foo /a", "unknown matching method 'foo' when parsing ACL expression"),

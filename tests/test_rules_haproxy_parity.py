@@ -9,6 +9,7 @@ import pytest
 from minilb.config.model import ErrorFile, Timeouts
 from minilb.errors import SourceLocation
 from minilb.rules.compile import compile_rules
+from minilb.rules.replies import wire_bytes
 from tests.support import rules_capture
 from tests.support.rules import config, haproxy_replies, proxy, session, txn
 
@@ -46,12 +47,8 @@ def test_request_rules_answer_like_haproxy(fe_rules, name):
     # haproxy saw the client as 127.0.0.1 (the converters case prints %[src])
     reply = fe_rules.http_request(txn(REQUESTS[name], session(src="127.0.0.1")))
     assert reply is not None
-    raw = reply.raw
-    if b"HTTP/1.0" in REQUESTS[name].split(b"\r\n")[0]:
-        from minilb.rules.replies import with_close
-
-        raw = with_close(raw)
-    assert raw == expected
+    http10 = b"HTTP/1.0" in REQUESTS[name].split(b"\r\n")[0]
+    assert wire_bytes(reply, close=http10) == expected
 
 
 def test_tarpit_waits_timeout_tarpit(fe_rules):
@@ -99,7 +96,7 @@ def test_http_response_deny_gives_502_page(fe_rules):
     t = txn(REQUESTS["response_deny"])
     fe_rules.http_request(t)
     _origin_response(t)
-    assert fe_rules.http_response(t).raw == haproxy_replies()["response_deny"]
+    assert wire_bytes(fe_rules.http_response(t)) == haproxy_replies()["response_deny"]
 
 
 def test_http_after_response_like_haproxy(fe_rules):

@@ -182,16 +182,20 @@ def parse_acl_expr(
             fetch_defs = {name: fdef}
     try:
         expr = S.parse_expr(text, ctx, fetch_defs)
+    except S.TableNotFound:
+        raise
     except S.SampleError as e:
         msg = str(e)
-        if msg.startswith(("unknown fetch method", "unknown converter")) or "failed to parse" in msg:
+        if kw is not None and msg.startswith(f"fetch method '{name}'"):
+            msg = "ACL keyword" + msg[len("fetch method") :]
+        if "pattern file" not in msg and not msg.startswith("ACL keyword"):
             hint = ""
             if msg.startswith("unknown fetch method") and "(did you mean" not in msg:
                 hint = S.did_you_mean(name, list(ACL_KEYWORDS) + list(S.FETCHES))
             base, sep, dym = msg.partition(" (did you mean")
             dym = (sep + dym) if sep else hint
             raise S.SampleError(f"{base} in ACL expression '{text}'{dym}") from None
-        raise
+        raise S.SampleError(msg) from None
     icase = False
     method: str | None = None
     patterns: list[str] = []

@@ -223,6 +223,9 @@ class _ProxyCompiler:
         warnings: list[str] = []
         try:
             term = parse_acl_expr(list(line.words), self.ctx, warnings)
+        except S.TableNotFound as e:
+            self.alert(e.describe(True, "", self.proxy.name), line.origin)
+            return
         except S.SampleError as e:
             self.alert(f"error detected while parsing ACL '{line.name}' : {_dot(str(e))}", line.origin)
             return
@@ -240,6 +243,9 @@ class _ProxyCompiler:
         warnings: list[str] = []
         try:
             cond = parse_condition(words, self.ctx.acls, self.ctx, warnings)
+        except S.TableNotFound as e:
+            self.alert(e.describe(True, "", self.proxy.name), location)
+            return False, None
         except S.SampleError as e:
             self.alert(f"error detected while parsing an '{what}' condition : {_dot(str(e))}", location)
             return False, None
@@ -281,15 +287,15 @@ class _ProxyCompiler:
             return
         if kw in A.RULESETS:
             if kw == A.HTTP_REQUEST:
-                for earlier in ("redirect", "use_backend"):
-                    if earlier in self.seen:
-                        self.diags.append(
-                            Diagnostic(
-                                WARNING,
-                                f"a 'http-request' rule placed after a '{earlier}' rule will still be processed before.",
-                                line.origin,
-                            )
+                earlier = next((k for k in ("redirect", "use_backend") if k in self.seen), None)
+                if earlier is not None:
+                    self.diags.append(
+                        Diagnostic(
+                            WARNING,
+                            f"a 'http-request' rule placed after a '{earlier}' rule will still be processed before.",
+                            line.origin,
                         )
+                    )
             self.action_rule(kw, words, line.origin)
         elif kw == "redirect":
             self.seen.add("redirect")
@@ -297,7 +303,9 @@ class _ProxyCompiler:
         elif kw == "use-server":
             self.use_server(words, line.origin)
         elif kw == "use_backend":
-            self.use_backend_words(words[0] if words else "", tuple(words[1:]), line.origin)
+            # the config model lists use_backend lines in `use_backends` too: compile them once
+            if not self.proxy.use_backends:
+                self.use_backend_words(words[0] if words else "", tuple(words[1:]), line.origin)
         elif kw in RULE_KEYWORDS:
             self.keyword_rule(kw, words, line.origin)
         # other keywords (stick ... before the stick module registers) are not ours
@@ -321,6 +329,12 @@ class _ProxyCompiler:
         spec = A.ActionSpec(ruleset, word, name, paren, head[1:])
         try:
             out = adef.parser(spec, ctx)
+        except S.TableNotFound as e:
+            if not e.fetch:  # an action's own table argument (`track-sc0 src table T`)
+                self.alert(self.rule_error(ruleset, word, str(e)), origin)
+            else:
+                self.alert(e.describe(False, ruleset, self.proxy.name), origin)
+            return
         except S.SampleError as e:
             self.alert(self.rule_error(ruleset, word, str(e)), origin)
             return
@@ -344,12 +358,13 @@ class _ProxyCompiler:
     def unknown_action(self, ruleset: str, word: str, origin: Any) -> None:
         names = A.action_names(ruleset)
         listing = ", ".join(f"'{n}'" for n in names)
-        base = word.partition("(")[0]
-        hint = S.did_you_mean(base, A.ACTIONS.get(ruleset, {}))
         if ruleset.startswith("tcp-"):
-            msg = f"'{ruleset}' expects {listing} in {self.ctx.proxy_desc} (got '{word}'){hint}."
+            msg = f"'{ruleset}' expects {listing} in {self.ctx.proxy_desc} (got '{word}')."
         else:
-            msg = f"'{ruleset}' expects {listing}, but got '{word}'.{hint}"
+            msg = f"'{ruleset}' expects {listing}, but got '{word}'."
+            best = S.did_you_mean(word.partition("(")[0], A.ACTIONS.get(ruleset, {}))
+            if best:
+                msg += f" Did you mean '{best.split(chr(39))[1]}' maybe ?"
         self.alert(msg, origin)
 
     def redirect_rule(self, words: list[str], origin: Any) -> None:
@@ -442,7 +457,8 @@ class _ProxyCompiler:
 
     def build(self) -> ProxyRules:
         pr = ProxyRules(self.proxy.name)
-        pr.inspect_delay_ms = self.inspect_delay
+        from_model = getattr(self.proxy, "tcp_inspect_delay", None)
+        pr.inspect_delay_ms = from_model if from_model is not None else self.inspect_delay
         req = self.rules[A.HTTP_REQUEST] + self.redirects
         if req:
             pr.http_request = _run_http(tuple(req))
@@ -471,8 +487,8 @@ class _ProxyCompiler:
 
 
 def _dot(message: str) -> str:
-    message = message.rstrip()
-    return message if message.endswith(".") else message + "."
+    """HAProxy ends these messages with a dot after the detail (which may have its own)."""
+    return message.rstrip() + "."
 
 
 def compile_proxy(

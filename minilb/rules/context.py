@@ -5,8 +5,8 @@ the rule set being compiled) and where its warnings go.
 Feature parsers (fetch ``resolve`` hooks, action parsers) receive a `CompileContext`
 and use:
 
-- ``ctx.table(name)`` -> ``tables[name]`` or raises `SampleError` ("unable to find
-  table 'x'"); ``ctx.own_table`` -> this proxy's own table object or None;
+- ``ctx.table(name)`` -> ``tables[name]`` or raises `TableNotFound` (a
+  `SampleError`: "unable to find table 'x'"); ``ctx.own_table`` -> this proxy's own table object or None;
   ``ctx.tables`` the whole mapping (in check mode the values are the `TableSpec`s,
   so parsers must not call runtime methods at compile time).
 - ``ctx.parse_expr(text)`` -> `SampleExpr`; ``ctx.parse_format(text)`` -> a log-format
@@ -48,7 +48,7 @@ class CompileContext:
     def table(self, name: str) -> object:
         tab = self.tables.get(name)
         if tab is None:
-            raise S.SampleError(f"unable to find table '{name}'{S.did_you_mean(name, self.tables)}")
+            raise S.TableNotFound(name, S.did_you_mean(name, self.tables))
         return tab
 
     @property

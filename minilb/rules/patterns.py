@@ -151,7 +151,7 @@ def parse_int_patterns(patterns: list[str], what_len: bool = False) -> list[tupl
             continue
         if not re.fullmatch(r"[+-]?\d+", p):
             if op != "eq" or ranges:
-                raise SampleError(f"'{p}' is neither a number nor a supported operator.")
+                raise SampleError(f"'{p}' is neither a number nor a supported operator")
             raise SampleError(f"'{p}' is not a number")
         n = int(p)
         ranges.append(
@@ -233,7 +233,7 @@ def _combined_regex(patterns: list[str], icase: bool) -> Callable[[str], int]:
             compiled.append(re.compile(p, flags))
         except re.error as e:
             msg = str(e).split(" at position")[0]
-            raise SampleError(f"regex '{p}' is invalid (error={msg}, erroffset={e.pos or 0}).") from None
+            raise SampleError(f"regex '{p}' is invalid (error={msg}, erroffset={e.pos or 0})") from None
     if len(compiled) == 1:
         search = compiled[0].search
 

@@ -2,12 +2,12 @@
 HAProxy's reason phrases for any status, the header order HAProxy writes, and
 `ReplyTemplate`, compiled once per rule, that turns into a `Reply` per request.
 
-Every `Reply` built here has ``raw`` set to the complete response as HAProxy 2.6
-sends it on a keep-alive HTTP/1.1 connection (status line, headers in HAProxy's
-order with ``content-length``, blank line, body) -- constant replies are rendered
-once at compile time.  ``status``, ``reason``, ``headers`` and ``body`` are filled
-too, for logs.  An adapter answering an HTTP/1.0 client without keep-alive inserts
-``connection: close`` as the last header, as HAProxy does (see `with_close`).
+A `Reply` built here either has ``raw`` (an errorfile or HAProxy's error page,
+sent as is) or ``status``, ``reason`` and ``headers`` complete and in HAProxy's
+order, ``content-length`` included, plus ``body``: the adapter writes the status
+line, the headers, ``connection: close`` as the last header when it closes the
+connection (HAProxy does so for HTTP/1.0 clients too), a blank line and the body.
+`wire_bytes` renders it that way.  Constant replies are built once at compile time.
 Observed bytes: tests/data/rules_haproxy_replies.json.
 """
 
@@ -113,10 +113,15 @@ def render(status: int, reason: str, headers: tuple[tuple[bytes, bytes], ...], b
 def make_reply(
     status: int, headers: tuple[tuple[bytes, bytes], ...], body: bytes, reason: str | None = None
 ) -> Reply:
-    reason = reason or reason_for(status)
-    return Reply(
-        status=status, headers=headers, body=body, reason=reason, raw=render(status, reason, headers, body)
-    )
+    return Reply(status=status, headers=headers, body=body, reason=reason or reason_for(status))
+
+
+def wire_bytes(reply: Reply, close: bool = False) -> bytes:
+    """The bytes HAProxy sends for ``reply`` (``close``: the connection closes after it)."""
+    if reply.raw is not None:
+        return reply.raw
+    raw = render(reply.status, reply.reason or reason_for(reply.status), reply.headers, reply.body)
+    return with_close(raw) if close else raw
 
 
 def with_close(raw: bytes) -> bytes:
@@ -182,7 +187,6 @@ class ReplyTemplate:
                 headers=r.headers,
                 body=r.body,
                 reason=r.reason,
-                raw=r.raw,
                 delay_ms=self.delay_ms,
             )
         return r

@@ -98,6 +98,31 @@ class SampleError(Exception):
     """A sample expression or argument cannot be compiled; the message is HAProxy-worded."""
 
 
+class TableNotFound(SampleError):
+    """A table argument names no table.  HAProxy reports these on their own (not inside
+    the rule's parse error), naming the argument: `where` tells the compiler which
+    keyword and argument position; ``fetch``/``conv`` are filled as it propagates."""
+
+    def __init__(self, table: str, hint: str = ""):
+        super().__init__(f"unable to find table '{table}'{hint}")
+        self.table = table
+        self.hint = hint
+        self.pos = 0
+        self.fetch = ""
+        self.conv = ""
+
+    def describe(self, in_acl: bool, ruleset: str, proxy: str) -> str:
+        fetch_kind = "ACL keyword" if in_acl else "sample fetch keyword"
+        where = f"arg {self.pos} of "
+        if self.conv:
+            where += f"conversion keyword '{self.conv}' for {fetch_kind} '{self.fetch}'"
+        else:
+            where += f"{fetch_kind} '{self.fetch}'"
+        if not in_acl:
+            where += f" in {ruleset} expression"
+        return f"unable to find table '{self.table}' referenced in {where} in proxy '{proxy}'{self.hint}."
+
+
 @functools.lru_cache(maxsize=65536)
 def ip_value(text: str) -> IPv4 | IPv6 | None:
     """The address object for ``text`` (cached: the same clients come back), or None."""
@@ -467,8 +492,11 @@ def parse_args(what: str, name: str, spec: tuple[str, ...], min_args: int, raw: 
             continue
         try:
             out.append(_convert_arg(kind, text, ctx))
+        except TableNotFound as e:
+            e.pos = pos
+            raise
         except SampleError as e:
-            raise SampleError(f"{what} '{name}' : {e}") from None
+            raise SampleError(f"invalid args in {what} '{name}' : {e}") from None
         except ValueError:
             raise SampleError(
                 f"{what} '{name}' : failed to parse '{text}' as type '{kind}' at position {pos}"
@@ -611,9 +639,19 @@ def parse_expr(text: str, ctx: Any = None, fetch_defs: dict[str, FetchDef] | Non
         raise SampleError(f"unknown fetch method '{name}'{did_you_mean(name, FETCHES)}")
     if raw is not None and not fdef.args:
         raise SampleError(f"fetch method '{name}' : expected ')' before '{text[len(name) + 1 :]}'")
-    fargs = parse_args("fetch method", name, fdef.args, fdef.min_args, raw or [], ctx)
+    try:
+        fargs = parse_args("fetch method", name, fdef.args, fdef.min_args, raw or [], ctx)
+    except TableNotFound as e:
+        e.fetch = name
+        raise
     if fdef.resolve is not None:
-        fargs = fdef.resolve(fargs, ctx)
+        try:
+            fargs = fdef.resolve(fargs, ctx)
+        except TableNotFound as e:
+            e.fetch = e.fetch or name
+            raise
+        except SampleError as e:
+            raise SampleError(f"invalid args in fetch method '{name}' : {e}") from None
     steps: list[Callable[[Any, Any, Any], Any]] = []
     conv_names: list[str] = []
     out = fdef.out
@@ -630,6 +668,9 @@ def parse_expr(text: str, ctx: Any = None, fetch_defs: dict[str, FetchDef] | Non
             )
         try:
             cargs = parse_args("converter", cname, cdef.args, cdef.min_args, craw or [], ctx)
+        except TableNotFound as e:
+            e.fetch, e.conv = name, cname
+            raise
         except SampleError as e:
             msg = str(e).replace(
                 f"converter '{cname}' : failed",
@@ -638,7 +679,13 @@ def parse_expr(text: str, ctx: Any = None, fetch_defs: dict[str, FetchDef] | Non
             )
             raise SampleError(msg) from None
         if cdef.resolve is not None:
-            cargs = cdef.resolve(cargs, ctx)
+            try:
+                cargs = cdef.resolve(cargs, ctx)
+            except TableNotFound as e:
+                e.fetch, e.conv = name, cname
+                raise
+            except SampleError as e:
+                raise SampleError(f"invalid args in converter '{cname}' : {e}") from None
         steps.append(_bind_conv(cdef, cargs))
         conv_names.append(cname)
         out = cdef.out
