@@ -398,3 +398,25 @@ def test_negation_only_for_negatable_options(tmp_path):
         "ALERT parsing [t.cfg:4] : negation/default currently supported only for options, log, busy-polling, "
         "set-dumpable, strict-limits, insecure-fork-wanted and numa-cpu-mapping.",
     ]
+
+
+def test_proxy_ids_follow_haproxy(tmp_path):
+    body = (
+        DEFAULTS
+        + """\
+        frontend fe
+            bind :1
+        backend be
+            server a 127.0.0.1:80
+        backend bx
+            id 2
+        listen st
+            bind :2
+        """
+    )
+    config, _ = load(tmp_path, body)
+    # haproxy 2.6.12 `show stat` iid column: fe=1 be=3 bx=2 st=5
+    assert [p.id for p in config.proxies] == [1, 3, 2, 5]
+    config, _ = load(tmp_path, "global\n  stats socket /tmp/x.sock\n" + body)
+    # with a stats socket the internal CLI proxy takes id 1: fe=3 be=4 bx=2 st=6
+    assert [p.id for p in config.proxies] == [3, 4, 2, 6]

@@ -117,7 +117,10 @@ def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = No
         kept_peers.append(s)
 
     # proxies --------------------------------------------------------------------
-    ids = _assign_ids(proxies, [p.id for p in proxies])
+    # With a stats socket, HAProxy's internal CLI proxy ("GLOBAL") takes the first id
+    # (haproxy 2.6.12 `show stat`: fe=3, be=4 with a stats socket and `id 2` on a backend).
+    internal = [None] if config.global_.stats_sockets else []
+    ids = _assign_ids(internal + proxies, [None] * len(internal) + [p.id for p in proxies])[len(internal) :]
     seen_ids: dict[int, Proxy] = {}
     out: list[Proxy] = []
     for p, pid in zip(proxies, ids, strict=True):
