@@ -108,10 +108,18 @@ class BackendRuntime:
         self.cur_conns = 0  # connections in use by requests (beconn)
         self.connector = connector or connect_server
         self.rules = None  # the backend's own compiled rules (set by the worker service)
+        algorithm = proxy.balance.algorithm
+        self.needs_txn = algorithm.startswith(("uri", "url_param", "hdr"))
+        self.single = self.servers[0] if len(self.servers) == 1 else None
         self.total_requests = 0
 
     # -- servers ---------------------------------------------------------------------
     def pick(self, txn, src: str, exclude: frozenset = frozenset()):
+        single = self.single
+        if single is not None:  # the common one-server backend, without the balancer
+            if single.up and single.weight > 0 and not single.full and single.name not in exclude:
+                return single
+            return None
         return self.balancer.pick(txn, src, exclude)
 
     def all_full(self) -> bool:
@@ -245,6 +253,9 @@ class ServerConnection(protocol.Protocol):
             self.close()
             owner.server_failed(self, "bad-response", exc)
             return
+        owner = self.owner
+        if owner is not None and owner.resp_pending is not None:
+            owner.flush_head()
         if offset is not None:  # 101 Switching Protocols: the rest is tunnelled
             self.tunnel = True
             rest = data[offset:]
@@ -282,7 +293,7 @@ class ServerConnection(protocol.Protocol):
             self.owner.server_interim(head)
             return
         self.resp_open = True
-        self.eof_body = not head.chunked and head.content_length is None and status not in (204, 304)
+        self.eof_body = False  # set by the owner, which reads the framing headers
         self.keep_alive = head.keep_alive
         self.owner.server_response_head(self, head)
 
@@ -334,7 +345,11 @@ class ServerConnection(protocol.Protocol):
             pool = backend.pools.get(self.server.name)
             if pool is not None and pool.put(self):
                 self.idle = True
-                self.timer.arm(POOL_IDLE_SECONDS, "idle")
+                # the pending server-timeout deadline now bounds the idle time
+                if self.timer.kind is not None:
+                    self.timer.kind = "idle"
+                else:
+                    self.timer.arm(POOL_IDLE_SECONDS, "idle")
                 if backend.queue:
                     backend.slot_freed()
                 return

@@ -32,6 +32,7 @@ from minilb.http.parse import (
     Limits,
     RequestParser,
     chunk,
+    client_response_head,
     last_chunk,
     request_head_bytes,
     response_head_bytes,
@@ -133,6 +134,13 @@ class FrontendRuntime(protocol.Factory):
         self.has_tcp_connection = bool(rules is not None and rules.has_tcp_connection)
         self.has_tcp_content = bool(rules is not None and rules.has_tcp_content)
         self.has_use_backend = bool(rules is not None and rules.has_use_backend)
+        # A Txn is built per request only when something reads it: rules (ours or a
+        # backend's), a request-hashing balancer, or stick-counter accounting.
+        self.need_txn = (
+            rules is not None
+            or tracking is not None
+            or any(be.rules is not None or be.needs_txn for be in backends.values())
+        )
         name = proxy.default_backend or (proxy.name if proxy.is_backend else None)
         self.default_backend = backends.get(name) if name else None
         t = proxy.timeouts
@@ -176,6 +184,38 @@ class FrontendRuntime(protocol.Factory):
         self.stopping = True
         for conn in list(self.connections):
             conn.graceful_close()
+
+
+#: the per-request fields of a ClientConnection, reset in one step between requests
+_REQUEST_DEFAULTS = {
+    "head": None,  # RequestHead of the request in progress
+    "txn": None,  # its Txn, when rules or the balancer need one
+    "be": None,
+    "server": None,
+    "conn": None,  # ServerConnection lent to this request
+    "resp_hooked": False,  # conn registered as producer of our transport
+    "req_hooked": None,  # the conn whose transport we are registered on
+    "req_done": False,  # the whole request was received
+    "req_sent": False,  # its head was written to the server
+    "held_body": None,  # body pieces waiting for the server connection
+    "held_size": 0,
+    "held_trailers": None,
+    "resp_started": False,
+    "resp_chunked": False,
+    "resp_pending": None,  # response head not yet written (joins the first body bytes)
+    "replied": False,  # answered by a rule or an error, not by a server
+    "retries_left": 0,
+    "tried": frozenset(),
+    "queued": False,
+    "status": 0,
+    "bytes_out": 0,
+    "term": "--",
+    "retry_call": None,
+    "t_start": None,
+    "t_queue": None,
+    "t_connect": None,
+    "t_response": None,
+}
 
 
 class _Pipelined:
@@ -243,34 +283,7 @@ class ClientConnection(protocol.Protocol):
         self.timer.arm(fe.http_request_timeout, "idle")
 
     def _reset_request(self) -> None:
-        self.head = None  # RequestHead of the request in progress
-        self.txn = None
-        self.be = None
-        self.server = None
-        self.conn = None  # ServerConnection lent to this request
-        self.resp_hooked = False  # conn registered as producer of our transport
-        self.req_hooked = None  # the conn whose transport we are registered on
-        self.req_done = False
-        self.req_sent = False  # head written to the server
-        self.held_body: list[bytes] | None = None
-        self.held_size = 0
-        self.resp_started = False
-        self.resp_chunked = False
-        self.resp_head = None
-        self.replied = False
-        self.retries_left = 0
-        self.tried: frozenset = frozenset()
-        self.queued = False
-        self.status = 0
-        self.bytes_out = 0
-        self.term = "--"
-        self.retry_call = None
-        self.held_trailers = None
-        self.t_start = None
-        self.t_head = None
-        self.t_queue = None
-        self.t_connect = None
-        self.t_response = None
+        self.__dict__.update(_REQUEST_DEFAULTS)
 
     # ------------------------------------------------------------------ bytes in
     def dataReceived(self, data: bytes) -> None:
@@ -291,7 +304,7 @@ class ClientConnection(protocol.Protocol):
             return
         if offset is not None:
             self._upgrade_data(data[offset:])
-        if self.open and self.parser.in_head and self.head is None:
+        if self.head is None and self.parser._in_head and self.open:
             if self.timer.kind != "head":
                 self.timer.arm(self.fe.http_request_timeout, "head")
         fe = self.fe
@@ -361,10 +374,13 @@ class ClientConnection(protocol.Protocol):
         self.requests += 1
         self.head = head
         sess = self.sess
-        path, query = split_uri(head.uri)
-        self.txn = txn = Txn(sess, head.method, head.uri, path, query, head.version, head.headers)
+        if fe.need_txn:
+            path, query = split_uri(head.uri)
+            self.txn = txn = Txn(sess, head.method, head.uri, path, query, head.version, head.headers)
+        else:
+            txn = None
         if fe.sink is not None:
-            self.t_start = self.t_head = self.reactor.seconds()
+            self.t_start = self.reactor.seconds()
         if head.has_body:
             self.timer.arm(fe.client_timeout, "body")
         else:
@@ -401,8 +417,9 @@ class ClientConnection(protocol.Protocol):
             self._send_error(503)
             return
         self.be = be
-        txn.backend = be.name
         be.total_requests += 1
+        if txn is not None:
+            txn.backend = be.name
         be_rules = be.rules
         if be_rules is not None and be_rules is not fe.rules and be_rules.has_http_request:
             reply = be_rules.http_request(txn)
@@ -429,7 +446,8 @@ class ClientConnection(protocol.Protocol):
                 self._send_error(503, be)
                 return
         self.server = server
-        self.txn.server = server.name
+        if self.txn is not None:
+            self.txn.server = server.name
         mode = self.fe.modes[be.name]
         reuse = be.reuse
         if (
@@ -539,76 +557,98 @@ class ClientConnection(protocol.Protocol):
         fe = self.fe
         txn = self.txn
         status = head.status
-        self.status = txn.status = status
+        self.status = status
         if self.t_start is not None:
             self.t_response = self.reactor.seconds()
-        be_rules = self.be.rules
-        if be_rules is not None and be_rules is not fe.rules and be_rules.has_http_response:
-            txn.resp_headers = head.headers
-            reply = be_rules.http_response(txn)
-            if reply is not None:
-                self._drop_server(abort=True)
-                self._send_reply(reply)
-                return
-        if fe.has_http_response:
-            txn.resp_headers = head.headers
-            reply = fe.rules.http_response(txn)
-            if reply is not None:
-                self._drop_server(abort=True)
-                self._send_reply(reply)
-                return
+        headers = head.headers
+        if txn is not None:
+            txn.status = status
+            be_rules = self.be.rules
+            if be_rules is not None and be_rules is not fe.rules and be_rules.has_http_response:
+                txn.resp_headers = headers
+                reply = be_rules.http_response(txn)
+                if reply is not None:
+                    self._drop_server(abort=True)
+                    self._send_reply(reply)
+                    return
+            if fe.has_http_response:
+                txn.resp_headers = headers
+                reply = fe.rules.http_response(txn)
+                if reply is not None:
+                    self._drop_server(abort=True)
+                    self._send_reply(reply)
+                    return
+            if txn.resp_headers:
+                headers = txn.resp_headers
         req = self.head
-        tunnel = status == 101 or (req.method == "CONNECT" and 200 <= status < 300)
-        if not tunnel and req.upgrade:
+        if req.upgrade:
+            if status == 101 or (req.method == "CONNECT" and 200 <= status < 300):
+                data, _, _, _ = client_response_head(
+                    status,
+                    head.reason,
+                    headers,
+                    no_body=True,
+                    client_11=True,
+                    closing=False,
+                    keep_alive_token=False,
+                )
+                self.resp_started = True
+                self.bytes_out += len(data)
+                self.transport.write(data)
+                self._become_tunnel(conn)
+                return
             self.closing = True  # the upgrade was refused: the client stream is no longer HTTP
-        closing = self.closing or not req.keep_alive or fe.modes[self.be.name] == "close" or fe.stopping
-        no_body = req.method == "HEAD" or status in (204, 304) or tunnel
-        add_chunked = False
-        if conn.eof_body and not no_body:
-            if req.version == "1.1" and not closing:
-                add_chunked = True
-            else:
-                closing = True
-        self.resp_chunked = add_chunked or (head.chunked and not no_body)
-        self.closing = closing
-        if tunnel:
-            connection = None  # the server's "Connection: upgrade" is kept as received
-        elif closing:
-            connection = b"close" if req.version == "1.1" else None
-        elif req.version == "1.0":
-            connection = b"keep-alive"
-        else:
-            connection = None
-        headers = txn.resp_headers if txn.resp_headers else head.headers
-        data = response_head_bytes(
-            status, head.reason, headers, connection=connection, add_chunked=add_chunked
+        no_body = status in (204, 304) or req.method == "HEAD"
+        client_11 = req.version == "1.1"
+        data, self.resp_chunked, closing, conn.eof_body = client_response_head(
+            status,
+            head.reason,
+            headers,
+            no_body=no_body,
+            client_11=client_11,
+            closing=self.closing or not req.keep_alive or fe.modes[self.be.name] == "close" or fe.stopping,
+            keep_alive_token=not client_11,
         )
+        self.closing = closing
         self.resp_started = True
         self.bytes_out += len(data)
-        transport = self.transport
-        transport.write(data)
-        if tunnel:
-            self._become_tunnel(conn)
-            return
         if no_body:
+            self.transport.write(data)
             if req.method == "HEAD":
                 conn.keep_alive = False  # the parser cannot be told the body is empty
                 conn.resp_open = False
             self.server_response_end(None)
             return
-        transport.registerProducer(conn, True)
+        self.resp_pending = data  # written with the first piece of body
+        self.transport.registerProducer(conn, True)
         self.resp_hooked = True
+
+    def flush_head(self) -> None:
+        """Write a response head that no body bytes followed in the same read."""
+        pending = self.resp_pending
+        if pending is not None:
+            self.resp_pending = None
+            self.transport.write(pending)
 
     def server_response_body(self, data: bytes) -> None:
         if self.resp_chunked:
             data = chunk(data)
         self.bytes_out += len(data)
-        self.transport.write(data)
+        pending = self.resp_pending
+        if pending is not None:
+            self.resp_pending = None
+            self.transport.writeSequence((pending, data))
+        else:
+            self.transport.write(data)
 
     def server_response_end(self, trailers) -> None:
         conn = self.conn
         if conn is None or self.head is None:
             return
+        pending = self.resp_pending
+        if pending is not None:
+            self.resp_pending = None
+            self.transport.write(pending)
         if self.resp_chunked:
             tail = last_chunk(trailers)
             self.bytes_out += len(tail)

@@ -233,7 +233,8 @@ class RequestParser(_Parser):
 
 
 class ResponseHead:
-    """A framed response head from a server."""
+    """A framed response head from a server (its framing headers are read when the
+    head is written out: `client_response_head`)."""
 
     __slots__ = (
         "status",
@@ -241,8 +242,6 @@ class ResponseHead:
         "version",
         "headers",
         "keep_alive",
-        "chunked",
-        "content_length",
         "upgrade",
     )
 
@@ -253,18 +252,6 @@ class ResponseHead:
         self.headers: list[list[bytes]] = headers
         self.keep_alive: bool = keep_alive
         self.upgrade: bool = upgrade
-        self.chunked = False
-        self.content_length: int | None = None
-
-
-def _analyse_response(head, headers) -> None:
-    for name, value in headers:
-        if len(name) in (14, 17):
-            lname = name.lower()
-            if lname == b"transfer-encoding":
-                head.chunked = True
-            elif lname == b"content-length":
-                head.content_length = int(value)
 
 
 class ResponseParser(_Parser):
@@ -299,7 +286,6 @@ class ResponseParser(_Parser):
             p.should_keep_alive(),
             p.should_upgrade(),
         )
-        _analyse_response(head, self._headers)
         self.sink.response_head(head)
 
     def on_body(self, data: bytes) -> None:
@@ -338,6 +324,9 @@ def split_uri(uri: bytes) -> tuple[str, str | None]:
 
 
 def _kept_connection_tokens(value: bytes) -> bytes:
+    lvalue = value.lower()
+    if lvalue == b"keep-alive" or lvalue == b"close":  # the usual whole value
+        return b""
     kept = [t.strip() for t in value.split(b",") if t.strip().lower() not in (b"close", b"keep-alive", b"")]
     return b", ".join(kept)
 
@@ -397,6 +386,61 @@ def response_head_bytes(
         out.append(b"connection: %s\r\n" % connection)
     out.append(b"\r\n")
     return b"".join(out)
+
+
+def client_response_head(
+    status: int,
+    reason: bytes,
+    headers,
+    *,
+    no_body: bool,
+    client_11: bool,
+    closing: bool,
+    keep_alive_token: bool,
+) -> tuple[bytes, bool, bool, bool]:
+    """The head of a server response as sent to the client, and how its body goes.
+
+    One pass over the headers both writes them (lower-cased names, Connection's
+    close/keep-alive tokens dropped) and finds the framing.  A body delimited by the
+    server's close goes chunked to an HTTP/1.1 client that stays connected, and
+    makes the client connection close otherwise.  ``keep_alive_token`` adds
+    ``connection: keep-alive`` (HTTP/1.0 clients kept open).  Returns ``(head,
+    chunked_out, closing, eof_body)``; ``eof_body``: the server's close ends the body.
+    """
+    out = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+    append = out.append
+    chunked = False
+    length = False
+    for name, value in headers:
+        lname = name.lower()
+        if len(lname) in _FRAMING_LENGTHS:
+            if lname == b"connection":
+                value = _kept_connection_tokens(value)
+                if not value:
+                    continue
+            elif lname == b"transfer-encoding":
+                chunked = True
+            elif lname == b"content-length":
+                length = True
+        append(lname + b": " + value + b"\r\n")
+    add_chunked = False
+    eof_body = not no_body and not chunked and not length
+    if eof_body:
+        if client_11 and not closing:
+            add_chunked = True
+            append(b"transfer-encoding: chunked\r\n")
+        else:
+            closing = True
+    if closing:
+        if client_11:
+            append(b"connection: close\r\n")
+    elif keep_alive_token:
+        append(b"connection: keep-alive\r\n")
+    append(b"\r\n")
+    return b"".join(out), add_chunked or (chunked and not no_body), closing, eof_body
+
+
+_FRAMING_LENGTHS = frozenset((10, 14, 17))
 
 
 def chunk(data: bytes) -> bytes:
