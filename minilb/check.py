@@ -2,7 +2,8 @@
 checks when it is available, and render the result as HAProxy prints it.
 
 `check_config` never raises on a bad configuration: problems come back in
-`CheckResult.diagnostics`.  `render_check` gives the lines and exit status of
+`CheckResult.diagnostics`.  Beyond `load_config`, it checks that the TLS files the
+configuration names can be read (as HAProxy does while parsing).  `render_check` gives the lines and exit status of
 ``haproxy -c`` 2.6.12: every diagnostic as ``[ALERT]``/``[WARNING]``/``[NOTICE]``,
 then ``Fatal errors found in configuration.`` and status 1 on errors, or
 ``Configuration file is valid`` (after ``Warnings were found.`` if any) and 0.
@@ -15,6 +16,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
+from minilb.config.files import check_tls_files
 from minilb.config.load import load_config
 from minilb.config.model import Config
 from minilb.config.render import render_diagnostic
@@ -57,6 +59,7 @@ def check_config(
         config, diagnostics = load_config(paths, localpeer=localpeer, environ=environ, hostname=hostname)
     except ConfigError as exc:
         return CheckResult(ok=False, config=None, diagnostics=exc.diagnostics)
+    diagnostics = [*diagnostics, *check_tls_files(config)]
     check_rules = _rule_checker()
     if check_rules is not None:
         diagnostics = [*diagnostics, *check_rules(config)]

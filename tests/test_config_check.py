@@ -70,9 +70,12 @@ def test_shipped_configs_load(path):
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(str(REPO / "conf" / "*.cfg"))), ids=os.path.basename)
-def test_shipped_configs_pass_check_mode(path):
-    """Check mode also runs the rule compiler's checks (when minilb.rules.compile exists)."""
-    result = check_config([path], localpeer="lb1", environ={"TLS_CRT": "/nonexistent/site.pem"}, hostname="h")
+def test_shipped_configs_pass_check_mode(path, tmp_path):
+    """Check mode also runs the rule compiler's checks (when minilb.rules.compile exists)
+    and checks that certificate files exist (only existence: the TLS adapter parses them)."""
+    crt = tmp_path / "site.pem"
+    crt.write_text("placeholder\n")
+    result = check_config([path], localpeer="lb1", environ={"TLS_CRT": str(crt)}, hostname="h")
     status, lines = render_check(result)
     assert status == 0, lines
     assert lines[-1] == "Configuration file is valid"
@@ -158,3 +161,37 @@ def test_same_lines_flagged_as_real_haproxy(tmp_path):
     ours = _flagged(lines, "sample.cfg")
     assert proc.returncode == status == 1
     assert ours == theirs
+
+
+def test_check_mode_reports_missing_tls_files(tmp_path):
+    path = write(
+        tmp_path,
+        DEFAULTS
+        + """\
+        frontend f
+            bind :1 ssl crt /nope.pem ca-file /noca.pem
+        backend b
+            server s 1.1.1.1:1 ssl crt /nocrt.pem ca-file /noca2.pem
+        peers p
+            bind :3 ssl crt /nopeer.pem
+            server me
+        """,
+    )
+    assert load_config([path], localpeer="me", environ={}, hostname="h")  # parsing alone does not open them
+    result = check_config([path], localpeer="me", environ={}, hostname="h")
+    assert [str(d).replace(f"{tmp_path}/", "") for d in result.diagnostics] == [
+        # haproxy: 'bind :1' in section 'frontend' : unable to stat SSL certificate from file '/nope.pem' :
+        # No such file or directory.
+        "parsing [t.cfg:7] : 'bind :1' in section 'frontend' : unable to stat SSL certificate from file "
+        "'/nope.pem' : No such file or directory.",
+        # haproxy: 'bind :2' in section 'frontend' : 'ca-file' : unable to load /noca.pem
+        "parsing [t.cfg:7] : 'bind :1' in section 'frontend' : 'ca-file' : unable to load /noca.pem",
+        "parsing [t.cfg:9] : 'server b/s' : unable to stat SSL certificate from file '/nocrt.pem' : "
+        "No such file or directory.",
+        # haproxy: 'server b/s' : Couldn't open the ca-file '/noca2.pem' (No such file or directory).
+        "parsing [t.cfg:9] : 'server b/s' : Couldn't open the ca-file '/noca2.pem' (No such file or directory).",
+        # haproxy: 'bind :3' in section 'peers' : unable to stat SSL certificate from file '/nopeer.pem' : ...
+        "parsing [t.cfg:11] : 'bind :3' in section 'peers' : unable to stat SSL certificate from file "
+        "'/nopeer.pem' : No such file or directory.",
+    ]
+    assert render_check(result)[0] == 1
