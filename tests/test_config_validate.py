@@ -268,3 +268,18 @@ def test_more_haproxy_wordings(tmp_path):
         "WARNING parsing [t.cfg:6] : frontend 'f' has no 'bind' directive. Please declare it as a backend if this "
         "was intended.",
     ]
+
+
+def test_keywords_not_allowed_in_defaults(tmp_path):
+    _, lines = load(
+        tmp_path,
+        "defaults\n  bind :1\n  use_backend x\n  stick-table type ip size 1\n  server s 1.1.1.1:1\n  description foo\n",
+    )
+    # each as haproxy -c 2.6.12 printed it for the same lines
+    assert lines == [
+        "ALERT parsing [t.cfg:2] : 'bind' not allowed in 'defaults' section.",
+        "ALERT parsing [t.cfg:3] : 'use_backend' not allowed in 'defaults' section.",
+        "ALERT parsing [t.cfg:4] : 'stick-table' is not supported in 'defaults' section.",
+        "ALERT parsing [t.cfg:5] : 'server' not allowed in 'defaults' section.",
+        "ALERT parsing [t.cfg:6] : 'description' not allowed in 'defaults' section.",
+    ]

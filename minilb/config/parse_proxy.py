@@ -623,7 +623,8 @@ def _capability(b: ProxyBuilder, line: Line, ctx: ParseContext):
             b.options.append((kw.name[7:], prefix != "no"))
         if b.kind == "defaults":
             if "defaults" not in kw.sections:
-                ctx.alert(line.location, f"'{kw.name}' not allowed in 'defaults' section.")
+                verb = "is not supported in" if kw.name == "stick-table" else "not allowed in"
+                ctx.alert(line.location, f"'{kw.name}' {verb} 'defaults' section.")
                 return False
             if kw.named_defaults_only and not b.name:
                 ctx.alert(
