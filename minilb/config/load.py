@@ -179,7 +179,7 @@ def load_config(
         if len(data) > MAX_FILE_SIZE:
             ctx.alert(None, f"configuration file {path} is too large (over {MAX_FILE_SIZE} bytes)")
             continue
-        text = data.decode("utf-8", errors="surrogateescape")
+        text = data.decode("utf-8", errors="replace")  # printable diagnostics, whatever the bytes
         for line in iter_lines(path, text, env, ctx.diagnostics, lambda: reader.section_name):
             reader.feed(line)
         reader.finish_section()
