@@ -23,6 +23,9 @@ from minilb.config.render import render_diagnostic
 from minilb.errors import ALERT, WARNING, ConfigError, Diagnostic
 
 
+ZERO_WARNING_ABORT = "Some warnings were found and 'zero-warning' is set. Aborting."
+
+
 @attrs.frozen
 class CheckResult:
     ok: bool
@@ -63,6 +66,8 @@ def check_config(
     check_rules = _rule_checker()
     if check_rules is not None:
         diagnostics = [*diagnostics, *check_rules(config)]
+    if config.global_.zero_warning and any(d.severity == WARNING for d in diagnostics):
+        diagnostics.append(Diagnostic(ALERT, ZERO_WARNING_ABORT))
     ok = not any(d.severity == ALERT for d in diagnostics)
     return CheckResult(ok=ok, config=config if ok else None, diagnostics=tuple(diagnostics))
 
@@ -70,6 +75,9 @@ def check_config(
 def render_check(result: CheckResult) -> tuple[int, list[str]]:
     """(exit status, lines) as ``haproxy -c`` prints them."""
     lines = [render_diagnostic(d) for d in result.diagnostics]
+    alerts = [d for d in result.diagnostics if d.severity == ALERT]
+    if not result.ok and [d.message for d in alerts] == [ZERO_WARNING_ABORT]:
+        return 1, lines  # haproxy stops there, without the "Fatal errors" line
     if not result.ok:
         lines.append(f"{'[ALERT]':<11}(minilb) : config : Fatal errors found in configuration.")
         return 1, lines

@@ -195,3 +195,14 @@ def test_check_mode_reports_missing_tls_files(tmp_path):
         "'/nopeer.pem' : No such file or directory.",
     ]
     assert render_check(result)[0] == 1
+
+
+def test_zero_warning_turns_warnings_into_failure(tmp_path):
+    path = write(tmp_path, "global\n  zero-warning\nfrontend f\n  bind :1\n")
+    status, lines = render_check(check_config([path], environ={}, hostname="h"))
+    # haproxy: [ALERT] ... : config : Some warnings were found and 'zero-warning' is set. Aborting.  (exit 1)
+    assert status == 1
+    assert (
+        lines[-1]
+        == "[ALERT]    (minilb) : config : Some warnings were found and 'zero-warning' is set. Aborting."
+    )

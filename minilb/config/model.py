@@ -415,8 +415,8 @@ class PeersSection:
     default_server: tuple[str, ...] = ()
     tables: tuple[TableSpec, ...] = ()
     disabled: bool = False
-    # added by the config work: the local peer's listener when given by a `peer` line
-    local_peer: str | None = None  # name of the local peer if present in this section
+    # added by the config work:
+    local_peer: str | None = None  # the local peer's name when this section declares it
 
 
 @frozen
