@@ -22,7 +22,6 @@ from minilb.config.model import Config
 from minilb.config.render import render_diagnostic
 from minilb.errors import ALERT, WARNING, ConfigError, Diagnostic
 
-
 ZERO_WARNING_ABORT = "Some warnings were found and 'zero-warning' is set. Aborting."
 
 
