@@ -23,6 +23,7 @@ from zope.interface import implementer
 
 from minilb.errors import HTTPError
 from minilb.http.parse import Limits, ResponseParser
+from minilb.tcp.io import direct_writer
 from minilb.tcp.timer import ConnTimer
 
 #: how long an idle server connection stays in the pool (HAProxy's pool-purge-delay).
@@ -229,6 +230,7 @@ class ServerConnection(protocol.Protocol):
     # -- Twisted ---------------------------------------------------------------------
     def connectionMade(self) -> None:
         self.connected = True
+        self.write = direct_writer(self.transport)
         nodelay = getattr(self.transport, "setTcpNoDelay", None)
         if nodelay is not None:
             nodelay(True)
@@ -330,7 +332,7 @@ class ServerConnection(protocol.Protocol):
         self.keep_alive = True
         self.reads_at_arm = self.reads
         self.timer.arm(self.backend.server_timeout, "server")
-        self.transport.write(data)
+        self.write(data)
 
     def release(self, reusable: bool) -> None:
         """The request is done with this connection: back to the pool, or closed."""

@@ -39,6 +39,7 @@ from minilb.http.parse import (
     split_uri,
 )
 from minilb.rules.txn import Session, Txn
+from minilb.tcp.io import direct_writer
 from minilb.tcp.timer import ConnTimer
 
 #: request body bytes held while the server connection is being made, or for a
@@ -252,6 +253,7 @@ class ClientConnection(protocol.Protocol):
             frontend=fe.name,
         )
         self.reactor = fe.reactor
+        self.write = direct_writer(transport)
         self.parser = RequestParser(self, fe.limits)
         self.timer = ConnTimer(fe.reactor, self._timed_out)
         self.accept_time = fe.reactor.seconds()
@@ -290,7 +292,7 @@ class ClientConnection(protocol.Protocol):
         tunnel = self.tunnel
         if tunnel is not None:
             tunnel.reads += 1  # client activity keeps the tunnel alive too
-            tunnel.transport.write(data)
+            tunnel.write(data)
             return
         if self.closing and self.head is None:
             return
@@ -334,9 +336,9 @@ class ClientConnection(protocol.Protocol):
         conn = self.conn
         if conn is not None and self.req_sent:
             if self.head.chunked:
-                conn.transport.write(chunk(data))
+                conn.write(chunk(data))
             else:
-                conn.transport.write(data)
+                conn.write(data)
             return
         if self.held_body is None:
             self.held_body = []
@@ -360,7 +362,7 @@ class ClientConnection(protocol.Protocol):
             return
         if self.req_sent:
             if self.head.chunked:
-                self.conn.transport.write(last_chunk(trailers))
+                self.conn.write(last_chunk(trailers))
             self.timer.disarm()
         elif self.head.chunked:
             if self.held_body is None:
@@ -535,7 +537,7 @@ class ClientConnection(protocol.Protocol):
         if held is not None and not head.upgrade:  # tunnelled bytes wait for the 101
             self.held_body = None
             self.held_size = 0
-            write = conn.transport.write
+            write = conn.write
             for piece in held:
                 if piece is None:
                     write(last_chunk(self.held_trailers))
@@ -551,7 +553,7 @@ class ClientConnection(protocol.Protocol):
     # --- response from the server (ServerConnection calls these)
     def server_interim(self, head) -> None:
         if head.status == 100 or head.status >= 102:
-            self.transport.write(response_head_bytes(head.status, head.reason, head.headers))
+            self.write(response_head_bytes(head.status, head.reason, head.headers))
 
     def server_response_head(self, conn, head) -> None:
         fe = self.fe
@@ -594,7 +596,7 @@ class ClientConnection(protocol.Protocol):
                 )
                 self.resp_started = True
                 self.bytes_out += len(data)
-                self.transport.write(data)
+                self.write(data)
                 self._become_tunnel(conn)
                 return
             self.closing = True  # the upgrade was refused: the client stream is no longer HTTP
@@ -613,7 +615,7 @@ class ClientConnection(protocol.Protocol):
         self.resp_started = True
         self.bytes_out += len(data)
         if no_body:
-            self.transport.write(data)
+            self.write(data)
             if req.method == "HEAD":
                 conn.keep_alive = False  # the parser cannot be told the body is empty
                 conn.resp_open = False
@@ -628,7 +630,7 @@ class ClientConnection(protocol.Protocol):
         pending = self.resp_pending
         if pending is not None:
             self.resp_pending = None
-            self.transport.write(pending)
+            self.write(pending)
 
     def server_response_body(self, data: bytes) -> None:
         if self.resp_chunked:
@@ -637,9 +639,13 @@ class ClientConnection(protocol.Protocol):
         pending = self.resp_pending
         if pending is not None:
             self.resp_pending = None
-            self.transport.writeSequence((pending, data))
+            if len(data) <= 16384:  # one send for head and body; bigger bodies are not copied
+                self.write(pending + data)
+            else:
+                self.write(pending)
+                self.write(data)
         else:
-            self.transport.write(data)
+            self.write(data)
 
     def server_response_end(self, trailers) -> None:
         conn = self.conn
@@ -648,11 +654,11 @@ class ClientConnection(protocol.Protocol):
         pending = self.resp_pending
         if pending is not None:
             self.resp_pending = None
-            self.transport.write(pending)
+            self.write(pending)
         if self.resp_chunked:
             tail = last_chunk(trailers)
             self.bytes_out += len(tail)
-            self.transport.write(tail)
+            self.write(tail)
         self._unhook()
         self.conn = None
         reusable = self.req_done and self.fe.modes[self.be.name] == "keep-alive"
@@ -765,7 +771,7 @@ class ClientConnection(protocol.Protocol):
         if close:
             self.closing = True
         self.bytes_out += len(data)
-        self.transport.write(data)
+        self.write(data)
         if self.req_done or close:
             self._finish()
 
@@ -785,7 +791,7 @@ class ClientConnection(protocol.Protocol):
     def _write_error(self, status: int, be=None) -> None:
         data = self.fe.error_page(status, be)
         self.bytes_out += len(data)
-        self.transport.write(data)
+        self.write(data)
 
     def _bad_request(self, exc: HTTPError) -> None:
         fe = self.fe
@@ -793,7 +799,7 @@ class ClientConnection(protocol.Protocol):
         self.status = 400
         page = fe.errorfiles.get(400) or mux_error(400)
         self.bytes_out += len(page)
-        self.transport.write(page)
+        self.write(page)
         if fe.sink is not None and fe.httplog:
             self._emit_log(badreq=True)
         self._close_now()
@@ -803,7 +809,7 @@ class ClientConnection(protocol.Protocol):
 
         self._log_error(f"{self.fe.name}: internal error: {''.join(traceback.format_exception(exc)).strip()}")
         if not self.resp_started:
-            self.transport.write(self.fe.error_page(500))
+            self.write(self.fe.error_page(500))
         self._close_now()
 
     def _log_error(self, message: str) -> None:
@@ -914,11 +920,11 @@ class ClientConnection(protocol.Protocol):
         if held:
             for piece in held:
                 if piece is not None:
-                    conn.transport.write(piece)
+                    conn.write(piece)
 
     def server_tunnel_data(self, data: bytes) -> None:
         self.bytes_out += len(data)
-        self.transport.write(data)
+        self.write(data)
 
     def server_tunnel_closed(self, conn) -> None:
         self.term = "--"
@@ -938,7 +944,7 @@ class ClientConnection(protocol.Protocol):
             self.status = 408
             page = fe.errorfiles.get(408) or mux_error(408)
             self.bytes_out += len(page)
-            self.transport.write(page)
+            self.write(page)
             if fe.httplog:
                 self._emit_log(badreq=True)
             self._close_now()

@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from minilb.http.log import format_connect, format_tcplog
 from minilb.rules.txn import Session
+from minilb.tcp.io import direct_writer
 from minilb.tcp.timer import ConnTimer
 
 #: bytes from the client held while the server connection is being made.
@@ -94,6 +95,7 @@ class TcpClient(protocol.Protocol):
             frontend=fe.name,
         )
         self.reactor = fe.reactor
+        self.write = direct_writer(self.transport)
         self.accept_time = fe.reactor.seconds()
         self.timer = ConnTimer(fe.reactor, self._timed_out)
         self.server_side = None
@@ -163,7 +165,7 @@ class TcpClient(protocol.Protocol):
         self.transport.registerProducer(side, True)
         if self.early:
             for piece in self.early:
-                side.transport.write(piece)
+                side.write(piece)
             self.early = []
             self.early_size = 0
             self.transport.resumeProducing()
@@ -211,7 +213,7 @@ class TcpClient(protocol.Protocol):
         self.bytes_in += len(data)
         side = self.server_side
         if side is not None:
-            side.transport.write(data)
+            side.write(data)
             return
         self.early.append(data)
         self.early_size += len(data)
@@ -220,7 +222,7 @@ class TcpClient(protocol.Protocol):
 
     def server_data(self, data: bytes) -> None:
         self.bytes_out += len(data)
-        self.transport.write(data)
+        self.write(data)
 
     def server_closed(self, side, clean: bool) -> None:
         if self.server_side is side:
@@ -316,6 +318,7 @@ class TcpServer(protocol.Protocol):
         self.reads_at_arm = 0
 
     def connectionMade(self) -> None:
+        self.write = direct_writer(self.transport)
         if self.owner is not None:
             self.owner.server_connected(self)
 
