@@ -420,3 +420,11 @@ def test_proxy_ids_follow_haproxy(tmp_path):
     config, _ = load(tmp_path, "global\n  stats socket /tmp/x.sock\n" + body)
     # with a stats socket the internal CLI proxy takes id 1: fe=3 be=4 bx=2 st=6
     assert [p.id for p in config.proxies] == [3, 4, 2, 6]
+
+
+def test_haproxy_localpeer_variable(tmp_path):
+    text = 'global\n  .notice "${HAPROXY_LOCALPEER}"\n  localpeer lb9\n  .notice "${HAPROXY_LOCALPEER}"\n'
+    _, lines = load(tmp_path, text, hostname="host1")
+    assert lines == ["NOTICE parsing [t.cfg:2] : 'host1'.", "NOTICE parsing [t.cfg:4] : 'lb9'."]
+    _, lines = load(tmp_path, text.replace("  localpeer lb9\n", ""), localpeer="cli")
+    assert lines == ["NOTICE parsing [t.cfg:2] : 'cli'.", "NOTICE parsing [t.cfg:3] : 'cli'."]

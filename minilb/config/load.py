@@ -164,7 +164,7 @@ def load_config(
     ctx = ParseContext(env)
     ctx.cli_localpeer = localpeer
     ctx.diagnostics.extend(diagnostics)
-    env.setdefault("HAPROXY_LOCALPEER", localpeer or hostname)
+    env["HAPROXY_LOCALPEER"] = localpeer or hostname  # as haproxy sets it at start-up
     env["HAPROXY_CFGFILES"] = ";".join(files)
     reader = _Reader(ctx, localpeer, hostname)
     if not files:

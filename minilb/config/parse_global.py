@@ -97,6 +97,7 @@ def _localpeer(b: GlobalBuilder, line: Line, args, prefix, ctx: ParseContext) ->
             "before the peers sections that use it.",
         )
     b.fields["localpeer"] = args[0]
+    ctx.environ["HAPROXY_LOCALPEER"] = args[0]
     b.fields["localpeer_origin"] = line.location
 
 
