@@ -798,7 +798,6 @@ class ClientConnection(protocol.Protocol):
         self.term = "PR"
         self.status = 400
         page = fe.errorfiles.get(400) or mux_error(400)
-        self.bytes_out += len(page)
         self.write(page)
         if fe.sink is not None and fe.httplog:
             self._emit_log(badreq=True)
@@ -868,12 +867,14 @@ class ClientConnection(protocol.Protocol):
         server = self.server
         t_connect = -1
         if self.t_connect is not None and self.t_queue is not None:
-            t_connect = int((self.t_connect - self.t_queue) * 1000)
+            t_connect = round((self.t_connect - self.t_queue) * 1000)
         elif self.t_response is not None:
             t_connect = 0
         t_response = -1
         if self.t_response is not None:
-            t_response = int((self.t_response - (self.t_connect or start)) * 1000)
+            t_response = round(
+                (self.t_response - (self.t_connect if self.t_connect is not None else start)) * 1000
+            )
         term = self.term if self.term != "--" else "--"
         fe.sink.emit(
             format_httplog(
@@ -887,7 +888,7 @@ class ClientConnection(protocol.Protocol):
                 t_queue=0 if server is not None else -1,
                 t_connect=t_connect if server is not None else -1,
                 t_response=t_response,
-                t_active=int((now - start) * 1000),
+                t_active=round((now - start) * 1000),
                 status=self.status,
                 bytes_out=self.bytes_out,
                 termination=term + "--",
@@ -943,7 +944,6 @@ class ClientConnection(protocol.Protocol):
             self.term = "cR"
             self.status = 408
             page = fe.errorfiles.get(408) or mux_error(408)
-            self.bytes_out += len(page)
             self.write(page)
             if fe.httplog:
                 self._emit_log(badreq=True)

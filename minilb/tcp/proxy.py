@@ -290,8 +290,10 @@ class TcpClient(protocol.Protocol):
                         backend=be.name if be is not None else fe.name,
                         server=self.server.name if self.server is not None else "<NOSRV>",
                         t_queue=0 if self.server is not None else -1,
-                        t_connect=int((self.t_connect - self.accept_time) * 1000) if self.t_connect else -1,
-                        t_total=int((now - self.accept_time) * 1000),
+                        t_connect=round((self.t_connect - self.accept_time) * 1000)
+                        if self.t_connect is not None
+                        else -1,
+                        t_total=round((now - self.accept_time) * 1000),
                         bytes_out=self.bytes_out,
                         termination=self.term,
                         actconn=fe.active.value,
