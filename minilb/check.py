@@ -71,8 +71,22 @@ def check_config(
     return CheckResult(ok=ok, config=config if ok else None, diagnostics=tuple(diagnostics))
 
 
+NO_LISTENER = "Configuration file has no error but will not start (no listener) => exit(2)."
+
+
+def has_listeners(config: Config) -> bool:
+    """Whether starting would listen anywhere: enabled frontends' binds, stats sockets,
+    or an enabled peers section's local listener."""
+    if config.global_.stats_sockets:
+        return True
+    if any(p.binds for p in config.frontends if not p.disabled):
+        return True
+    return any(s.bind is not None for s in config.peers if not s.disabled)
+
+
 def render_check(result: CheckResult) -> tuple[int, list[str]]:
-    """(exit status, lines) as ``haproxy -c`` prints them."""
+    """(exit status, lines) as ``haproxy -c`` prints them: 1 on errors, 2 for a valid
+    configuration that would not listen anywhere, else 0."""
     lines = [render_diagnostic(d) for d in result.diagnostics]
     alerts = [d for d in result.diagnostics if d.severity == ALERT]
     if not result.ok and [d.message for d in alerts] == [ZERO_WARNING_ABORT]:
@@ -82,5 +96,8 @@ def render_check(result: CheckResult) -> tuple[int, list[str]]:
         return 1, lines
     if any(d.severity == WARNING for d in result.diagnostics):
         lines.append("Warnings were found.")
+    if result.config is not None and not has_listeners(result.config):
+        lines.append(NO_LISTENER)
+        return 2, lines
     lines.append("Configuration file is valid")
     return 0, lines

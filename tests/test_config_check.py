@@ -206,3 +206,34 @@ def test_zero_warning_turns_warnings_into_failure(tmp_path):
         lines[-1]
         == "[ALERT]    (minilb) : config : Some warnings were found and 'zero-warning' is set. Aborting."
     )
+
+
+def test_no_listener_exit_code(tmp_path):
+    path = write(tmp_path, "frontend x\n    mode http\n    timeout client 1s\n")
+    status, lines = render_check(check_config([path], environ={}, hostname="h"))
+    # haproxy -c 2.6.12 on the same file: exit status 2, and on stdout
+    #   Warnings were found.
+    #   Configuration file has no error but will not start (no listener) => exit(2).
+    assert status == 2
+    assert lines[-2:] == [
+        "Warnings were found.",
+        "Configuration file has no error but will not start (no listener) => exit(2).",
+    ]
+    for text in ("global\n  stats socket /tmp/x.sock\n", "peers p\n  peer h 127.0.0.1:1\n"):
+        # haproxy: a stats socket or a local peer listener is enough ("Configuration file is valid")
+        path = write(tmp_path, text)
+        assert render_check(check_config([path], environ={}, hostname="h")) == (
+            0,
+            ["Configuration file is valid"],
+        )
+
+
+def test_http_check_rules_without_httpchk(tmp_path):
+    path = write(
+        tmp_path, DEFAULTS + "backend b\n  http-check expect status 200\n  server s 1.1.1.1:1 check\n"
+    )
+    result = check_config([path], environ={}, hostname="h")
+    # haproxy: backend 'b' uses http-check rules without 'option httpchk', so the rules are ignored.
+    assert [str(d).replace(f"{tmp_path}/", "") for d in result.diagnostics] == [
+        "parsing [t.cfg:6] : backend 'b' uses http-check rules without 'option httpchk', so the rules are ignored."
+    ]

@@ -88,6 +88,7 @@ class ProxyBuilder:
                 self.default_server.words, self.server_defaults, lambda m: None, "default-server"
             )
         self.stick_table = None
+        self.check_rules_origin = None  # first `http-check` line of this section
         self.ctx = ctx
 
     @property
@@ -95,6 +96,11 @@ class ProxyBuilder:
         return f"{self.kind} '{self.name}'" if self.name else f"{self.kind} section"
 
     def build(self) -> Proxy:
+        if self.check_rules_origin is not None and not self.check_enabled and self.kind != "defaults":
+            self.ctx.warn(
+                self.origin,
+                f"{self.kind} '{self.name}' uses http-check rules without 'option httpchk', so the rules are ignored.",
+            )
         fields = dict(self.fields)
         fields.update(
             origin=self.origin,
@@ -446,6 +452,7 @@ def _http_check(b: ProxyBuilder, line: Line, args, prefix, ctx) -> None:
                 "followed by a pattern."
             )
         b.check = attrs.evolve(b.check, expect=tuple(words))
+        b.check_rules_origin = b.check_rules_origin or line.location
         return
     # send
     changes: dict = {}
@@ -471,6 +478,7 @@ def _http_check(b: ProxyBuilder, line: Line, args, prefix, ctx) -> None:
         else:
             raise Problem(f"'http-check send' : unknown parameter '{w}'.")
     b.check = attrs.evolve(b.check, headers=tuple(headers), **changes)
+    b.check_rules_origin = b.check_rules_origin or line.location
 
 
 # options -------------------------------------------------------------------
