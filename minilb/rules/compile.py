@@ -31,6 +31,26 @@ from minilb.rules.context import CompileContext
 from minilb.rules.txn import Reply, Session, Txn
 from minilb.units import parse_time
 
+#: feature modules whose import registers keywords into the rules registries; imported
+#: (by name, so this generic code depends on none of them) before the first compile
+FEATURE_MODULES = ["minilb.stick.fetches"]
+_features_loaded = False
+
+
+def load_features() -> None:
+    global _features_loaded
+    if _features_loaded:
+        return
+    import importlib
+
+    for name in FEATURE_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # a feature not built yet: its keywords stay unknown
+            pass
+    _features_loaded = True
+
+
 RuleKeywordCompiler = Callable[[list[str], Condition | None, CompileContext], Any]
 RULE_KEYWORDS: dict[str, RuleKeywordCompiler] = {}
 
@@ -495,6 +515,7 @@ def compile_proxy(
     proxy: Any, tables: Mapping[str, object], config: Any = None, diagnostics: list[Diagnostic] | None = None
 ) -> ProxyRules:
     """Compile one proxy's rules; raises `ConfigError` when any alert was found."""
+    load_features()
     diags: list[Diagnostic] = []
     pr = _ProxyCompiler(config, proxy, tables, diags).compile()
     if diagnostics is not None:
@@ -513,6 +534,7 @@ def compile_rules(
     Raises `ConfigError` carrying every diagnostic (alerts and warnings) when any
     rule cannot be compiled; warnings of a successful compile go to ``diagnostics``.
     """
+    load_features()
     diags: list[Diagnostic] = []
     out: dict[str, ProxyRules] = {}
     for proxy in config.proxies:

@@ -76,4 +76,5 @@ class CompileContext:
     def proxy_desc(self) -> str:
         if self.proxy is None:
             return "proxy"
-        return f"{self.proxy.kind} '{self.proxy.name}'"
+        kind = "proxy" if self.proxy.kind == "listen" else self.proxy.kind  # haproxy's own words
+        return f"{kind} '{self.proxy.name}'"

@@ -89,6 +89,7 @@ NEEDS_NONE = frozenset()
 NEEDS_L4 = frozenset({"l4"})
 NEEDS_HTTP_REQ = frozenset({"http-req"})
 NEEDS_HTTP_RES = frozenset({"http-res"})
+NEEDS_BACKEND = frozenset({"backend"})
 
 IPv4 = ipaddress.IPv4Address
 IPv6 = ipaddress.IPv6Address
@@ -150,17 +151,18 @@ def to_bytes(value: str) -> bytes:
 
 
 def _str2int(text: str) -> int | None:
-    # HAProxy reads an optional sign and leading digits, ignoring what follows
+    """HAProxy's string-to-integer cast: an optional sign and the leading digits
+    (0 when there are none); an empty string does not convert."""
+    if not text:
+        return None
     i, n, neg = 0, len(text), False
-    if n and text[0] in "+-":
+    if text[0] in "+-":
         neg = text[0] == "-"
         i = 1
     start = i
     while i < n and "0" <= text[i] <= "9":
         i += 1
-    if i == start:
-        return None
-    v = int(text[start:i])
+    v = int(text[start:i]) if i > start else 0
     return -v if neg else v
 
 
@@ -391,7 +393,7 @@ def split_args(text: str) -> list[str]:
     i, n = 0, len(text)
     while i < n:
         c = text[i]
-        if c == "\\" and i + 1 < n:
+        if c == "\\" and i + 1 < n and quote != "'":  # no escapes inside single quotes
             cur.append(text[i + 1])
             i += 2
             continue
@@ -418,7 +420,7 @@ def _find_close(text: str, start: int) -> int:
     i, n = start, len(text)
     while i < n:
         c = text[i]
-        if c == "\\":
+        if c == "\\" and quote != "'":
             i += 2
             continue
         if quote:
@@ -1110,8 +1112,8 @@ _r("dst_port", _dst_port, out=SINT, needs=L4)
 _r("ssl_fc", _ssl_fc, out=BOOL, needs=L4)
 _r("ssl_fc_sni", _ssl_fc_sni, out=STR, needs=L4)
 _r("fe_name", _fe_name, out=STR)
-_r("be_name", _be_name, out=STR)
-_r("srv_name", _srv_name, out=STR)
+_r("be_name", _be_name, out=STR, needs=NEEDS_BACKEND)
+_r("srv_name", _srv_name, out=STR, needs=NEEDS_BACKEND | RES)
 _r("path", _path, out=STR, needs=REQ)
 _r("pathq", _pathq, out=STR, needs=REQ)
 _r("url", _url, out=STR, needs=REQ)
@@ -1192,19 +1194,25 @@ def _c_field(v: str, index: int, delims: str, count: int | None) -> str | None:
 
 
 def _c_word(v: str, index: int, delims: str, count: int | None) -> str | None:
-    words = [w for w in re.split("[" + re.escape(delims) + "]", v) if w]
+    """Word ``index`` (1-based, negative from the end; empty words skipped) and ``count``
+    following ones, with the original text between them (HAProxy's ``word``)."""
+    if not delims:
+        return None
+    spans = [m.span() for m in re.finditer("[^" + re.escape(delims) + "]+", v)]
+    n = len(spans)
     count = count or 1
-    n = len(words)
     if index > 0:
         if index > n:
             return None
-        return delims[0].join(words[index - 1 : index - 1 + count])
-    if index < 0:
+        first, last = index - 1, min(n, index - 1 + count) - 1
+    elif index < 0:
         if -index > n:
             return None
-        start = max(n + index - count + 1, 0)
-        return delims[0].join(words[start : n + index + 1])
-    return None
+        last = n + index
+        first = max(0, last - count + 1)
+    else:
+        return None
+    return v[spans[first][0] : spans[last][1]]
 
 
 def _regsub_resolve(args: list, ctx: Any) -> list:
@@ -1302,8 +1310,18 @@ _rc("hex", _hex, in_type=BIN, out=STR)
 _rc("base64", _b64, in_type=BIN, out=STR)
 _rc("b64dec", _b64dec, in_type=STR, out=BIN)
 _rc("ipmask", _c_ipmask, (ARG_MSK4, ARG_MSK6), 1, in_type=ADDR, out=ADDR)
-_rc("field", _c_field, (ARG_SINT, ARG_STR, ARG_SINT), 2)
-_rc("word", _c_word, (ARG_SINT, ARG_STR, ARG_SINT), 2)
+
+
+def _index_resolve(args: list, ctx: Any) -> list:
+    if args[0] == 0:
+        raise SampleError("Unexpected value 0 for index")
+    if args[2] is not None and args[2] < 0:
+        raise SampleError(f"Unexpected value {args[2]} for count")
+    return args
+
+
+_rc("field", _c_field, (ARG_SINT, ARG_STR, ARG_SINT), 2, resolve=_index_resolve)
+_rc("word", _c_word, (ARG_SINT, ARG_STR, ARG_SINT), 2, resolve=_index_resolve)
 _rc("regsub", _c_regsub, (ARG_REG, ARG_STR, ARG_STR), 2, resolve=_regsub_resolve)
 _rc("bytes", _c_bytes, (ARG_SINT, ARG_SINT), 1, in_type=BIN, out=BIN)
 _rc("neg", lambda v: -v, in_type=SINT, out=SINT)
