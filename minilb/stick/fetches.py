@@ -224,6 +224,19 @@ _METRICS: dict[str, tuple[Callable[..., Any], bool]] = {
     "clr_gpc": (lambda table, row, idx: clr_gpc(table, row, "", idx), True),
 }
 
+#: rate types read directly by name (the scN_ hot path)
+_RATE_TYPES = {
+    "gpc0_rate",
+    "gpc1_rate",
+    "conn_rate",
+    "sess_rate",
+    "http_req_rate",
+    "http_err_rate",
+    "http_fail_rate",
+    "bytes_in_rate",
+    "bytes_out_rate",
+}
+
 #: metrics that change the entry: ``src_*`` variants create it
 _WRITERS = {"inc_gpc0", "inc_gpc1", "clr_gpc0", "clr_gpc1", "inc_gpc", "clr_gpc"}
 
@@ -252,6 +265,25 @@ def _sc_value(metric: Callable[..., Any], sess: Any, slot: int, alt: Any, extra:
     if row is None:
         return 0
     return metric(alt, row, *extra)
+
+
+def _make_sc_rate(name: str, slot: int) -> Callable[..., Any]:
+    """``scN_<rate>``: the hot path of rate checks, without the generic plumbing."""
+    metric = _rate(name)
+
+    def fetch(sess, txn, table=None):
+        tracker = sess.stkctr[slot]
+        if tracker is None:
+            return None
+        if table is None:
+            t = tracker.table
+            col = t._c[name]
+            if col is not None:
+                return t.read_rate(col, tracker.row)
+            return metric(t, tracker.row)
+        return _sc_value(metric, sess, slot, table, ())
+
+    return fetch
 
 
 def _make_sc(metric: Callable[..., Any], slot: int | None, indexed: bool) -> Callable[..., Any]:
@@ -604,9 +636,10 @@ def register() -> None:
                     out=S.SINT,
                 )
             else:
+                fast = metric_name in _RATE_TYPES
                 S.register_fetch(
                     f"sc{slot}_{metric_name}",
-                    _make_sc(metric, slot, False),
+                    _make_sc_rate(metric_name, slot) if fast else _make_sc(metric, slot, False),
                     args=(TABLE,),
                     min_args=0,
                     out=S.SINT,

@@ -179,6 +179,7 @@ class StickTable:
         self._upd_head = NIL
         self._upd_tail = NIL
         self._free: list[int] = []
+        self._ip_cache: dict[str, int] = {}  # recent IPv4 texts -> keys (bounded)
         self._rows = 0  # rows allocated (live + free)
         # update sequence (peers-wire.md 9.1)
         self.update = 0  # last id handed out (t->update)
@@ -250,13 +251,24 @@ class StickTable:
         return raw[: self.key_len].ljust(self.key_len, b"\0")
 
     def key_from_sample(self, value: Any) -> Any:
-        """The stored key for a fetched sample (fast path for IPv4 text in ip tables);
-        raises `InvalidKey` when the sample cannot be a key of this table."""
-        if self.key_type == "ip" and value.__class__ is str:
+        """The stored key for a fetched sample (fast path for IPv4 text in ip tables,
+        with a bounded cache of recent addresses); raises `InvalidKey` when the
+        sample cannot be a key of this table."""
+        if value.__class__ is str and self.key_type == "ip":
+            cache = self._ip_cache
+            key = cache.get(value)
+            if key is not None:
+                return key
             try:
-                return int.from_bytes(socket.inet_aton(value), "big")
+                if value.count(".") != 3:
+                    raise OSError(value)  # inet_aton also takes "10.1": HAProxy does not
+                key = int.from_bytes(socket.inet_aton(value), "big")
             except OSError:
-                pass
+                return self.normalize_key(value)
+            if len(cache) >= 4096:
+                cache.clear()
+            cache[value] = key
+            return key
         return self.normalize_key(value)
 
     def parse_cli_key(self, text: str) -> Any:
@@ -367,8 +379,7 @@ class StickTable:
         return True
 
     def _free_row(self, row: int) -> None:
-        if self._ref[row] == 0:
-            self._lru_unlink(row)
+        self._lru_unlink(row)
         if self._flags[row] & _F_IN_UPDATES:
             self._upd_unlink(row)
         del self._index[self._keys[row]]
@@ -459,39 +470,70 @@ class StickTable:
         seq = self._useq[row]
         return (seq + HALF32) & MASK32 if self._flags[row] & _F_REMOTE else seq
 
-    def _renumber_local(self, row: int) -> None:
+    def _renumber_local(self, row: int, hits: int = 1) -> None:
+        """Give the entry a fresh local update id (``hits`` consecutive touches use
+        ``hits`` ids, the entry keeping the last one, as HAProxy's repeated touches do)."""
         flags = self._flags[row]
         if flags & _F_IN_UPDATES:
-            if row == self._upd_tail and not flags & _F_REMOTE:
-                # already the newest: a fresh id keeps its place at the tail
-                self.update = self.local_update = self._useq[row] = (self.update + 1) & MASK32
-                if self.on_local_update is not None:
-                    self.on_local_update(self)
-                return
-            key = self._useq[row]
-            if flags & _F_REMOTE:
-                key = (key + HALF32) & MASK32
-            if (self.commit_update - key) & MASK32 >= HALF32 and (key - self.local_update) & MASK32 >= HALF32:
-                return  # still waiting to be pushed, and others were numbered after it
-            self._upd_unlink(row)
-        self.update = seq = (self.update + 1) & MASK32
-        self.local_update = seq
-        self._useq[row] = seq
+            tail = self._upd_tail
+            if row != tail or flags & _F_REMOTE:
+                key = self._useq[row]
+                if flags & _F_REMOTE:
+                    key = (key + HALF32) & MASK32
+                if (self.commit_update - key) & MASK32 >= HALF32 and (
+                    key - self.local_update
+                ) & MASK32 >= HALF32:
+                    return  # still waiting to be pushed, and others were numbered after it
+            if row != tail:
+                # move to the tail (row is in the list and is not the tail)
+                prev_a = self._upd_prev
+                next_a = self._upd_next
+                before = prev_a[row]
+                after = next_a[row]
+                if before == NIL:
+                    self._upd_head = after
+                else:
+                    next_a[before] = after
+                prev_a[after] = before
+                prev_a[row] = tail
+                next_a[row] = NIL
+                next_a[tail] = row
+                self._upd_tail = row
+        else:
+            self._upd_append(row)
         self._flags[row] = (flags | _F_IN_UPDATES) & ~_F_REMOTE
-        self._upd_append(row)
+        self.update = self.local_update = self._useq[row] = (self.update + hits) & MASK32
         if self.on_local_update is not None:
             self.on_local_update(self)
 
     # ------------------------------------------------------------------ touching
+    def _lru_to_tail(self, row: int) -> None:
+        """Move a row to the LRU tail (most recently used), inlined for speed."""
+        tail = self._lru_tail
+        if row == tail:
+            return
+        prev_a = self._lru_prev
+        next_a = self._lru_next
+        before = prev_a[row]
+        after = next_a[row]  # not NIL: row is not the tail
+        if before == NIL:
+            self._lru_head = after
+        else:
+            next_a[before] = after
+        prev_a[after] = before
+        prev_a[row] = tail
+        next_a[row] = NIL
+        next_a[tail] = row
+        self._lru_tail = row
+
     def touch_local(self, row: int, now: int | None = None) -> None:
         """A local change (traffic, CLI): refresh expiry, renumber, move to the LRU tail."""
         if self.expire:
             if now is None:
                 now = self.now_tick()
             self._exp[row] = ((now + self.expire) & MASK32) or 1
-        if self._ref[row] == 0 and row != self._lru_tail:
-            self._lru_unlink(row)
-            self._lru_append(row)
+        if row != self._lru_tail:
+            self._lru_to_tail(row)
         self._renumber_local(row)
 
     def track_key(self, key: Any, http_request: bool) -> int | None:
@@ -505,30 +547,39 @@ class StickTable:
             if row is None:
                 return None
         now = int(self._seconds() * 1000) & MASK32
-        ref = self._ref
-        if ref[row] == 0:
-            self._lru_unlink(row)
-        ref[row] += 1
+        self._ref[row] += 1
         c = self._c_conn_cur
         if c is not None:
             c[row] = (c[row] + 1) & MASK32
         c = self._c_conn_cnt
         if c is not None:
             c[row] = (c[row] + 1) & MASK32
-        if self._c_conn_rate is not None:
-            self._count_rate(self._c_conn_rate, row, now, 1)
+        col = self._c_conn_rate
+        if col is not None:
+            t, c, p = col.arrays
+            if (now - t[row]) & MASK32 < col.period:
+                c[row] = (c[row] + 1) & MASK32
+            else:
+                t[row], c[row], p[row] = counters.increment(t[row], c[row], p[row], now, col.period, 1)
         if self.expire:
             self._exp[row] = ((now + self.expire) & MASK32) or 1
-        self._renumber_local(row)
+        if row != self._lru_tail:
+            self._lru_to_tail(row)
+        hits = 1
         if http_request:
             c = self._c_http_req_cnt
             if c is not None:
                 c[row] = (c[row] + 1) & MASK32
-            if self._c_http_req_rate is not None:
-                self._count_rate(self._c_http_req_rate, row, now, 1)
-            elif c is None:
-                return row
-            self._renumber_local(row)
+                hits = 2
+            col = self._c_http_req_rate
+            if col is not None:
+                hits = 2
+                t, c, p = col.arrays
+                if (now - t[row]) & MASK32 < col.period:
+                    c[row] = (c[row] + 1) & MASK32
+                else:
+                    t[row], c[row], p[row] = counters.increment(t[row], c[row], p[row], now, col.period, 1)
+        self._renumber_local(row, hits)
         return row
 
     @staticmethod
@@ -559,25 +610,24 @@ class StickTable:
 
     def ref(self, row: int) -> None:
         """Take a tracking reference: the entry neither expires nor gets purged."""
-        if self._ref[row] == 0:
-            self._lru_unlink(row)
         self._ref[row] += 1
 
     def release(self, row: int, conn_cur: bool = False) -> None:
         """Drop a tracking reference (with ``conn_cur`` also decrement conn_cur) and
         touch the entry, as HAProxy does when a stream stops tracking it, so it
         expires ``expire`` ms from now."""
-        if self._ref[row] == 0:
+        ref = self._ref
+        if ref[row] == 0:
             return
         if conn_cur:
             c = self._c_conn_cur
             if c is not None and c[row]:
                 c[row] -= 1
-        self._ref[row] -= 1
+        ref[row] -= 1
         if self.expire:
-            self._exp[row] = tick_add(self.now_tick(), self.expire)
-        if self._ref[row] == 0:
-            self._lru_append(row)
+            self._exp[row] = ((int(self._seconds() * 1000) + self.expire) & MASK32) or 1
+        if row != self._lru_tail:
+            self._lru_to_tail(row)
         self._renumber_local(row)
 
     # ------------------------------------------------------------------ expiry and purge
@@ -604,18 +654,28 @@ class StickTable:
         delta = _s32(exp - (int(now * 1000) & MASK32))
         return now + max(delta, 0) / 1000.0
 
-    def expire_step(self, max_entries: int = 1000) -> int:
-        """Remove up to ``max_entries`` expired untracked entries; returns how many."""
+    def expire_step(self, max_entries: int = 5000) -> int:
+        """Remove up to ``max_entries`` expired entries nothing tracks; returns how many.
+
+        Tracked entries met at the head are requeued at the tail with a fresh
+        expiry (they cannot expire while tracked; releasing refreshes it again).
+        Requeues count as work, so a step is bounded either way."""
         now = self.now_tick()
-        done = 0
+        done = work = 0
         exp = self._exp
-        while done < max_entries:
+        ref = self._ref
+        while work < max_entries:
             head = self._lru_head
             if head == NIL:
                 break
             when = exp[head]
-            if not when or _s32(now - when) < 0:
+            if not when or (now - when) & MASK32 >= HALF32:
                 break
+            work += 1
+            if ref[head]:
+                exp[head] = ((now + self.expire) & MASK32) or 1
+                self._lru_to_tail(head)
+                continue
             self._free_row(head)
             done += 1
         return done
@@ -623,8 +683,18 @@ class StickTable:
     def purge_oldest(self, count: int) -> int:
         """Remove up to ``count`` least recently used untracked entries; returns how many."""
         done = 0
-        while done < count and self._lru_head != NIL:
-            self._free_row(self._lru_head)
+        seen = 0
+        limit = len(self._index)
+        ref = self._ref
+        while done < count and seen < limit:
+            head = self._lru_head
+            if head == NIL:
+                break
+            seen += 1
+            if ref[head]:
+                self._lru_to_tail(head)
+                continue
+            self._free_row(head)
             done += 1
         return done
 
@@ -783,9 +853,8 @@ class StickTable:
         timeout = self.expire if expire_ms is None else expire_ms
         if self.expire or expire_ms is not None:
             self._exp[row] = tick_add(now, timeout)
-        if self._ref[row] == 0:
-            self._lru_unlink(row)
-            self._lru_insert_by_expiry(row)
+        self._lru_unlink(row)
+        self._lru_insert_by_expiry(row)
         if not self._flags[row] & _F_IN_UPDATES:
             self.update = seq = (self.update + 1) & MASK32
             self._useq[row] = seq
