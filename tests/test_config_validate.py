@@ -283,3 +283,30 @@ def test_keywords_not_allowed_in_defaults(tmp_path):
         "ALERT parsing [t.cfg:5] : 'server' not allowed in 'defaults' section.",
         "ALERT parsing [t.cfg:6] : 'description' not allowed in 'defaults' section.",
     ]
+
+
+def test_table_name_conflicts(tmp_path):
+    _, lines = load(
+        tmp_path,
+        """\
+        defaults
+            timeout connect 1s
+            timeout client 1s
+            timeout server 1s
+        frontend x
+            bind :1
+            stick-table type ip size 1k
+        backend x
+            stick-table type ip size 1k
+        peers p
+            peer me 127.0.0.1:2
+            table x type ip size 1k
+        """,
+        localpeer="me",
+    )
+    assert lines == [
+        # haproxy: parsing [tt.cfg:9] : stick-table name 'x' conflicts with table declared in frontend 'x' at tt.cfg:7.
+        "ALERT parsing [t.cfg:9] : stick-table name 'x' conflicts with table declared in frontend 'x' at t.cfg:7.",
+        # haproxy: parsing [tt.cfg:12] : stick-table name 'x' conflicts with table declared in frontend 'x' at ...
+        "ALERT parsing [t.cfg:12] : stick-table name 'x' conflicts with table declared in frontend 'x' at t.cfg:7.",
+    ]

@@ -82,6 +82,7 @@ def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = No
         else:
             seen_peers[s.name] = s
 
+    _check_table_names(config, ctx)
     backends = {p.name: p for p in proxies if p.is_backend}
     tables = {p.stick_table.name for p in proxies if p.stick_table is not None}
     for s in config.peers:
@@ -232,3 +233,31 @@ def _check_servers(p: Proxy, config: Config, ctx: ParseContext) -> tuple[Server,
         _check_verify(s.tls, s.origin, config, ctx)
         out.append(attrs.evolve(s, id=sid))
     return tuple(out)
+
+
+def _check_table_names(config: Config, ctx: ParseContext) -> None:
+    """HAProxy 2.6 looks a new table's name up among the tables declared before it:
+    proxy tables are named after their proxy (a frontend and a backend of one name
+    cannot both have one), and a peers-section ``table NAME`` is looked up by its bare
+    NAME (haproxy -c: "stick-table name 'x' conflicts with table declared in frontend
+    'x' at tt.cfg:7." for ``table x`` in a peers section)."""
+    file_index = {path: i for i, path in enumerate(config.files)}
+    declared: list[tuple[tuple[int, int], str, object]] = []
+    for p in config.proxies:
+        if p.stick_table is not None:
+            declared.append(((file_index.get(p.origin.path, 0), p.stick_table.origin.line), p.name, p))
+    for s in config.peers:
+        for t in s.tables:
+            declared.append(((file_index.get(t.origin.path, 0), t.origin.line), t.wire_name.lstrip("/"), t))
+    proxy_tables: dict[str, Proxy] = {}
+    for _, name, owner in sorted(declared, key=lambda item: item[0]):
+        earlier = proxy_tables.get(name)
+        origin = owner.stick_table.origin if isinstance(owner, Proxy) else owner.origin
+        if earlier is not None and earlier.stick_table is not None:
+            ctx.alert(
+                origin,
+                f"stick-table name '{name}' conflicts with table declared in {earlier.kind} '{earlier.name}' "
+                f"at {earlier.stick_table.origin}.",
+            )
+        elif isinstance(owner, Proxy):
+            proxy_tables[name] = owner
