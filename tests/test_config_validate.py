@@ -310,3 +310,19 @@ def test_table_name_conflicts(tmp_path):
         # haproxy: parsing [tt.cfg:12] : stick-table name 'x' conflicts with table declared in frontend 'x' at ...
         "ALERT parsing [t.cfg:12] : stick-table name 'x' conflicts with table declared in frontend 'x' at t.cfg:7.",
     ]
+
+
+def test_listen_sections_are_called_proxy(tmp_path):
+    _, lines = load(
+        tmp_path,
+        DEFAULTS + "listen l\n  bind :1\n  use_backend b\nbackend b\n  mode tcp\nlisten nb\n  mode http\n",
+    )
+    assert lines == [
+        # haproxy: http proxy 'l' (lm.cfg:6) tries to use incompatible tcp backend 'b' (lm.cfg:10) in a
+        # 'use_backend' rule (see 'mode').
+        "ALERT parsing [t.cfg:8] : http proxy 'l' (t.cfg:6) tries to use incompatible tcp backend 'b' (t.cfg:9) "
+        "in a 'use_backend' rule (see 'mode').",
+        # haproxy: proxy 'nb' has no 'bind' directive. Please declare it as a backend if this was intended.
+        "WARNING parsing [t.cfg:11] : proxy 'nb' has no 'bind' directive. Please declare it as a backend if this "
+        "was intended.",
+    ]

@@ -136,7 +136,7 @@ def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = No
         if p.is_frontend and not p.binds and not p.disabled:
             warn(
                 p.origin,
-                f"{p.kind} '{p.name}' has no 'bind' directive. Please declare it as a backend if this was intended.",
+                f"{_kind_word(p)} '{p.name}' has no 'bind' directive. Please declare it as a backend if this was intended.",
             )
         missing = (p.is_frontend and p.timeouts.client is None) or (
             p.is_backend and (p.timeouts.connect is None or p.timeouts.server is None)
@@ -199,7 +199,7 @@ def _check_backend(
         how = "as its default backend" if what == "default_backend" else "in a 'use_backend' rule"
         ctx.alert(
             origin,
-            f"http {p.kind} '{p.name}' ({p.origin}) tries to use incompatible tcp backend '{target.name}' "
+            f"http {_kind_word(p)} '{p.name}' ({p.origin}) tries to use incompatible tcp backend '{target.name}' "
             f"({target.origin}) {how} (see 'mode').",
         )
 
