@@ -16,6 +16,7 @@ sys.path.insert(0, str(REPO))
 
 from minilb.config import keywords  # noqa: E402
 from minilb.config.keywords import PROXY_KINDS, REGISTRY  # noqa: E402
+from minilb.config.options import option_support  # noqa: E402
 
 START = "<!-- keywords:start -->"
 END = "<!-- keywords:end -->"
@@ -88,6 +89,13 @@ def table() -> str:
     ]
     for name, sections, status, note in rows():
         lines.append(f"| `{name}` | {sections} | {status} | {note} |")
+    for kind in ("bind", "server"):
+        supported, warned = option_support(kind)
+        lines.append("")
+        lines.append(f"`{kind}` options supported: " + ", ".join(f"`{n}`" for n in supported) + ".")
+        lines.append(
+            f"`{kind}` options warned about and ignored: " + ", ".join(f"`{n}`" for n in warned) + "."
+        )
     return "\n".join(lines)
 
 

@@ -424,3 +424,12 @@ def copy_fields(fields: dict) -> dict:
     out = dict(fields)
     out["tls"] = dict(fields.get("tls", {}))
     return out
+
+
+def option_support(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(supported, warned) option words of ``bind`` or ``server`` lines, for the README."""
+    if kind == "bind":
+        names, unsupported = bind_option_names(), _BIND_UNSUPPORTED
+    else:
+        names, unsupported = server_option_names(), _SERVER_UNSUPPORTED
+    return tuple(n for n in names if n not in unsupported), tuple(sorted(unsupported))
