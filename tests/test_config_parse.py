@@ -428,3 +428,22 @@ def test_haproxy_localpeer_variable(tmp_path):
     assert lines == ["NOTICE parsing [t.cfg:2] : 'host1'.", "NOTICE parsing [t.cfg:4] : 'lb9'."]
     _, lines = load(tmp_path, text.replace("  localpeer lb9\n", ""), localpeer="cli")
     assert lines == ["NOTICE parsing [t.cfg:2] : 'cli'.", "NOTICE parsing [t.cfg:3] : 'cli'."]
+
+
+def test_unsupported_bind_and_server_options_warn(tmp_path):
+    config, lines = load(
+        tmp_path,
+        DEFAULTS
+        + "frontend f\n  bind :1 ssl crt-list /x.lst tfo\n"
+        + "backend b\n  server s 1.1.1.1:1 slowstart 10s weight 5 check agent-check\n",
+    )
+    assert lines == [
+        "WARNING parsing [t.cfg:7] : bind option 'crt-list' is not supported by minilb and is ignored.",
+        "WARNING parsing [t.cfg:7] : bind option 'tfo' is not supported by minilb and is ignored.",
+        "WARNING parsing [t.cfg:9] : 'server b/s' : server option 'slowstart' is not supported by minilb and is "
+        "ignored.",
+        "WARNING parsing [t.cfg:9] : 'server b/s' : server option 'agent-check' is not supported by minilb and is "
+        "ignored.",
+    ]
+    server = config.proxy("b").servers[0]
+    assert (server.weight, server.check) == (5, True)  # options after an ignored one still apply
