@@ -239,13 +239,41 @@ def test_rules_deny_reply_keeps_connection_alive():
 
 
 def test_rules_return_reply_is_rendered():
-    rules = FakeRules(
-        http_request=lambda txn: Reply(200, headers=((b"Content-Type", b"text/plain"),), body=b"pong")
-    )
-    h = Harness(rules=rules)
+    reply = Reply(200, headers=((b"content-length", b"4"), (b"content-type", b"text/plain")), body=b"pong")
+    h = Harness(rules=FakeRules(http_request=lambda txn: reply))
     c, ct = h.client()
     c.dataReceived(b"GET / HTTP/1.1\r\n\r\n")
-    assert ct.value() == b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 4\r\n\r\npong"
+    assert take(ct) == b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\ncontent-type: text/plain\r\n\r\npong"
+    c.dataReceived(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert ct.value() == (
+        b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\npong"
+    )
+    assert ct.disconnecting
+
+
+def test_silent_drop_reply_closes_without_answer():
+    h = Harness(rules=FakeRules(http_request=lambda txn: Reply(403, raw=b"", close=True)))
+    c, ct = h.client()
+    c.dataReceived(b"GET / HTTP/1.1\r\n\r\n")
+    assert ct.value() == b""
+    assert ct.disconnecting
+
+
+def test_backend_rules_run_after_frontend_choice_and_use_server():
+    api = proxy("api", kind="backend", servers=[server_model("a1", 9001), server_model("a2", 9002)])
+    fe = proxy("fe", kind="frontend", default_backend="api")
+    h = Harness(fe, backends=[api])
+    seen = []
+    be_rules = FakeRules(http_request=lambda txn: seen.append(txn.backend))
+    be_rules.has_use_server = True
+    be_rules.select_server = lambda txn: "a2"
+    h.backend("api").rules = be_rules
+    h.fe.need_txn = True  # as FrontendRuntime computes when a backend has rules
+    for port in (1, 2, 3):
+        c, ct = h.client(port=port)
+        c.dataReceived(b"GET / HTTP/1.1\r\n\r\n")
+    assert seen == ["api", "api", "api"]
+    assert [a[0].name for a in h.connector.attempts] == ["a2", "a2", "a2"]
 
 
 def test_deny_before_body_arrives_closes_after_reply():

@@ -110,7 +110,7 @@ class BackendRuntime:
         self.connector = connector or connect_server
         self.rules = None  # the backend's own compiled rules (set by the worker service)
         algorithm = proxy.balance.algorithm
-        self.needs_txn = algorithm.startswith(("uri", "url_param", "hdr"))
+        self.needs_txn = algorithm.startswith(("uri", "url_param", "hdr"))  # or use-server rules
         self.single = self.servers[0] if len(self.servers) == 1 else None
         self.total_requests = 0
 
@@ -122,6 +122,17 @@ class BackendRuntime:
                 return single
             return None
         return self.balancer.pick(txn, src, exclude)
+
+    @property
+    def has_use_server(self) -> bool:
+        rules = self.rules
+        return rules is not None and getattr(rules, "has_use_server", False)
+
+    def server_named(self, name: str):
+        for s in self.servers:
+            if s.name == name:
+                return s
+        return None
 
     def all_full(self) -> bool:
         """True when some server is up but every up one is at its maxconn (queue, not 503)."""

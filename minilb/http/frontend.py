@@ -38,6 +38,7 @@ from minilb.http.parse import (
     response_head_bytes,
     split_uri,
 )
+from minilb.rules.replies import wire_bytes
 from minilb.rules.txn import Session, Txn
 from minilb.tcp.io import direct_writer
 from minilb.tcp.timer import ConnTimer
@@ -433,7 +434,15 @@ class ClientConnection(protocol.Protocol):
 
     def _pick_and_connect(self) -> None:
         be = self.be
-        server = be.pick(self.txn, self.sess.src, self.tried)
+        server = None
+        if be.has_use_server and not self.tried:
+            name = be.rules.select_server(self.txn)
+            if name is not None:
+                forced = be.server_named(name)
+                if forced is not None and forced.up and not forced.full:
+                    server = forced
+        if server is None:
+            server = be.pick(self.txn, self.sess.src, self.tried)
         if server is None:
             if not self.tried and be.all_full() and be.queue_timeout:
                 if be.enqueue(self):
@@ -764,10 +773,13 @@ class ClientConnection(protocol.Protocol):
         close = (
             reply.close or not head.keep_alive or (not self.req_done and head.has_body) or self.fe.stopping
         )
-        if reply.raw is not None:
-            data = reply.raw
-        else:
-            data = _render_reply(reply, close, head.version)
+        if reply.raw == b"" and reply.close:  # silent-drop / reject: no answer at all
+            self.term = "PR"
+            self.closing = True
+            self._finish_log()
+            self._close_now(abort=True)
+            return
+        data = wire_bytes(reply, close)
         if close:
             self.closing = True
         self.bytes_out += len(data)
@@ -1063,23 +1075,3 @@ def _tracked(sess) -> bool:
     """True when some stick counter is tracked on the session (the hooks cost nothing otherwise)."""
     s = sess.stkctr
     return s[0] is not None or s[1] is not None or s[2] is not None
-
-
-def _render_reply(reply, close: bool, version: str) -> bytes:
-    reason = reply.reason if reply.reason is not None else http_errors.reason_phrase(reply.status)
-    out = [f"HTTP/1.1 {reply.status} {reason}\r\n".encode("latin-1")]
-    has_length = False
-    for name, value in reply.headers:
-        lname = name.lower()
-        if lname == b"content-length":
-            has_length = True
-        out.append(b"%s: %s\r\n" % (lname, value))
-    if not has_length:
-        out.append(b"content-length: %d\r\n" % len(reply.body))
-    if close and version == "1.1":
-        out.append(b"connection: close\r\n")
-    elif not close and version == "1.0":
-        out.append(b"connection: keep-alive\r\n")
-    out.append(b"\r\n")
-    out.append(reply.body)
-    return b"".join(out)

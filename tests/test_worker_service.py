@@ -1,0 +1,160 @@
+"""WorkerService: the object graph built from a Config, and one in-process loopback
+run through real sockets (bounded in time)."""
+
+from __future__ import annotations
+
+import pytest_twisted
+from twisted.internet import defer, protocol
+from twisted.internet.testing import MemoryReactorClock
+
+from minilb.config.load import load_config
+from minilb.http.frontend import FrontendRuntime
+from minilb.tcp.proxy import TcpFrontend
+from minilb.worker.service import WorkerService
+
+
+def load(tmp_path, text):
+    path = tmp_path / "t.cfg"
+    path.write_text(text)
+    config, _warnings = load_config([str(path)])
+    return config
+
+
+CFG = """
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend web
+    bind 127.0.0.1:{port}
+    use_backend api if {{ path_beg /api }}
+    default_backend site
+backend api
+    server a1 127.0.0.1:{origin}
+backend site
+    option forwardfor
+    server s1 127.0.0.1:{origin}
+listen db
+    mode tcp
+    bind 127.0.0.1:{tcp_port}
+    server d1 127.0.0.1:{origin}
+"""
+
+
+def test_graph_is_built_once(tmp_path):
+    config = load(tmp_path, CFG.format(port=1, origin=2, tcp_port=3))
+    svc = WorkerService(config, MemoryReactorClock(), log=lambda level, msg: None)
+    assert set(svc.backends) == {"api", "site", "db"}
+    kinds = {px.name: type(f) for px, f in svc.frontends}
+    assert kinds == {"web": FrontendRuntime, "db": TcpFrontend}
+    web = dict((px.name, f) for px, f in svc.frontends)["web"]
+    assert web.default_backend is svc.backends["site"]
+    assert web.has_use_backend and not web.has_http_request
+    assert web.xff["site"] is not None and web.xff["api"] is None
+    assert web.sink is None  # no log target: no logging work at all
+
+
+class Origin(protocol.Protocol):
+    """Answers every request with its own path and the x-forwarded-for it saw."""
+
+    def connectionMade(self):
+        self.buf = b""
+
+    def dataReceived(self, data):
+        self.buf += data
+        while b"\r\n\r\n" in self.buf:
+            head, _, rest = self.buf.partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            length = 0
+            chunked = False
+            xff = b"-"
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+                if name.lower() == b"transfer-encoding":
+                    chunked = True
+                if name.lower() == b"x-forwarded-for":
+                    xff = value.strip()
+            if chunked:  # enough for the single-chunk bodies sent here
+                if b"0\r\n\r\n" not in rest:
+                    return
+                chunks, _, self.buf = rest.partition(b"0\r\n\r\n")
+                body = chunks.split(b"\r\n")[1] if chunks else b""
+            else:
+                if len(rest) < length:
+                    return
+                body, self.buf = rest[:length], rest[length:]
+            answer = lines[0].split(b" ")[1] + b" " + xff + b" " + body
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer))
+
+
+class Client(protocol.Protocol):
+    def __init__(self):
+        self.data = b""
+        self.done = defer.Deferred()
+
+    def dataReceived(self, data):
+        self.data += data
+
+    def connectionLost(self, reason):
+        if not self.done.called:
+            self.done.callback(self.data)
+
+
+@pytest_twisted.inlineCallbacks
+def test_loopback_http_and_tcp(tmp_path, free_port):
+    from twisted.internet import reactor
+
+    origin_port = reactor.listenTCP(0, protocol.Factory.forProtocol(Origin), interface="127.0.0.1")
+    origin = origin_port.getHost().port
+    with_tcp = free_port + 1 if free_port < 65000 else free_port - 1
+    config = load(tmp_path, CFG.format(port=free_port, origin=origin, tcp_port=with_tcp))
+    svc = WorkerService(config, reactor, log=lambda level, msg: None)
+    svc.startService()
+    try:
+        client = Client()
+        yield protocol.ClientCreator(reactor, lambda: client).connectTCP("127.0.0.1", free_port)
+        client.transport.write(
+            b"GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n"
+            b"POST /page HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+            b"GET /last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        )
+        data = yield client.done.addTimeout(5, reactor)
+        bodies = [part.split(b"\r\n\r\n", 1)[1] for part in data.split(b"HTTP/1.1 200 OK\r\n")[1:]]
+        assert bodies == [b"/api/x - ", b"/page 127.0.0.1 abc", b"/last 127.0.0.1 "]
+        tcp_client = Client()
+        yield protocol.ClientCreator(reactor, lambda: tcp_client).connectTCP("127.0.0.1", with_tcp)
+        tcp_client.transport.write(b"GET /raw HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+        yield _wait_for(lambda: b"/raw" in tcp_client.data, reactor)
+        assert tcp_client.data == b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n/raw - "
+        tcp_client.transport.loseConnection()
+    finally:
+        yield svc.stopService()
+        yield origin_port.stopListening()
+
+
+def _wait_for(predicate, reactor, timeout=5.0):
+    d = defer.Deferred()
+    deadline = reactor.seconds() + timeout
+
+    def poll():
+        if predicate():
+            d.callback(None)
+        elif reactor.seconds() > deadline:
+            d.errback(TimeoutError("condition not met"))
+        else:
+            reactor.callLater(0.01, poll)
+
+    poll()
+    return d
+
+
+def test_stop_without_start_is_harmless(tmp_path):
+    config = load(tmp_path, CFG.format(port=1, origin=2, tcp_port=3))
+    clock = MemoryReactorClock()
+    svc = WorkerService(config, clock, log=lambda level, msg: None)
+    d = svc.stopService()
+    clock.advance(0.1)
+    assert d.called
