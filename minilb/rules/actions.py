@@ -426,6 +426,8 @@ def _parse_set_header(spec: ActionSpec, ctx: Any) -> Any:
 
 
 def _name_matcher(name: str, method: str) -> Callable[[bytes], bool]:
+    """Header-name matching of ``del-header -m``: haproxy compares str/beg/end/sub without
+    case, and runs a regex on the lower-cased name (HTX stores names in lower case)."""
     n = S.to_bytes(S.cfg_str(name.lower()))
     if method == "str":
         return lambda k: k.lower() == n
@@ -440,7 +442,7 @@ def _name_matcher(name: str, method: str) -> Callable[[bytes], bool]:
             rx = re.compile(S.to_bytes(S.cfg_str(name)))
         except re.error as e:
             raise ActionError(f"regex '{name}' is invalid ({e})") from None
-        return lambda k: rx.search(k) is not None
+        return lambda k: rx.search(k.lower()) is not None
     raise ActionError(f"-m with unsupported matching method '{method}'")
 
 
@@ -510,7 +512,13 @@ def _parse_replace_header(spec: ActionSpec, ctx: Any) -> Any:
                 continue
             v = h[1].decode("latin-1")
             if per_value:
-                new = ", ".join(replace_one(p.decode("latin-1"), repl) for p in S.split_values(h[1]))
+                # a replaced value loses the blanks around it, the others keep theirs (haproxy 2.6.12)
+                parts = []
+                for seg in S.split_segments(h[1]):
+                    text = seg.decode("latin-1")
+                    m = rx.search(text.strip(" \t"))
+                    parts.append(text if m is None else expand_backrefs(repl, m))
+                new = ",".join(parts)
             else:
                 new = replace_one(v, repl)
             h[1] = new.encode("latin-1", "replace")

@@ -721,6 +721,30 @@ def _argpos(msg: str) -> str:
 # --------------------------------------------------------------------------- HTTP helpers
 
 
+def split_segments(raw: bytes) -> list[bytes]:
+    """The raw text between commas (quotes honoured), whitespace kept."""
+    if b'"' not in raw:
+        return raw.split(b",")
+    out = []
+    start = 0
+    quoted = False
+    i = 0
+    n = len(raw)
+    while i < n:
+        c = raw[i]
+        if c == 0x5C and quoted:
+            i += 2
+            continue
+        if c == 0x22:
+            quoted = not quoted
+        elif c == 0x2C and not quoted:
+            out.append(raw[start:i])
+            start = i + 1
+        i += 1
+    out.append(raw[start:])
+    return out
+
+
 def split_values(raw: bytes) -> list[bytes]:
     """Comma-separated header values, trimmed, honouring double quotes."""
     if b'"' not in raw:
