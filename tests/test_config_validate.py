@@ -326,3 +326,22 @@ def test_listen_sections_are_called_proxy(tmp_path):
         "WARNING parsing [t.cfg:11] : proxy 'nb' has no 'bind' directive. Please declare it as a backend if this "
         "was intended.",
     ]
+
+
+def test_errorfile_must_be_an_http_response(tmp_path):
+    (tmp_path / "bad.http").write_bytes(b"garbage\n")
+    (tmp_path / "lf.http").write_bytes(b"HTTP/1.0 503 Busy\n\nbusy")
+    (tmp_path / "cut.http").write_bytes(b"HTTP/1.0 503 Busy\r\nContent-Type: text/plain\r\n")
+    config, lines = load(
+        tmp_path,
+        DEFAULTS
+        + "frontend f\n  bind :1\n  errorfile 503 bad.http\n  errorfile 503 cut.http\n"
+        "  errorfile 200 lf.http\n".replace("bad.http", str(tmp_path / "bad.http"))
+        .replace("cut.http", str(tmp_path / "cut.http"))
+        .replace("lf.http", str(tmp_path / "lf.http")),
+    )
+    assert lines == [
+        # haproxy: errorfile : '/tmp/cfgt/bad.http': unable to parse headers (error offset: 0)
+        "ALERT parsing [t.cfg:8] : errorfile : 'bad.http': unable to parse headers (error offset: 0)",
+        "ALERT parsing [t.cfg:9] : errorfile : 'cut.http': unable to parse headers (error offset: 45)",
+    ]

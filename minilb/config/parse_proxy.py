@@ -10,6 +10,7 @@ peers sections) are kept as written and resolved by `config.validate`.
 from __future__ import annotations
 
 import os
+import re
 
 import attrs
 
@@ -379,11 +380,35 @@ def _errorfile(b: ProxyBuilder, line: Line, args, prefix, ctx: ParseContext) -> 
         raise Problem(
             f"errorfile : file '{path}' is too large ({len(content)} bytes, tune.bufsize is {ctx.tune_bufsize})."
         )
+    bad_offset = _unparsable_response(content)
+    if bad_offset is not None:
+        raise Problem(f"errorfile : '{path}': unable to parse headers (error offset: {bad_offset})")
     code = int(code_text)
     b.errorfiles = [e for e in b.errorfiles if e.status != code]
     b.errorfiles.append(
         ErrorFile(origin=line.location, status=code, path=os.path.abspath(path), content=content)
     )
+
+
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] [1-5][0-9][0-9](?: [^\r\n]*)?\r?\n")
+_HEADER_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n]*\r?\n")
+_END_OF_HEADERS = re.compile(rb"\r?\n")
+
+
+def _unparsable_response(content: bytes) -> int | None:
+    """Where an errorfile stops being an HTTP/1 response head (None when it is one)."""
+    m = _STATUS_LINE.match(content)
+    if m is None:
+        return 0
+    pos = m.end()
+    while True:
+        end = _END_OF_HEADERS.match(content, pos)
+        if end is not None:
+            return None
+        header = _HEADER_LINE.match(content, pos)
+        if header is None:
+            return pos
+        pos = header.end()
 
 
 def _simple_string(field: str, choices: tuple[str, ...] = ()):
