@@ -128,7 +128,7 @@ def test_loopback_http_and_tcp(tmp_path, free_port):
         yield protocol.ClientCreator(reactor, lambda: tcp_client).connectTCP("127.0.0.1", with_tcp)
         tcp_client.transport.write(b"GET /raw HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
         yield _wait_for(lambda: b"/raw" in tcp_client.data, reactor)
-        assert tcp_client.data == b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n/raw - "
+        assert tcp_client.data == b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n/raw - "
         tcp_client.transport.loseConnection()
     finally:
         yield svc.stopService()
