@@ -447,3 +447,25 @@ def test_unsupported_bind_and_server_options_warn(tmp_path):
     ]
     server = config.proxy("b").servers[0]
     assert (server.weight, server.check) == (5, True)  # options after an ignored one still apply
+
+
+def test_defaults_carry_over_to_later_files(tmp_path):
+    from minilb.config.load import load_config
+    from minilb.errors import ConfigError
+
+    first = tmp_path / "1.cfg"
+    first.write_text(
+        "defaults\n  mode http\n  timeout connect 1s\n  timeout client 1s\n  timeout server 1s\n"
+    )
+    second = tmp_path / "2.cfg"
+    second.write_text("frontend f\n  bind :1\n  default_backend b\nbackend b\n  mode tcp\n")
+    try:
+        load_config([str(first), str(second)], environ={}, hostname="h")
+    except ConfigError as exc:
+        # haproxy -c -f m1.cfg -f m2.cfg: the frontend is http from the first file's defaults
+        assert [str(d).replace(f"{tmp_path}/", "") for d in exc.diagnostics] == [
+            "parsing [2.cfg:3] : http frontend 'f' (2.cfg:1) tries to use incompatible tcp backend 'b' (2.cfg:4) "
+            "as its default backend (see 'mode')."
+        ]
+    else:
+        raise AssertionError("expected the mode mismatch")
