@@ -16,11 +16,13 @@ ALL = (
 )
 
 
-def make(clock=None, **kw):
+def make(clock=None, sync=True, **kw):
     clock = clock or Clock()
     if clock.seconds() == 0:
         clock.advance(1000)
-    return StickTable(spec(**kw), clock), clock
+    table = StickTable(spec(**kw), clock)
+    table.sync = sync
+    return table, clock
 
 
 # --------------------------------------------------------------------------- keys
@@ -342,3 +344,12 @@ def test_entries_lists_every_entry():
         t.get_or_create(k)
     t.apply_remote(10, {})
     assert sorted(e.key for e in t.entries()) == [0, 1, 2, 3, 10]
+
+
+def test_tables_without_peers_number_nothing():
+    t, _ = make(sync=False)
+    t.touch_local(t.get_or_create(1))
+    t.apply_remote(2, {})
+    assert t.update == 0 and t.local_update == 0
+    assert ids(t) == []
+    assert StickTable(spec(), Clock()).sync is False

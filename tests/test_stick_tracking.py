@@ -150,6 +150,7 @@ def test_released_entries_expire_after_the_table_expire(table):
 
 
 def test_http_track_numbers_the_entry_twice(table):
+    table.sync = True  # a table with peers
     sess = Session(src="10.0.0.1")
     tracking.track(sess, 0, table, key(table), tracking.PHASE_HTTP)
     # conn counters then http counters: two local updates, the entry holds the last id

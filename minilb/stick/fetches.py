@@ -278,9 +278,20 @@ def _make_sc_rate(name: str, slot: int) -> Callable[..., Any]:
         if table is None:
             t = tracker.table
             col = t._c[name]
-            if col is not None:
-                return t.read_rate(col, tracker.row)
-            return metric(t, tracker.row)
+            if col is None:
+                return metric(t, tracker.row)
+            # counters.read, inlined for the common case (still in the current period)
+            row = tracker.row
+            ticks, currs, prevs = col.arrays
+            period = col.period
+            remain = (ticks[row] + period - (int(t._seconds() * 1000) & MASK32)) & MASK32
+            if remain >= 0x80000000 or period <= 0:
+                return t.read_rate(col, row)
+            curr = currs[row]
+            past = prevs[row]
+            if curr == 0 and past <= 1:
+                return past
+            return ((past * remain + curr * period) // period) & MASK32
         return _sc_value(metric, sess, slot, table, ())
 
     return fetch

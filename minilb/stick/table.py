@@ -180,11 +180,18 @@ class StickTable:
         self._upd_tail = NIL
         self._free: list[int] = []
         self._ip_cache: dict[str, int] = {}  # recent IPv4 texts -> keys (bounded)
+        self._empty_key = 0 if isinstance(self._keys, array) else None
+        # every data array, flat, for clearing a freed row quickly
+        self._data_arrays = [arr for col in cols.values() for arr in col.arrays]
+        self._data_strings = [col.strings for col in cols.values() if col.strings is not None]
         self._rows = 0  # rows allocated (live + free)
         # update sequence (peers-wire.md 9.1)
         self.update = 0  # last id handed out (t->update)
         self.local_update = 0  # last id given to a local change (t->localupdate)
         self.commit_update = 0  # set by the peers: ids up to this one were pushed
+        # HAProxy numbers updates only in tables that are synchronised with peers
+        # (``peers NAME``); the peers layer may also switch it on (``sync = True``)
+        self.sync: bool = spec.peers is not None
         # called with the table after each local change (the peers' wake-up), or None
         self.on_local_update: Any = None
         # single-array columns of the hot path (None when not stored)
@@ -382,16 +389,15 @@ class StickTable:
         self._lru_unlink(row)
         if self._flags[row] & _F_IN_UPDATES:
             self._upd_unlink(row)
-        del self._index[self._keys[row]]
-        if isinstance(self._keys, array):
-            self._keys[row] = 0
-        else:
-            self._keys[row] = None
+        keys = self._keys
+        del self._index[keys[row]]
+        keys[row] = self._empty_key
         self._flags[row] = 0
-        self._ref[row] = 0
         self._exp[row] = 0
-        for col in self.columns.values():
-            col.clear_row(row)
+        for arr in self._data_arrays:
+            arr[row] = 0
+        for strings in self._data_strings:
+            strings[row] = None
         self._free.append(row)
 
     # ------------------------------------------------------------------ LRU list
@@ -472,7 +478,10 @@ class StickTable:
 
     def _renumber_local(self, row: int, hits: int = 1) -> None:
         """Give the entry a fresh local update id (``hits`` consecutive touches use
-        ``hits`` ids, the entry keeping the last one, as HAProxy's repeated touches do)."""
+        ``hits`` ids, the entry keeping the last one, as HAProxy's repeated touches do).
+        Nothing to do in a table that no peers synchronise."""
+        if not self.sync:
+            return
         flags = self._flags[row]
         if flags & _F_IN_UPDATES:
             tail = self._upd_tail
@@ -855,7 +864,7 @@ class StickTable:
             self._exp[row] = tick_add(now, timeout)
         self._lru_unlink(row)
         self._lru_insert_by_expiry(row)
-        if not self._flags[row] & _F_IN_UPDATES:
+        if self.sync and not self._flags[row] & _F_IN_UPDATES:
             self.update = seq = (self.update + 1) & MASK32
             self._useq[row] = seq
             self._flags[row] |= _F_IN_UPDATES | _F_REMOTE
