@@ -460,8 +460,7 @@ def _http_check(b: ProxyBuilder, line: Line, args, prefix, ctx) -> None:
             "status-code",
         ):
             del words[:2]
-        if words and words[0] == "!":
-            words = words[:1] + words[1:]
+        # the expectation proper, after its optional parameters; "!" negates it
         core = words[1:] if words and words[0] == "!" else words
         if len(core) < 2 or core[0] not in (
             "status",
