@@ -300,3 +300,72 @@ def test_graceful_stop_closes_idle_and_finishes_busy():
     conn.dataReceived(OK)
     assert busy_t.value() == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi"
     assert busy_t.disconnecting
+
+
+def test_steady_slow_upload_is_not_a_timeout_but_silence_is():
+    h = Harness(proxy(servers=[server_model()], timeouts=timeouts(client=3000, server=3000)))
+    c, ct = h.client()
+    c.dataReceived(b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n")
+    conn, st = h.connector.succeed()
+    for _ in range(5):
+        h.reactor.advance(2.0)
+        c.dataReceived(b"0123456789")
+    assert not ct.disconnecting and ct.value() == b""
+    for _ in range(7):
+        h.reactor.advance(1.0)
+    assert ct.disconnecting
+
+
+class Tracking:
+    """Records the stick-counter hooks the frontend calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_session_accept(self, sess):
+        self.calls.append("accept")
+
+    def on_http_request(self, txn):
+        self.calls.append("request")
+
+    def on_http_response(self, txn, status, source):
+        self.calls.append(("response", status, source))
+
+    def on_bytes(self, sess, bytes_in, bytes_out):
+        self.calls.append(("bytes", bytes_in, bytes_out))
+
+    def on_txn_end(self, txn):
+        self.calls.append("txn_end")
+
+    def on_session_end(self, sess):
+        self.calls.append("end")
+
+
+def test_stick_hooks_only_when_tracked_and_with_the_right_source():
+    from minilb.rules.txn import Reply
+    from tests.support.http import FakeRules
+
+    tracking = Tracking()
+
+    def track(sess):
+        sess.stkctr[0] = object() if sess.src == "10.0.0.1" else None
+        return True
+
+    rules = FakeRules(
+        tcp_connection=track,
+        http_request=lambda txn: Reply(403, raw=error_response(403)) if txn.path == "/deny" else None,
+    )
+    h = Harness(rules=rules, tracking=tracking)
+    h.server().up = False
+    c, ct = h.client(src="10.0.0.1")
+    c.dataReceived(b"GET /deny HTTP/1.1\r\n\r\n")
+    c.dataReceived(b"GET /x HTTP/1.1\r\n\r\n")
+    c.connectionLost(None)
+    responses = [call for call in tracking.calls if isinstance(call, tuple) and call[0] == "response"]
+    assert responses == [("response", 403, "deny"), ("response", 503, "server")]
+    assert tracking.calls[0] == "accept" and tracking.calls[-1] == "end"
+    tracking.calls.clear()
+    c2, ct2 = h.client(src="10.0.0.2")  # nothing tracked: no hook at all
+    c2.dataReceived(b"GET /x HTTP/1.1\r\n\r\n")
+    c2.connectionLost(None)
+    assert tracking.calls == []

@@ -206,6 +206,7 @@ _REQUEST_DEFAULTS = {
     "resp_chunked": False,
     "resp_pending": None,  # response head not yet written (joins the first body bytes)
     "replied": False,  # answered by a rule or an error, not by a server
+    "reply_source": "server",  # for stick counters: server (or its 5xx), deny, internal
     "retries_left": 0,
     "tried": frozenset(),
     "queued": False,
@@ -259,6 +260,8 @@ class ClientConnection(protocol.Protocol):
         self.timer = ConnTimer(fe.reactor, self._timed_out)
         self.accept_time = fe.reactor.seconds()
         self.requests = 0
+        self.reads = 0  # reads from the client (activity for inactivity timeouts)
+        self.reads_at_arm = 0
         self.open = True
         self.closing = False  # close once the current response is written
         self.client_eof = False
@@ -290,6 +293,7 @@ class ClientConnection(protocol.Protocol):
 
     # ------------------------------------------------------------------ bytes in
     def dataReceived(self, data: bytes) -> None:
+        self.reads += 1
         tunnel = self.tunnel
         if tunnel is not None:
             tunnel.reads += 1  # client activity keeps the tunnel alive too
@@ -336,6 +340,7 @@ class ClientConnection(protocol.Protocol):
             return  # the request was answered by a rule or an error: drop its body
         conn = self.conn
         if conn is not None and self.req_sent:
+            conn.reads += 1  # an upload in progress is activity: no `timeout server` yet
             if self.head.chunked:
                 conn.write(chunk(data))
             else:
@@ -385,7 +390,7 @@ class ClientConnection(protocol.Protocol):
         if fe.sink is not None:
             self.t_start = self.reactor.seconds()
         if head.has_body:
-            self.timer.arm(fe.client_timeout, "body")
+            self._arm_body_timer()
         else:
             self.timer.disarm()
         if held is not None:
@@ -764,6 +769,7 @@ class ClientConnection(protocol.Protocol):
         if not self.open:
             return
         self.replied = True
+        self.reply_source = "deny" if reply.status >= 400 else "internal"
         if self.term == "--":
             self.term = "PR" if reply.status >= 400 else "--"
         self.status = reply.status
@@ -837,10 +843,7 @@ class ClientConnection(protocol.Protocol):
             if fe.has_http_after_response:
                 fe.rules.http_after_response(txn)
             if fe.tracking is not None and _tracked(self.sess):
-                src = "server" if self.be is not None and not self.replied else "deny"
-                if self.replied and self.status < 400:
-                    src = "internal"
-                fe.tracking.on_http_response(txn, self.status, src)
+                fe.tracking.on_http_response(txn, self.status, self.reply_source)
                 fe.tracking.on_bytes(self.sess, 0, self.bytes_out)
                 fe.tracking.on_txn_end(txn)
         self._finish_log()
@@ -968,12 +971,19 @@ class ClientConnection(protocol.Protocol):
             self.term = "sQ"
             self._send_error(503, self.be)
         else:  # "body" (client stopped sending its body) or "client" (client stopped reading)
+            if kind == "body" and self.reads != self.reads_at_arm:
+                self._arm_body_timer()  # the body is still coming: inactivity only
+                return
             self.term = "cD"
             if self.conn is not None:
                 self._drop_server(abort=True)
             if self.fe.httplog and self.head is not None:
                 self._emit_log()
             self._close_now(abort=True)
+
+    def _arm_body_timer(self) -> None:
+        self.reads_at_arm = self.reads
+        self.timer.arm(self.fe.client_timeout, "body")
 
     # ------------------------------------------------------------------ flow control
     def _pause_reading(self) -> None:
