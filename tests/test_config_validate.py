@@ -345,3 +345,24 @@ def test_errorfile_must_be_an_http_response(tmp_path):
         "ALERT parsing [t.cfg:8] : errorfile : 'bad.http': unable to parse headers (error offset: 0)",
         "ALERT parsing [t.cfg:9] : errorfile : 'cut.http': unable to parse headers (error offset: 45)",
     ]
+
+
+def test_http_check_expect_validation(tmp_path):
+    _, lines = load(
+        tmp_path,
+        "backend b\n  timeout connect 1s\n  timeout server 1s\n  option httpchk\n"
+        "  http-check expect status abc\n  http-check expect rstatus (\n  http-check expect foo bar\n"
+        "  http-check expect status\n  http-check expect ! status 200-299,404\n",
+    )
+    assert lines == [
+        # haproxy: 'http-check expect' : invalid character 'a' in the list of status codes.
+        "ALERT parsing [t.cfg:5] : 'http-check expect' : invalid character 'a' in the list of status codes.",
+        # haproxy: 'http-check expect' : regex '(' is invalid (error=missing closing parenthesis, erroffset=1).
+        "ALERT parsing [t.cfg:6] : 'http-check expect' : regex '(' is invalid "
+        "(error=missing ), unterminated subpattern).",
+        # haproxy: 'http-check expect' : 'only supports min-recv, [!]string', ... but got 'foo' as argument..
+        "ALERT parsing [t.cfg:7] : 'http-check expect' : 'only supports min-recv, [!]string', '[!]rstring', "
+        "'[!]string-lf', '[!]status', '[!]rstatus', [!]hdr, [!]fhdr or comment but got 'foo' as argument.",
+        # haproxy: 'http-check expect' : 'status' expects a <pattern> as argument.
+        "ALERT parsing [t.cfg:8] : 'http-check expect' : 'status' expects a <pattern> as argument.",
+    ]

@@ -445,6 +445,34 @@ def _description(b: ProxyBuilder, line: Line, args, prefix, ctx) -> None:
     b.fields["description"] = " ".join(args)
 
 
+_EXPECT_KINDS = ("string", "rstring", "string-lf", "status", "rstatus", "hdr", "fhdr")
+_STATUS_LIST = re.compile(r"^\d{3}(-\d{3})?(,\d{3}(-\d{3})?)*$")
+
+
+def _check_expectation(core: list[str], line: Line, ctx: ParseContext) -> None:
+    """Validate ``http-check expect`` (haproxy 2.6.12's messages)."""
+    what = "'http-check expect'"
+    if not core or core[0] not in _EXPECT_KINDS:
+        got = core[0] if core else ""
+        raise Problem(
+            f"{what} : 'only supports min-recv, [!]string', '[!]rstring', '[!]string-lf', '[!]status', "
+            f"'[!]rstatus', [!]hdr, [!]fhdr or comment but got '{got}' as argument."
+        )
+    kind = core[0]
+    if len(core) < 2:
+        raise Problem(f"{what} : '{kind}' expects a <pattern> as argument.")
+    if kind == "status" and not _STATUS_LIST.match(core[1]):
+        bad = next((c for c in core[1] if not (c.isdigit() or c in ",-")), core[1][:1])
+        raise Problem(f"{what} : invalid character '{bad}' in the list of status codes.")
+    if kind in ("rstatus", "rstring"):
+        try:
+            re.compile(core[1])
+        except re.error as exc:
+            raise Problem(f"{what} : regex '{core[1]}' is invalid (error={exc.msg}).") from None
+    if kind in ("hdr", "fhdr", "string-lf"):
+        ctx.warn(line.location, f"'http-check expect {kind}' is not supported by minilb and is ignored.")
+
+
 def _http_check(b: ProxyBuilder, line: Line, args, prefix, ctx) -> None:
     sub = line.words[1]
     if sub == "expect":
@@ -462,19 +490,7 @@ def _http_check(b: ProxyBuilder, line: Line, args, prefix, ctx) -> None:
             del words[:2]
         # the expectation proper, after its optional parameters; "!" negates it
         core = words[1:] if words and words[0] == "!" else words
-        if len(core) < 2 or core[0] not in (
-            "status",
-            "rstatus",
-            "string",
-            "rstring",
-            "hdr",
-            "fhdr",
-            "custom",
-        ):
-            raise Problem(
-                "'http-check expect' expects 'status', 'rstatus', 'string', 'rstring', 'hdr' or 'fhdr' "
-                "followed by a pattern."
-            )
+        _check_expectation(core, line, ctx)
         b.check = attrs.evolve(b.check, expect=tuple(words))
         b.check_rules_origin = b.check_rules_origin or line.location
         return
