@@ -17,6 +17,7 @@ A `Tracker` sits in ``Session.stkctr[i]`` (`minilb.rules.txn`).  The adapters ca
 - `on_http_response(txn, status, source)`: ``http_err`` for 4xx answered by a
   server (401 and 407 included, as HAProxy 2.6 does) and for denied/tarpitted
   requests; ``http_fail`` for 5xx other than 501 and 505 from a server.
+- `on_http_denied(txn)`: the same for a deny decided by the rules.
 - `on_bytes(sess, bytes_in, bytes_out)`: ``bytes_in/out_cnt`` and rates.
 - `on_txn_end(txn)`: releases the request-level trackers (``conn_cur`` -1, touch).
 - `on_session_end(sess)`: releases every remaining tracker.
@@ -146,6 +147,12 @@ def on_http_response(txn: Any, status: int, source: str = "server") -> None:
             changed = _count(tr.table, tr.row, "http_fail_cnt", "http_fail_rate")
         if changed:
             tr.table.touch_local(tr.row)
+
+
+def on_http_denied(txn: Any) -> None:
+    """A deny/tarpit/auth failure answered the request: count an http error (what
+    ``on_http_response(txn, status, "deny")`` does)."""
+    on_http_response(txn, 0, "deny")
 
 
 def on_bytes(sess: Any, bytes_in: int, bytes_out: int) -> None:
