@@ -21,93 +21,93 @@ def req(path: str = "/", headers: str = "Host: a\r\n", method: str = "GET", vers
     return f"{method} {path} HTTP/{version}\r\n{headers}\r\n".encode("latin-1")
 
 
-@pytest.mark.parametrize(
-    "expr, path, expected",
-    [
-        ("path /a", "/a", True),
-        ("path /a", "/a/", False),
-        ("path /a /b", "/b", True),
-        ("path -i /A", "/a", True),
-        ("path /A", "/a", False),
-        ("path_beg /api", "/api/v1", True),
-        ("path_beg /api", "/ap", False),
-        ("path_beg -i /API /x", "/api/v1", True),
-        ("path_end .jpg .png", "/img/a.png", True),
-        ("path_end .jpg", "/img/a.jpeg", False),
-        ("path_sub admin", "/x/admin/y", True),
-        ("path_sub -i ADMIN", "/x/Admin/y", True),
-        ("path_sub admin", "/x/adm/y", False),
-        ("path_reg ^/u/[0-9]+$", "/u/42", True),
-        ("path_reg ^/u/[0-9]+$", "/u/x", False),
-        ("path_reg -i ^/U/", "/u/1", True),
-        ("path_dir img", "/static/img/a.png", True),
-        ("path_dir img", "/static/images/a.png", False),
-        ("path_dir /static/img", "/static/img/a.png", True),
-        ("path_dom example", "/a/www.example.com/b", True),
-        ("path_dom exam", "/a/www.example.com/b", False),
-        ("path_len 4", "/abc", True),
-        ("path_len gt 4", "/abc", False),
-        ("path_len 2:10", "/abc", True),
-        ("path -m beg /ab", "/abc", True),
-        ("path -m found", "/", True),
-        ("path -m len 1", "/", True),
-        ("path -- -x", "-x", True),
-        ("url_beg /a?b", "/a?b=1", True),
-        ("url /a?b=1", "/a?b=1", True),
-        ("query b=1", "/a?b=1", True),
-        ("query -m found", "/a", False),
-        ("url_param(b) 1", "/a?c=2&b=1", True),
-        ("url_param(b) 2", "/a?b=1&b=2", True),  # ACLs see every occurrence
-        ("urlp(b) -m int gt 5", "/a?b=7", True),
-        ("urlp_val(b) 7", "/a?b=7", True),
-    ],
-)
+PATH_CASES = [
+    ("path /a", "/a", True),
+    ("path /a", "/a/", False),
+    ("path /a /b", "/b", True),
+    ("path -i /A", "/a", True),
+    ("path /A", "/a", False),
+    ("path_beg /api", "/api/v1", True),
+    ("path_beg /api", "/ap", False),
+    ("path_beg -i /API /x", "/api/v1", True),
+    ("path_end .jpg .png", "/img/a.png", True),
+    ("path_end .jpg", "/img/a.jpeg", False),
+    ("path_sub admin", "/x/admin/y", True),
+    ("path_sub -i ADMIN", "/x/Admin/y", True),
+    ("path_sub admin", "/x/adm/y", False),
+    ("path_reg ^/u/[0-9]+$", "/u/42", True),
+    ("path_reg ^/u/[0-9]+$", "/u/x", False),
+    ("path_reg -i ^/U/", "/u/1", True),
+    ("path_dir img", "/static/img/a.png", True),
+    ("path_dir img", "/static/images/a.png", False),
+    ("path_dir /static/img", "/static/img/a.png", True),
+    ("path_dom example", "/a/www.example.com/b", True),
+    ("path_dom exam", "/a/www.example.com/b", False),
+    ("path_len 4", "/abc", True),
+    ("path_len gt 4", "/abc", False),
+    ("path_len 2:10", "/abc", True),
+    ("path -m beg /ab", "/abc", True),
+    ("path -m found", "/", True),
+    ("path -m len 1", "/", True),
+    ("path_end -- -x", "/a-x", True),
+    ("url_beg /a?b", "/a?b=1", True),
+    ("url /a?b=1", "/a?b=1", True),
+    ("query b=1", "/a?b=1", True),
+    ("query -m found", "/a", False),
+    ("url_param(b) 1", "/a?c=2&b=1", True),
+    ("url_param(b) 2", "/a?b=1&b=2", True),  # ACLs see every occurrence
+    ("urlp(b) -m int gt 5", "/a?b=7", True),
+    ("urlp_val(b) 7", "/a?b=7", True),
+]
+
+
+@pytest.mark.parametrize("expr, path, expected", PATH_CASES)
 def test_string_methods_on_path(expr, path, expected):
     assert acl_true(expr, req(path)) is expected
 
 
-@pytest.mark.parametrize(
-    "expr, headers, expected",
-    [
-        ("hdr(host) a", "Host: a\r\n", True),
-        ("hdr(Host) A", "Host: a\r\n", False),
-        ("hdr(host) -i A", "Host: a\r\n", True),
-        ("hdr_beg(host) www.", "Host: www.x.com\r\n", True),
-        ("hdr_end(host) .com", "Host: www.x.com\r\n", True),
-        ("hdr_dom(host) x", "Host: www.x.com\r\n", True),
-        ("hdr_dom(host) x.com", "Host: www.x.com:8080\r\n", True),
-        ("hdr_reg(host) ^w+\\.", "Host: www.x.com\r\n", True),
-        # hdr() splits comma-separated values and tries each one
-        ("hdr(x-f) b", "X-F: a, b\r\n", True),
-        ("req.fhdr(x-f) b", "X-F: a, b\r\n", False),
-        ("req.fhdr(x-f) -m str 'a, b'", "X-F: a, b\r\n", True),
-        ("hdr(x-f,1) a", "X-F: a, b\r\n", True),
-        ("hdr(x-f,1) b", "X-F: a, b\r\n", False),
-        ("hdr(x-f,-1) b", "X-F: a, b\r\n", True),
-        ("hdr(x-f,2) c", "X-F: a, b\r\nX-F: c\r\n", False),
-        ("hdr(x-f,3) c", "X-F: a, b\r\nX-F: c\r\n", True),
-        ("hdr(x-q) '\"a,b\"'", 'X-Q: "a,b", c\r\n', True),  # commas inside quotes do not split
-        ("hdr(x-q) c", 'X-Q: "a,b", c\r\n', True),
-        ("hdr_cnt(x-f) 3", "X-F: a, b\r\nX-F: c\r\n", True),
-        ("hdr_cnt(x-f) 0", "Host: a\r\n", True),
-        ("req.fhdr_cnt(x-f) 2", "X-F: a, b\r\nX-F: c\r\n", True),
-        ("hdr_cnt(x-f) ge 1", "Host: a\r\n", False),
-        ("hdr_val(content-length) gt 100", "Content-Length: 101\r\n", True),
-        ("hdr_val(content-length) gt 100", "Content-Length: 100\r\n", False),
-        ("hdr_ip(x-forwarded-for) 10.0.0.0/8", "X-Forwarded-For: 192.168.0.1, 10.1.2.3\r\n", True),
-        ("hdr_ip(x-forwarded-for,1) 10.0.0.0/8", "X-Forwarded-For: 192.168.0.1, 10.1.2.3\r\n", False),
-        ("hdr(x-none) -m found", "Host: a\r\n", False),
-        ("hdr(host) -m found", "Host: a\r\n", True),
-        ("cook(s) abc", "Cookie: t=1; s=abc\r\n", True),
-        ("cook(s) abc", "Cookie: t=1; ss=abc\r\n", False),
-        ("req.cook(s) -m beg ab", "Cookie: s=abc\r\n", True),
-        ("cook_cnt(s) 2", "Cookie: s=1\r\nCookie: s=2\r\n", True),
-        ("base www.x.com/a", "Host: www.x.com\r\n", True),
-        ("base_beg www.x.com/", "Host: www.x.com\r\n", True),
-        ("req.hdr(host),lower www.x.com", "Host: WWW.X.COM\r\n", True),
-        ("req.hdr(host),lower -m end .com", "Host: WWW.X.COM\r\n", True),
-    ],
-)
+HEADER_CASES = [
+    ("hdr(host) a", "Host: a\r\n", True),
+    ("hdr(Host) A", "Host: a\r\n", False),
+    ("hdr(host) -i A", "Host: a\r\n", True),
+    ("hdr_beg(host) www.", "Host: www.x.com\r\n", True),
+    ("hdr_end(host) .com", "Host: www.x.com\r\n", True),
+    ("hdr_dom(host) x", "Host: www.x.com\r\n", True),
+    ("hdr_dom(host) x.com", "Host: www.x.com:8080\r\n", True),
+    ("hdr_reg(host) ^w+\\.", "Host: www.x.com\r\n", True),
+    # hdr() splits comma-separated values and tries each one
+    ("hdr(x-f) b", "X-F: a, b\r\n", True),
+    ("req.fhdr(x-f) b", "X-F: a, b\r\n", False),
+    ("req.fhdr(x-f) -m str 'a, b'", "X-F: a, b\r\n", True),
+    ("hdr(x-f,1) a", "X-F: a, b\r\n", True),
+    ("hdr(x-f,1) b", "X-F: a, b\r\n", False),
+    ("hdr(x-f,-1) b", "X-F: a, b\r\n", True),
+    ("hdr(x-f,2) c", "X-F: a, b\r\nX-F: c\r\n", False),
+    ("hdr(x-f,3) c", "X-F: a, b\r\nX-F: c\r\n", True),
+    ("hdr(x-q) '\"a,b\"'", 'X-Q: "a,b", c\r\n', True),  # commas inside quotes do not split
+    ("hdr(x-q) c", 'X-Q: "a,b", c\r\n', True),
+    ("hdr_cnt(x-f) 3", "X-F: a, b\r\nX-F: c\r\n", True),
+    ("hdr_cnt(x-f) 0", "Host: a\r\n", True),
+    ("req.fhdr_cnt(x-f) 2", "X-F: a, b\r\nX-F: c\r\n", True),
+    ("hdr_cnt(x-f) ge 1", "Host: a\r\n", False),
+    ("hdr_val(content-length) gt 100", "Content-Length: 101\r\n", True),
+    ("hdr_val(content-length) gt 100", "Content-Length: 100\r\n", False),
+    ("hdr_ip(x-forwarded-for) 10.0.0.0/8", "X-Forwarded-For: 192.168.0.1, 10.1.2.3\r\n", True),
+    ("hdr_ip(x-forwarded-for,1) 10.0.0.0/8", "X-Forwarded-For: 192.168.0.1, 10.1.2.3\r\n", False),
+    ("hdr(x-none) -m found", "Host: a\r\n", False),
+    ("hdr(host) -m found", "Host: a\r\n", True),
+    ("cook(s) abc", "Cookie: t=1; s=abc\r\n", True),
+    ("cook(s) abc", "Cookie: t=1; ss=abc\r\n", False),
+    ("req.cook(s) -m beg ab", "Cookie: s=abc\r\n", True),
+    ("cook_cnt(s) 2", "Cookie: s=1\r\nCookie: s=2\r\n", True),
+    ("base www.x.com/a", "Host: www.x.com\r\n", True),
+    ("base_beg www.x.com/", "Host: www.x.com\r\n", True),
+    ("req.hdr(host),lower www.x.com", "Host: WWW.X.COM\r\n", True),
+    ("req.hdr(host),lower -m end .com", "Host: WWW.X.COM\r\n", True),
+]
+
+
+@pytest.mark.parametrize("expr, headers, expected", HEADER_CASES)
 def test_header_and_cookie_fetches(expr, headers, expected):
     assert acl_true(expr, req("/a", headers)) is expected
 
@@ -141,45 +141,45 @@ def test_ip_matching(expr, src, expected):
     assert acl_true(expr, src=src) is expected
 
 
-@pytest.mark.parametrize(
-    "expr, expected",
-    [
-        ("int(5) 5", True),
-        ("int(5) 4", False),
-        ("int(5) eq 5", True),
-        ("int(5) gt 5", False),
-        ("int(5) gt 4", True),
-        ("int(5) ge 5", True),
-        ("int(5) lt 5", False),
-        ("int(5) le 5", True),
-        ("int(5) lt 6", True),
-        ("int(5) 1:5", True),
-        ("int(5) 6:", False),
-        ("int(5) :5", True),
-        ("int(5) 1 2 3 5", True),
-        ("int(-3) -3", True),
-        ("int(-3) lt 0", True),
-        ("int(5) gt 10 4", True),  # the operator stays in force for later values: 4 -> gt 4
-        ("int(0) -m bool", False),
-        ("int(2) -m bool", True),
-        ("always_true", True),
-        ("always_false", False),
-        ("str(abc) abc", True),
-        ("str(abc) -m len 3", True),
-        ("str(abc) -m sub b", True),
-        ("str(12),add(3) 15", True),
-        ("str(AB),hex 4142", True),
-        ("str(hello),length 5", True),
-        ("str(ab),hex -m bin 4142", False),  # hex() returns a string; -m bin casts "4142" to bytes b"4142"
-        ("str(AB) -m bin 4142", True),
-        ("bool(1)", True),
-        ("dst_port 80", True),
-        ("src_port 40000", True),
-        ("ssl_fc", False),
-        ("fe_name fe", True),
-        ("be_name fe", True),
-    ],
-)
+LITERAL_CASES = [
+    ("int(5) 5", True),
+    ("int(5) 4", False),
+    ("int(5) eq 5", True),
+    ("int(5) gt 5", False),
+    ("int(5) gt 4", True),
+    ("int(5) ge 5", True),
+    ("int(5) lt 5", False),
+    ("int(5) le 5", True),
+    ("int(5) lt 6", True),
+    ("int(5) 1:5", True),
+    ("int(5) 6:", False),
+    ("int(5) :5", True),
+    ("int(5) 1 2 3 5", True),
+    ("int(-3) -- -3", True),
+    ("int(-3) lt 0", True),
+    ("int(5) gt 10 4", True),  # the operator stays in force for later values: 4 -> gt 4
+    ("int(0) -m bool", False),
+    ("int(2) -m bool", True),
+    ("always_true", True),
+    ("always_false", False),
+    ("str(abc) abc", True),
+    ("str(abc) -m len 3", True),
+    ("str(abc) -m sub b", True),
+    ("str(12),add(3) 15", True),
+    ("str(AB),hex 4142", True),
+    ("str(hello),length 5", True),
+    ("str(ab),hex -m bin 4142", False),  # hex() returns a string; -m bin casts "4142" to bytes b"4142"
+    ("str(AB) -m bin 4142", True),
+    ("bool(1)", True),
+    ("dst_port 80", True),
+    ("src_port 40000", True),
+    ("ssl_fc", False),
+    ("fe_name fe", True),
+    ("be_name fe", True),
+]
+
+
+@pytest.mark.parametrize("expr, expected", LITERAL_CASES)
 def test_integers_booleans_and_literals(expr, expected):
     assert acl_true(expr) is expected
 
@@ -322,6 +322,10 @@ def test_condition_errors(words, message):
         (
             "src,ipmask(33) 1.2.3.4",
             "invalid arg 1 in converter 'ipmask' : failed to parse '33' as type 'IPv4 mask' at position 1 in ACL expression 'src,ipmask(33)'",
+        ),
+        (
+            "int(-3) -3",
+            "'-3' is not a valid ACL option. Please use '--' before any pattern beginning with a '-'",
         ),
         (
             "var(txn.x) a",

@@ -225,7 +225,9 @@ def parse_acl_expr(
                 patterns.extend(read_pattern_file(arg))
             i += 1
         else:
-            break  # a negative number pattern, e.g. "-1"
+            raise S.SampleError(
+                f"'{flag}' is not a valid ACL option. Please use '--' before any pattern beginning with a '-'"
+            )
         i += 1
     patterns.extend(words[i:])
     if method is None:
