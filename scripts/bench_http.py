@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import configs, procs, report  # noqa: E402
 from bench.profile import py_spy_command, render_profile, summarize_collapsed  # noqa: E402
 from bench.runner import DEFAULT_MINILB_COMMAND, REPO, Cell, Harness, Options  # noqa: E402
+from bench.stats import median  # noqa: E402
 
 RESULTS_BLOCK = "bench_http"
 PROFILE_BLOCK = "bench_http_profile"
@@ -179,12 +180,25 @@ def rows_of(cells: list[Cell]) -> list[report.Row]:
     ]
 
 
+def noise_sentence(cells: list[Cell]) -> str:
+    """How much of the SUT's CPU other processes of the machine took during the measured runs."""
+    shares = [s.others_on_sut_cpu for cell in cells for s in cell.samples if s.others_on_sut_cpu is not None]
+    if not shares:
+        return ""
+    return (
+        f"Other processes of the machine (and hypervisor steal) took a median {100 * median(shares):.0f}% "
+        f"(max {100 * max(shares):.0f}%) of CPU 0 during the measured runs: the more, the noisier req/s and "
+        "latency; CPU µs/req suffers least."
+    )
+
+
 def results_block(
     args: argparse.Namespace,
     command: str,
     rows: list[report.Row],
     started: datetime.datetime,
     elapsed_s: float,
+    noise: str = "",
 ) -> str:
     kind = "quick run" if args.quick else "full run"
     lines = [
@@ -197,6 +211,8 @@ def results_block(
     ]
     if args.note:
         lines += [f"**Note:** {args.note}", ""]
+    if noise:
+        lines += [noise, ""]
     lines += [
         "Machine (system under test on CPU 0, wrk and the nginx origin on CPU 1):",
         "",
@@ -234,6 +250,7 @@ def samples_json(cells: list[Cell]) -> list[dict]:
                     "socket_errors": sample.result.socket_errors,
                     "non_2xx_3xx": sample.result.non_2xx_3xx,
                     "origin_requests": sample.origin_requests,
+                    "others_on_sut_cpu": sample.others_on_sut_cpu,
                 }
                 for sample in cell.samples
             ],
@@ -303,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - began
     rows = rows_of(cells)
-    blocks = {RESULTS_BLOCK: results_block(args, command, rows, started, elapsed)}
+    blocks = {RESULTS_BLOCK: results_block(args, command, rows, started, elapsed, noise_sentence(cells))}
     if harness.profile_text is not None:
         summary = summarize_collapsed(harness.profile_text)
         blocks[PROFILE_BLOCK] = (

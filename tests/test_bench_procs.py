@@ -42,3 +42,28 @@ def test_tree_cpu_ticks_sums_the_root_its_workers_and_their_reaped_children():
 def test_this_process_has_cpu_time():
     sum(range(200_000))
     assert procs.process_tree_cpu_seconds(__import__("os").getpid()) > 0
+
+
+PROC_STAT = "cpu  200 0 50 700 5 0 10 3 0 0\ncpu0 100 0 20 300 1 0 5 2 0 0\ncpu1 100 0 30 400 4 0 5 1 0 0\nintr 1 2 3\n"
+
+
+def test_parse_cpu_times_of_one_cpu():
+    times = procs.parse_cpu_times(PROC_STAT, 1)
+    assert (times.user, times.system, times.idle, times.steal) == (100, 30, 400, 1)
+    assert times.total == 540
+    assert times.running_tasks == 131
+    try:
+        procs.parse_cpu_times(PROC_STAT, 7)
+    except ValueError as error:
+        assert "cpu7" in str(error)
+    else:
+        raise AssertionError("a missing cpu line must be an error")
+
+
+def test_share_taken_by_others_subtracts_our_own_ticks():
+    before = procs.CpuTimes(user=100, nice=0, system=20, idle=300, iowait=0, irq=0, softirq=0, steal=0)
+    after = procs.CpuTimes(user=170, nice=0, system=40, idle=310, iowait=0, irq=0, softirq=0, steal=0)
+    # 100 ticks passed, 90 of them running tasks, 60 of those ours: others took 30%
+    assert procs.share_taken_by_others(before, after, own_ticks=60) == 0.3
+    assert procs.share_taken_by_others(before, after, own_ticks=95) == 0.0  # rounding never goes negative
+    assert procs.share_taken_by_others(before, before, own_ticks=0) is None

@@ -88,3 +88,10 @@ def test_a_system_failing_the_deny_check_has_its_other_rule_figures_flagged():
     runner.flag_unverified_rules(cells)
     assert cells[0].warnings == ["rules unverified: this system failed the deny scenario's check"]
     assert cells[2].warnings == [] and cells[3].warnings == []
+
+
+def test_a_cell_measured_on_a_busy_cpu_says_so():
+    cell = runner.Cell(SCENARIO["plain"], "haproxy", state="ok")
+    for repetition, share in enumerate((0.05, 0.40, 0.35)):
+        cell.samples.append(runner.Sample(repetition, wrk_result(1000), 0.02, 1000, others_on_sut_cpu=share))
+    assert cell.problems() == ["CPU 0 shared: other processes took 35% of it"]

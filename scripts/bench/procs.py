@@ -100,6 +100,63 @@ def process_tree_cpu_seconds(root: int) -> float:
     return tree_cpu_ticks(read_all_proc_stats(), root) / CLOCK_TICKS_PER_S
 
 
+@attrs.frozen
+class CpuTimes:
+    """One CPU's line of /proc/stat, in clock ticks."""
+
+    user: int
+    nice: int
+    system: int
+    idle: int
+    iowait: int
+    irq: int
+    softirq: int
+    steal: int
+
+    @property
+    def total(self) -> int:
+        return (
+            self.user
+            + self.nice
+            + self.system
+            + self.idle
+            + self.iowait
+            + self.irq
+            + self.softirq
+            + self.steal
+        )
+
+    @property
+    def running_tasks(self) -> int:
+        """Time spent running processes, or taken away by the hypervisor (steal)."""
+        return self.user + self.nice + self.system + self.steal
+
+
+def parse_cpu_times(proc_stat: str, cpu: int) -> CpuTimes:
+    label = f"cpu{cpu}"
+    for line in proc_stat.splitlines():
+        fields = line.split()
+        if fields and fields[0] == label:
+            numbers = [int(field) for field in fields[1:9]] + [0] * max(0, 9 - len(fields))
+            return CpuTimes(*numbers)
+    raise ValueError(f"/proc/stat has no line for {label}")
+
+
+def read_cpu_times(cpu: int) -> CpuTimes:
+    with open("/proc/stat") as handle:
+        return parse_cpu_times(handle.read(), cpu)
+
+
+def share_taken_by_others(before: CpuTimes, after: CpuTimes, own_ticks: float) -> float | None:
+    """The share of one CPU that processes other than ours (`own_ticks` of them) used between two
+    readings, hypervisor steal included; None when no time passed."""
+    elapsed = after.total - before.total
+    if elapsed <= 0:
+        return None
+    others = after.running_tasks - before.running_tasks - own_ticks
+    return min(1.0, max(0.0, others / elapsed))
+
+
 def process_tree(root: int) -> list[int]:
     return descendants(root, {stat.pid: stat.ppid for stat in read_all_proc_stats()})
 

@@ -18,11 +18,12 @@ import attrs
 
 from bench import configs, procs, wrk
 from bench.probe import ProbeResult, probe
-from bench.stats import Summary, summarize
+from bench.stats import Summary, median, summarize
 
 REPO = Path(__file__).resolve().parent.parent.parent
 SUT_CPU = 0  # the system under test
 LOAD_CPU = 1  # wrk and the origin
+NOISY_SHARE = 0.10  # above this share of the SUT's CPU taken by other processes, a cell is marked noisy
 
 DEFAULT_MINILB_COMMAND = "{python} -m minilb -f {cfg} -db"
 
@@ -49,6 +50,7 @@ class Sample:
     result: wrk.WrkResult
     cpu_s: float
     origin_requests: int | None
+    others_on_sut_cpu: float | None = None  # share of the SUT's CPU used by processes not in this benchmark
 
     @property
     def cpu_us_per_request(self) -> float:
@@ -74,6 +76,9 @@ class Cell:
     def problems(self) -> list[str]:
         """Everything that makes these numbers suspect, in words."""
         found = self.warnings + self.failed_runs
+        shares = [sample.others_on_sut_cpu for sample in self.samples if sample.others_on_sut_cpu is not None]
+        if shares and median(shares) > NOISY_SHARE:
+            found.append(f"CPU {SUT_CPU} shared: other processes took {100 * median(shares):.0f}% of it")
         socket_errors = sum(sample.result.socket_errors for sample in self.samples)
         if socket_errors:
             found.append(f"{socket_errors} socket errors")
@@ -244,6 +249,7 @@ class Harness:
         name = f"wrk-{scenario.name}-{cell.system}-{repetition}"
         origin_before = self.origin_requests()
         cpu_before = procs.process_tree_cpu_seconds(managed.pid)
+        core_before = procs.read_cpu_times(SUT_CPU)
         try:
             result = self.run_wrk(name, port, scenario, self.options.duration_s)
         except wrk.WrkParseError as error:
@@ -257,16 +263,20 @@ class Harness:
             self.log(f"  {scenario.name:8} {cell.system:7} exited during run {repetition + 1}")
             return
         cpu_after = procs.process_tree_cpu_seconds(managed.pid)
+        core_after = procs.read_cpu_times(SUT_CPU)
         origin_after = self.origin_requests()
         origin = None
         if origin_before is not None and origin_after is not None:
             origin = origin_after - origin_before - 1  # minus our own stub_status request
-        cell.samples.append(Sample(repetition, result, cpu_after - cpu_before, origin))
+        cpu_s = cpu_after - cpu_before
+        others = procs.share_taken_by_others(core_before, core_after, cpu_s * procs.CLOCK_TICKS_PER_S)
+        cell.samples.append(Sample(repetition, result, cpu_s, origin, others))
         self.log(
             f"  {scenario.name:8} {cell.system:7} run {repetition + 1}: {result.requests_per_s:9.0f} req/s  "
             f"p50 {result.p50_us / 1000:6.2f} ms  p99 {result.p99_us / 1000:6.2f} ms  "
             f"{cell.samples[-1].cpu_us_per_request:6.1f} CPU us/req  "
-            f"errors {result.socket_errors}  non-2xx {result.non_2xx_3xx}"
+            f"errors {result.socket_errors}  non-2xx {result.non_2xx_3xx}  "
+            f"others on CPU {SUT_CPU}: {'?' if others is None else f'{100 * others:.0f}%'}"
         )
 
     def run_scenario(self, scenario: configs.Scenario) -> list[Cell]:
