@@ -393,6 +393,7 @@ def client_response_head(
     reason: bytes,
     headers,
     *,
+    version: str = "1.1",
     no_body: bool,
     client_11: bool,
     closing: bool,
@@ -400,14 +401,15 @@ def client_response_head(
 ) -> tuple[bytes, bool, bool, bool]:
     """The head of a server response as sent to the client, and how its body goes.
 
-    One pass over the headers both writes them (lower-cased names, Connection's
-    close/keep-alive tokens dropped) and finds the framing.  A body delimited by the
-    server's close goes chunked to an HTTP/1.1 client that stays connected, and
-    makes the client connection close otherwise.  ``keep_alive_token`` adds
-    ``connection: keep-alive`` (HTTP/1.0 clients kept open).  Returns ``(head,
-    chunked_out, closing, eof_body)``; ``eof_body``: the server's close ends the body.
+    As HAProxy 2.6: the status line keeps the server's HTTP version, header names
+    are lower-cased, Connection's close/keep-alive tokens are dropped and replaced by
+    what the proxy decided (``connection: close`` for an HTTP/1.1 client being closed,
+    ``connection: keep-alive`` when ``keep_alive_token`` asks for it: HTTP/1.0 clients
+    kept open).  One pass over the headers also finds the framing: a body that only
+    the server's close delimits is relayed as is and closes the client connection.
+    Returns ``(head, chunked, closing, eof_body)``.
     """
-    out = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+    out = [b"HTTP/%s %d %s\r\n" % (version.encode("ascii"), status, reason)]
     append = out.append
     chunked = False
     length = False
@@ -423,21 +425,16 @@ def client_response_head(
             elif lname == b"content-length":
                 length = True
         append(lname + b": " + value + b"\r\n")
-    add_chunked = False
     eof_body = not no_body and not chunked and not length
-    if eof_body:
-        if client_11 and not closing:
-            add_chunked = True
-            append(b"transfer-encoding: chunked\r\n")
-        else:
-            closing = True
     if closing:
         if client_11:
             append(b"connection: close\r\n")
+    elif eof_body:
+        closing = True
     elif keep_alive_token:
         append(b"connection: keep-alive\r\n")
     append(b"\r\n")
-    return b"".join(out), add_chunked or (chunked and not no_body), closing, eof_body
+    return b"".join(out), chunked and not no_body, closing, eof_body
 
 
 _FRAMING_LENGTHS = frozenset((10, 14, 17))
