@@ -366,3 +366,20 @@ def test_http_check_expect_validation(tmp_path):
         # haproxy: 'http-check expect' : 'status' expects a <pattern> as argument.
         "ALERT parsing [t.cfg:8] : 'http-check expect' : 'status' expects a <pattern> as argument.",
     ]
+
+
+def test_balance_and_forwardfor_arguments(tmp_path):
+    _, lines = load(
+        tmp_path,
+        "defaults\n  mode http\n  timeout connect 1s\n  timeout server 1s\nbackend b\n"
+        "  option forwardfor except foo\n  balance uri len x\n  balance uri frob\n"
+        "  balance url_param u check_post x\n  balance hdr(host) frob\n  balance source frob\n",
+    )
+    # each as haproxy -c 2.6.12 printed it (url_param and source accept the extra words)
+    assert lines == [
+        "ALERT parsing [t.cfg:6] : 'option forwardfor except' expects <address>[/mask] as argument.",
+        "ALERT parsing [t.cfg:7] : balance uri : 'len' expects a positive integer (got 'x').",
+        "ALERT parsing [t.cfg:8] : balance uri only accepts parameters 'len', 'depth', 'path-only', and 'whole' "
+        "(got 'frob').",
+        "ALERT parsing [t.cfg:10] : balance hdr(host) only accepts 'use_domain_only' modifier (got 'frob').",
+    ]

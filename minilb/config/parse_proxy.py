@@ -9,6 +9,7 @@ peers sections) are kept as written and resolved by `config.validate`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 
@@ -223,9 +224,9 @@ def _balance(b: ProxyBuilder, line: Line, args, prefix, ctx: ParseContext) -> No
     algo = args[0]
     rest = tuple(args[1:])
     if algo in _BALANCE_SIMPLE:
-        no_more_args(f"balance {algo}", rest)
-        balance = Balance(algo, origin=line.location)
+        balance = Balance(algo, origin=line.location)  # haproxy ignores extra words here
     elif algo == "uri":
+        _check_uri_options(rest)
         balance = Balance("uri", options=rest, origin=line.location)
     elif algo == "url_param":
         if not rest:
@@ -235,6 +236,8 @@ def _balance(b: ProxyBuilder, line: Line, args, prefix, ctx: ParseContext) -> No
         header = algo[4:-1]
         if not header:
             raise Problem("hdr requires an http header field name.")
+        if rest and rest != ("use_domain_only",):
+            raise Problem(f"balance {algo} only accepts 'use_domain_only' modifier (got '{rest[0]}').")
         balance = Balance("hdr", arg=header, options=rest, origin=line.location)
     elif algo == "random" or (algo.startswith("random(") and algo.endswith(")")):
         draws = algo[7:-1] if algo != "random" else "2"
@@ -249,6 +252,23 @@ def _balance(b: ProxyBuilder, line: Line, args, prefix, ctx: ParseContext) -> No
             "'hdr(name)' and 'rdp-cookie(name)' options."
         )
     b.fields["balance"] = balance
+
+
+def _check_uri_options(words: tuple[str, ...]) -> None:
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w in ("len", "depth"):
+            value = words[i + 1] if i + 1 < len(words) else ""
+            if not value.isdigit() or int(value) <= 0:
+                raise Problem(f"balance uri : '{w}' expects a positive integer (got '{value}').")
+            i += 2
+        elif w in ("whole", "path-only"):
+            i += 1
+        else:
+            raise Problem(
+                f"balance uri only accepts parameters 'len', 'depth', 'path-only', and 'whole' (got '{w}')."
+            )
 
 
 def _hash_type(b: ProxyBuilder, line: Line, args, prefix, ctx) -> None:
@@ -577,8 +597,13 @@ def _forwardfor(args) -> ForwardFor:
     i = 0
     while i < len(args):
         w = args[i]
-        if w == "except" and i + 1 < len(args):
-            ff["except_net"] = args[i + 1]
+        if w == "except":
+            net = args[i + 1] if i + 1 < len(args) else ""
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise Problem("'option forwardfor except' expects <address>[/mask] as argument.") from None
+            ff["except_net"] = net
             i += 2
         elif w == "header" and i + 1 < len(args):
             ff["header"] = args[i + 1]
