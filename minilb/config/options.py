@@ -10,6 +10,8 @@ implement are reported through ``warn`` and skipped, unknown ones raise
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable
 
 from minilb.config.model import TLSOptions
@@ -153,6 +155,18 @@ def _text(text: str, option: str) -> str:
     return text
 
 
+def _host(text: str, option: str) -> str:
+    """An IP address or a host name (``addr`` for health checks)."""
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+        return text.strip("[]")
+    except ValueError:
+        pass
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", text):
+        raise ValueError(f"'{option}' : invalid address: '{text}'")
+    return text
+
+
 def _positive(text: str, option: str) -> int:
     value = _int(text, option, -(2**31))
     if value <= 0:
@@ -222,7 +236,7 @@ _SERVER_VALUED: dict[str, _Valued] = {
     "fastinter": ("fields", "fastinter", _time),
     "downinter": ("fields", "downinter", _time),
     "port": ("fields", "check_port", _ranged(0, 65535)),
-    "addr": ("fields", "check_addr", _text),
+    "addr": ("fields", "check_addr", _host),
     "cookie": ("fields", "cookie", _text),
     "observe": ("fields", "observe", _observe),
     "check-sni": ("fields", "", _text),  # accepted; checks use the server's sni
