@@ -64,3 +64,27 @@ def test_too_long_line_closes():
     proto, tr, _ = connect(max_line=64)
     proto.dataReceived(b"show table " + b"x" * 100)
     assert tr.disconnecting
+
+
+def test_listen_stats_sockets_on_unix_and_tcp(tmp_path):
+    from twisted.internet.testing import MemoryReactor
+
+    from minilb.config.model import Address, StatsSocket
+    from minilb.runtime.stats_socket import listen_stats_sockets
+    from tests.support.stick import HERE
+
+    stale = tmp_path / "admin.sock"
+    stale.write_text("left over by a previous run")
+    sockets = (
+        StatsSocket(HERE, Address("unix", path=str(stale)), mode=0o600, level="admin"),
+        StatsSocket(HERE, Address("ipv4", host="127.0.0.1", port=9999), level="user"),
+    )
+    reactor = MemoryReactor()
+    processor = CommandProcessor([])
+    ports = listen_stats_sockets(reactor, sockets, processor)
+    assert len(ports) == 2
+    assert not stale.exists()
+    path, factory, _backlog, mode, _lock = reactor.unixServers[0]
+    assert (path, mode, factory.level, factory.processor) == (str(stale), 0o600, "admin", processor)
+    port, tcp_factory, _backlog, interface = reactor.tcpServers[0]
+    assert (port, interface, tcp_factory.level) == (9999, "127.0.0.1", "user")

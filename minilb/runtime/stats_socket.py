@@ -58,3 +58,26 @@ class StatsSocketFactory(Factory):
         proto = StatsSocketProtocol(self.processor.session(self.level), self.max_line)
         proto.factory = self
         return proto
+
+
+def listen_stats_sockets(reactor, stats_sockets, processor: CommandProcessor) -> list:
+    """Listen on every ``stats socket`` of the global section (`Global.stats_sockets`);
+    returns the listening ports.  Unix sockets replace a stale file and get the
+    configured ``mode``; ``ipv4@``/``ipv6@`` addresses listen on TCP."""
+    import os
+
+    ports = []
+    for sock in stats_sockets:
+        factory = StatsSocketFactory(processor, sock.level)
+        address = sock.address
+        if address.family == "unix":
+            if os.path.exists(address.path):
+                os.unlink(address.path)
+            mode = sock.mode if sock.mode is not None else 0o666
+            ports.append(reactor.listenUNIX(address.path, factory, mode=mode))
+        elif address.is_inet:
+            host = (
+                address.host if address.host not in ("", "*") else ("::" if address.family == "ipv6" else "")
+            )
+            ports.append(reactor.listenTCP(address.port or 0, factory, interface=host))
+    return ports
