@@ -550,6 +550,23 @@ def _bind_conv(conv: ConvDef, args: list) -> Callable[[Any, Any, Any], Any]:
     """A step ``(value, sess, txn) -> value | None`` casting to the converter's input."""
     fn = conv.fn
     cast = CASTS.get(conv.in_type, _ident)
+    if conv.in_type == STR and not conv.with_ctx:
+        # the usual case: the value is already a string, skip the cast call
+        if not args:
+
+            def step_str0(v, s, t):
+                if type(v) is not str:
+                    v = as_str(v)
+                return fn(v)
+
+            return step_str0
+
+        def step_str(v, s, t):
+            if type(v) is not str:
+                v = as_str(v)
+            return fn(v, *args)
+
+        return step_str
     if conv.with_ctx:
 
         def step_ctx(v, s, t):
@@ -778,8 +795,37 @@ def header_values(headers: list, name: bytes) -> list[bytes]:
     out: list[bytes] = []
     for k, v in headers:
         if k.lower() == name:
-            out.extend(split_values(v))
+            if b"," in v:
+                out.extend(split_values(v))
+            else:
+                out.append(v)
     return out
+
+
+def last_header_value(headers: list, name: bytes) -> bytes | None:
+    """The last comma-separated value of header ``name`` (the common ``hdr(x)`` case)."""
+    for i in range(len(headers) - 1, -1, -1):
+        k, v = headers[i]
+        if k.lower() == name:
+            if b"," not in v:
+                return v
+            if b'"' in v:
+                return split_values(v)[-1]
+            return v.rpartition(b",")[2].strip(b" \t")
+    return None
+
+
+def count_header_values(headers: list, name: bytes | None) -> int:
+    n = 0
+    for k, v in headers:
+        if name is None or k.lower() == name:
+            if b"," not in v:
+                n += 1
+            elif b'"' in v:
+                n += len(split_values(v))
+            else:
+                n += v.count(b",") + 1
+    return n
 
 
 def _pick(values: list, occ: int | None) -> Any:
@@ -830,6 +876,12 @@ def _make_hdr_fetches(prefix: str, headers_of: Callable[[Any], Any], needs: froz
         return header_lines(hs, name) if full else header_values(hs, name)
 
     def hdr(s, t, name, occ):
+        if not occ and name is not None:
+            hs = headers_of(t)
+            if hs is None:
+                return None
+            v = last_header_value(hs, name)
+            return None if v is None else v.decode("latin-1")
         vals = all_values(t, name, False)
         return _dec(_pick(vals, occ)) if vals else None
 
@@ -856,8 +908,8 @@ def _make_hdr_fetches(prefix: str, headers_of: Callable[[Any], Any], needs: froz
         return [v.decode("latin-1") for v in vals]
 
     def hdr_cnt(s, t, name):
-        vals = all_values(t, name, False)
-        return None if vals is None else len(vals)
+        hs = headers_of(t)
+        return None if hs is None else count_header_values(hs, name)
 
     def fhdr_cnt(s, t, name):
         vals = all_values(t, name, True)
