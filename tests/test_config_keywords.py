@@ -44,3 +44,18 @@ def test_status_diagnostics(tmp_path):
         "WARNING parsing [t.cfg:13] : 'capture request header' is not supported by minilb and is ignored.",
         "ALERT parsing [t.cfg:14] : unknown keyword 'optoin' in 'frontend' section; did you mean 'option' maybe ?",
     ]
+
+
+def test_keywords_from_the_alphabetical_reference(tmp_path):
+    _, lines = load(
+        tmp_path,
+        DEFAULTS
+        + "backend b\n  http-check set-var(check.x) int(1)\n  hash-balance-factor 150\n"
+        + "  dynamic-cookie-key abc\n  tcp-check set-var-fmt(check.y) %[int(2)]\n",
+    )
+    assert lines == [
+        "WARNING parsing [t.cfg:7] : 'http-check set-var' is not supported by minilb and is ignored.",
+        "WARNING parsing [t.cfg:8] : 'hash-balance-factor' is not supported by minilb and is ignored.",
+        "WARNING parsing [t.cfg:9] : 'dynamic-cookie-key' is not supported by minilb and is ignored.",
+        "WARNING parsing [t.cfg:10] : 'tcp-check set-var-fmt' is not supported by minilb and is ignored.",
+    ]

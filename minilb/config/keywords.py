@@ -101,6 +101,7 @@ default_backend|dfl
 description|flb
 disabled|dflb
 dispatch|lb
+dynamic-cookie-key|dlb
 email-alert from|dflb
 email-alert level|dflb
 email-alert mailers|dflb
@@ -116,6 +117,7 @@ error-log-format|dfl
 force-persist|lb
 filter|flb
 fullconn|dlb
+hash-balance-factor|db
 hash-type|dlb
 http-after-response|Dflb
 http-check comment|dlb
@@ -125,6 +127,7 @@ http-check expect|dlb
 http-check send|dlb
 http-check send-state|dlb
 http-check set-var|dlb
+http-check set-var-fmt|dlb
 http-check unset-var|dlb
 http-error|dflb
 http-request|Dflb
@@ -139,6 +142,7 @@ log-format|dfl
 log-format-sd|dfl
 log-tag|dflb
 max-keep-alive-queue|dlb
+max-session-srv-conns|dfl
 maxconn|dfl
 mode|dflb
 monitor fail|fl
@@ -238,6 +242,7 @@ tcp-check send-lf|dlb
 tcp-check send-binary|dlb
 tcp-check send-binary-lf|dlb
 tcp-check set-var|dlb
+tcp-check set-var-fmt|dlb
 tcp-check unset-var|dlb
 tcp-request connection|Dfl
 tcp-request content|Dflb
@@ -432,7 +437,9 @@ wurfl-information-list-separator busy-polling max-spread-checks maxcompcpuusage
 maxcomprate maxconn maxconnrate maxpipes maxsessrate maxsslconn maxsslrate
 maxzlibmem no-memory-trimming noepoll noevports nogetaddrinfo nokqueue nopoll
 noreuseport nosplice profiling.tasks server-state-base server-state-file
-spread-checks ssl-engine ssl-mode-async quiet zero-warning debug
+spread-checks ssl-engine ssl-mode-async quiet zero-warning debug close-spread-time profiling.memory
+set-var-fmt ssl-load-extra-del-ext ssl-load-extra-files thread-group thread-groups tune.h2.max-frame-size
+tune.listener.multi-queue wurfl-patch-file
 stats~socket stats~timeout stats~maxconn stats~bind-process
 tune.buffers.limit tune.buffers.reserve tune.bufsize tune.comp.maxlevel
 tune.fail-alloc tune.fd.edge-triggered tune.h2.header-table-size
@@ -579,6 +586,10 @@ def lookup(kind: str, words: tuple[str, ...] | list[str]) -> Keyword | None:
                 kw = table.get(" ".join(words[:n]))
                 if kw is not None:
                     return kw
+        if len(words) >= 2 and "(" in words[1]:  # `http-check set-var(txn.x) ...`
+            kw = table.get(f"{words[0]} {words[1].split('(', 1)[0]}")
+            if kw is not None:
+                return kw
     return table.get(words[0])
 
 
