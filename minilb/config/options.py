@@ -272,6 +272,9 @@ def _parse_options(
         elif w in unsupported:
             warn(f"{kind} option '{w}' is not supported by minilb and is ignored.")
             i += unsupported[w]
+            if w == "source":  # source ADDR [usesrc X] [interface NAME]
+                while i + 2 < len(words) and words[i + 1] in ("usesrc", "interface"):
+                    i += 2
         else:
             raise ValueError(f"unknown keyword '{w}'.")
         i += 1
