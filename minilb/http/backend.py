@@ -267,8 +267,11 @@ class ServerConnection(protocol.Protocol):
             owner.server_failed(self, "bad-response", exc)
             return
         owner = self.owner
-        if owner is not None and owner.resp_pending is not None:
-            owner.flush_head()
+        if owner is not None:
+            if owner.resp_pending is not None:
+                owner.flush_head()
+            if self.resp_open and not owner.resp_hooked:
+                owner.hook_response(self)
         if offset is not None:  # 101 Switching Protocols: the rest is tunnelled
             self.tunnel = True
             rest = data[offset:]

@@ -545,8 +545,9 @@ class ClientConnection(protocol.Protocol):
         )
         conn.send_head(data)
         self.req_sent = True
-        conn.transport.registerProducer(self, True)
-        self.req_hooked = conn
+        if head.has_body or head.upgrade:  # only a body (or a tunnel) needs backpressure
+            conn.transport.registerProducer(self, True)
+            self.req_hooked = conn
         held = self.held_body
         if held is not None and not head.upgrade:  # tunnelled bytes wait for the 101
             self.held_body = None
@@ -638,6 +639,11 @@ class ClientConnection(protocol.Protocol):
             self.server_response_end(None)
             return
         self.resp_pending = data  # written with the first piece of body
+        # backpressure is set up by hook_response if the body outlasts this read
+
+    def hook_response(self, conn) -> None:
+        """The response body continues past one read: let a full client socket stop
+        the reading of the server."""
         self.transport.registerProducer(conn, True)
         self.resp_hooked = True
 
@@ -675,7 +681,11 @@ class ClientConnection(protocol.Protocol):
             tail = last_chunk(trailers)
             self.bytes_out += len(tail)
             self.write(tail)
-        self._unhook()
+        if self.resp_hooked:
+            self.resp_hooked = False
+            self.transport.unregisterProducer()
+        if self.req_hooked is not None:
+            self._unhook()
         self.conn = None
         reusable = self.req_done and self.fe.modes[self.be.name] == "keep-alive"
         conn.release(reusable)
@@ -848,21 +858,22 @@ class ClientConnection(protocol.Protocol):
                 fe.tracking.on_http_response(txn, self.status, self.reply_source)
                 fe.tracking.on_bytes(self.sess, 0, self.bytes_out)
                 fe.tracking.on_txn_end(txn)
-        self._finish_log()
+        if fe.httplog and self.head is not None:
+            self._emit_log()
         if self.conn is not None:
             self._drop_server(abort=True)
         if self.closing or self.client_eof or not self.open:
             self._close_now()
             return
-        self._reset_request()
+        self.__dict__.update(_REQUEST_DEFAULTS)
         if self.pending:
             p = self.pending.popleft()
-            self.held_size = 0
             self._start(p.head, p)
             if len(self.pending) < MAX_PIPELINED:
                 self._resume_reading()
             return
-        self._resume_reading()
+        if self.read_paused:
+            self._resume_reading()
         self.timer.arm(fe.keep_alive_timeout, "keepalive")
 
     def _finish_log(self) -> None:

@@ -197,11 +197,19 @@ class RequestParser(_Parser):
         self._fed = 0
 
     def on_message_begin(self) -> None:
-        _Parser.on_message_begin(self)
+        self._in_head = True
+        self._head_bytes = 0
+        self._headers = []
+        self._trailers = None
+        self._body = False
         self._url = b""
 
     def on_headers_complete(self) -> None:
-        self._check_limits(self._fed)
+        if (
+            len(self._headers) > self.limits.max_headers
+            or self._head_bytes + self._fed > self.limits.max_head
+        ):
+            self._check_limits(self._fed)
         self._in_head = False
         self._body = True
         p = self.parser
@@ -222,9 +230,9 @@ class RequestParser(_Parser):
         self._body = False
         self.sink.request_end(self._trailers)
 
-    def feed(self, data: bytes) -> int | None:
-        """Parse ``data``; returns the offset of tunnelled bytes after an upgrade request."""
-        return self._feed(data)
+    #: feed(data): parse ``data``; returns the offset of tunnelled bytes after an
+    #: upgrade request, raises `HTTPError(400)` on bad input.
+    feed = _Parser._feed
 
     @property
     def in_head(self) -> bool:
@@ -359,7 +367,14 @@ def request_head_bytes(
     ``keep-alive`` for an HTTP/1.0 request on a kept-alive server connection).
     """
     out = [b"%s %s HTTP/%s\r\n" % (method.encode("ascii"), uri, version.encode("ascii"))]
-    _write_headers(out, headers)
+    append = out.append
+    for name, value in headers:
+        lname = name.lower()
+        if lname == b"connection":
+            value = _kept_connection_tokens(value)
+            if not value:
+                continue
+        append(lname + b": " + value + b"\r\n")
     if add:
         for name, value in add:
             out.append(b"%s: %s\r\n" % (name, value))
