@@ -293,3 +293,35 @@ def test_stick_store_and_lookup():
     clock.advance(30)
     assert stick_lookup(table, key) == (2, "s2")
     assert table.entry(table.lookup(key)).expire_in() == 60_000  # a hit refreshes it
+
+
+def test_stick_on_match_and_store_request(tmp_path):
+    from minilb.stick import persistence
+
+    site = Site(
+        tmp_path,
+        """
+        backend be
+            stick-table type ip size 1m expire 30m store server_id,server_key
+            stick on src
+            stick store-request req.hdr(x-user) table users if { req.hdr(x-user) -m found }
+            stick match req.hdr(x-user) table users
+            server s1 127.0.0.1:8001
+            server s2 127.0.0.1:8002
+        backend users
+            stick-table type string len 16 size 100 srvkey addr store server_id,server_key
+        """,
+    )
+    rules = site.rules["be"]
+    sess = Session(src="10.0.0.1")
+    txn = Txn(sess, "GET", b"/", "/", None, "1.1", [[b"X-User", b"ann"]])
+    assert persistence.lookup(rules, sess, txn) is None
+    stores = persistence.pending_stores(rules, sess, txn)
+    assert [(t.name, k) for t, k in stores] == [("be", 0x0A000001), ("users", b"ann")]
+    persistence.commit(stores, 2, "s2", "127.0.0.1:8002")
+    assert persistence.lookup(rules, sess, txn) == (2, "s2")  # stick on src, first in file order
+    other = Session(src="10.0.0.9")
+    txn2 = Txn(other, "GET", b"/", "/", None, "1.1", [[b"X-User", b"ann"]])
+    assert persistence.lookup(rules, other, txn2) == (2, "127.0.0.1:8002")  # by user, srvkey addr
+    txn3 = Txn(other, "GET", b"/", "/", None, "1.1", [])
+    assert [t.name for t, _ in persistence.pending_stores(rules, other, txn3)] == ["be"]

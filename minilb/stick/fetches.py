@@ -725,3 +725,6 @@ def register() -> None:
 
 
 register()
+
+# the stick on/match/store-request rules register themselves too (they use the helpers above)
+from minilb.stick import persistence  # noqa: E402,F401
