@@ -326,3 +326,43 @@ def test_listen_rules_and_inspect_delay(tmp_path):
     rules = compile_rules(conf, {})["l"]
     assert rules.inspect_delay_ms == 3000
     assert rules.tcp_content(session(src="1.2.3.4")) is False
+
+
+def test_acl_lines_after_the_rule_still_count():
+    # haproxy 2.6.12 denies both /x and /y here (the rule references the ACL, not a copy)
+    fe = proxy("acl a path /x\nhttp-request deny if a\nacl a path /y\nuse_backend be if a", name="fe")
+    rules = compile_rules(config(fe, proxy("", name="be", kind="backend")), {})["fe"]
+    for path, status in ((b"/x", 403), (b"/y", 403)):
+        assert rules.http_request(txn(b"GET " + path + b" HTTP/1.1\r\n\r\n")).status == status
+    assert rules.http_request(txn(b"GET /z HTTP/1.1\r\n\r\n")) is None
+    assert rules.select_backend(txn(b"GET /y HTTP/1.1\r\n\r\n")) == "be"
+
+
+def test_feature_keywords_compile_with_their_condition():
+    from minilb.rules.compile import register_rule_keyword
+
+    def compile_pin(words, cond, ctx):
+        expr = ctx.parse_expr(words[0])
+        return lambda t: (cond is None or cond.pred(t.sess, t)) and expr.eval(t.sess, t)
+
+    register_rule_keyword("test-pin on", compile_pin)
+    be = proxy("acl p path_beg /p\ntest-pin on path if p\nacl p path_beg /q", name="be", kind="backend")
+    rules = compile_rules(config(be), {})["be"]
+    (pin,) = rules.extra["test-pin on"]
+    assert pin(txn(b"GET /q1 HTTP/1.1\r\n\r\n")) == "/q1"
+    assert pin(txn(b"GET /z HTTP/1.1\r\n\r\n")) is False
+
+
+def test_unknown_table_of_a_tracking_action_in_haproxys_words():
+    pytest.importorskip("minilb.stick.fetches")
+    diags = check_rules(config(proxy("http-request track-sc0 src table nosuch", name="fe", kind="frontend")))
+    # haproxy 2.6.12: "Proxy 'fe': unable to find table 'nosuch' referenced by track-sc0."
+    assert [d.message for d in diags] == [
+        "Proxy 'fe': unable to find table 'nosuch' referenced by track-sc0."
+    ]
+
+
+def test_warnings_of_a_good_config_are_returned():
+    diags = []
+    compile_rules(config(proxy("tcp-request connection reject if { path /a }", name="fe")), {}, diags)
+    assert [d.severity for d in diags] == [WARNING]

@@ -301,14 +301,35 @@ def predefined_acl(name: str) -> Acl | None:
 
 class Condition:
     """A compiled ``if|unless`` condition: ``pred(sess, txn) -> bool`` (polarity applied),
-    ``needs`` the union of what its fetches need, and each anonymous/named ACL used."""
+    ``needs`` the union of what its fetches need, and each anonymous/named ACL used.
 
-    __slots__ = ("pred", "needs", "uses")
+    Named ACLs are referenced, not copied: an ``acl`` line of the same name that comes
+    after the rule still counts (as in haproxy); `refresh` rebuilds ``pred`` once every
+    line has been read.
+    """
 
-    def __init__(self, pred: Pred, needs: frozenset, uses: list[tuple[str, list[tuple[str, frozenset]]]]):
-        self.pred = pred
+    __slots__ = ("pred", "needs", "uses", "_suites", "_unless")
+
+    def __init__(
+        self,
+        suites: list[list[tuple[bool, Any]]],
+        unless: bool,
+        needs: frozenset,
+        uses: list[tuple[str, list[tuple[str, frozenset]]]],
+    ):
+        self._suites = suites
+        self._unless = unless
         self.needs = needs
         self.uses = uses
+        self.pred: Pred = _never
+        self.refresh()
+
+    def refresh(self) -> Pred:
+        resolved = [
+            [(neg, src.pred if isinstance(src, Acl) else src) for neg, src in suite] for suite in self._suites
+        ]
+        self.pred = _combine(resolved, self._unless)
+        return self.pred
 
 
 def parse_condition(
@@ -321,8 +342,8 @@ def parse_condition(
     if not words or words[0] not in ("if", "unless"):
         raise S.SampleError("expects 'if' or 'unless'")
     unless = words[0] == "unless"
-    suites: list[list[tuple[bool, Pred]]] = []
-    cur: list[tuple[bool, Pred]] | None = None
+    suites: list[list[tuple[bool, Any]]] = []
+    cur: list[tuple[bool, Any]] | None = None
     needs: frozenset = frozenset()
     uses: list[tuple[str, list[tuple[str, frozenset]]]] = []
     i, n = 1, len(words)
@@ -361,14 +382,14 @@ def parse_condition(
                 raise S.SampleError(
                     f"no such ACL : '{word}'{S.did_you_mean(word, list(acls) + list(PREDEFINED))}"
                 )
-            pred = acl.pred
+            pred = acl  # resolved to its predicate by Condition.refresh
             needs |= acl.needs
             uses.append((f"acl '{word}'", [t.keyword_needs for t in acl.terms]))
         if cur is None:
             cur = []
             suites.append(cur)
         cur.append((neg, pred))
-    return Condition(_combine(suites, unless), needs, uses)
+    return Condition(suites, unless, needs, uses)
 
 
 def _combine(suites: list[list[tuple[bool, Pred]]], unless: bool) -> Pred:

@@ -34,6 +34,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from minilb.http.parse import split_uri
 from minilb.rules import samples as S
 from minilb.rules.replies import HeaderFmt, ReplyTemplate, make_reply
 from minilb.rules.txn import Reply
@@ -544,21 +545,6 @@ def rebuild_uri(txn: Any) -> None:
             prefix = prefix if q < 0 else prefix[:q]
     tail = txn.path if txn.query is None else f"{txn.path}?{txn.query}"
     txn.uri = prefix + tail.encode("latin-1", "replace")
-
-
-def split_uri(uri: bytes) -> tuple[str, str | None]:
-    """(path, query) of a request target, as the adapter derives them."""
-    text = uri.decode("latin-1")
-    if not text.startswith("/") and "://" in text:
-        start = text.index("://") + 3
-        slash = text.find("/", start)
-        qpos = text.find("?", start)
-        if slash < 0 or (0 <= qpos < slash):
-            text = "/" + (text[qpos:] if qpos >= 0 else "")
-        else:
-            text = text[slash:]
-    path, q, query = text.partition("?")
-    return path, (query if q else None)
 
 
 def _one_format(spec: ActionSpec, ctx: Any) -> Any:

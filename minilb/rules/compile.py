@@ -14,8 +14,9 @@ Entry points:
 
 Other keywords can be compiled by feature modules (``stick on|match|store-request``):
 ``register_rule_keyword("stick match", compiler)`` where
-``compiler(words, cond, ctx) -> object``; ``cond`` is a compiled `Condition` or
-None; results land in ``ProxyRules.extra["stick match"]`` in file order.
+``compiler(words, cond, ctx) -> object``; ``words`` are the words before if/unless,
+``cond`` is a compiled `Condition` (use ``cond.pred(sess, txn)``) or None; results
+land in ``ProxyRules.extra["stick match"]`` in file order.
 """
 
 from __future__ import annotations
@@ -192,8 +193,9 @@ class _ProxyCompiler:
         self.proxy = proxy
         self.diags = diags
         self.ctx = CompileContext(proxy, tables, config, diags)
-        self.rules: dict[str, list[_Rule]] = {r: [] for r in A.RULESETS}
-        self.redirects: list[_Rule] = []
+        self.rules: dict[str, list[tuple[Any, Any]]] = {r: [] for r in A.RULESETS}
+        self.redirects: list[tuple[Any, Any]] = []
+        self.keyword_lines: list[tuple[str, list[str], Any, Any]] = []
         self.use_backends: list[tuple[Any, Any]] = []
         self.use_servers: list[tuple[Any, str]] = []
         self.extra: dict[str, list[Any]] = {}
@@ -351,7 +353,10 @@ class _ProxyCompiler:
             out = adef.parser(spec, ctx)
         except S.TableNotFound as e:
             if not e.fetch:  # an action's own table argument (`track-sc0 src table T`)
-                self.alert(self.rule_error(ruleset, word, str(e)), origin)
+                self.alert(
+                    f"Proxy '{self.proxy.name}': unable to find table '{e.table}' referenced by {word}{e.hint}.",
+                    origin,
+                )
             else:
                 self.alert(e.describe(False, ruleset, self.proxy.name), origin)
             return
@@ -368,7 +373,7 @@ class _ProxyCompiler:
             return
         ok, cond = self.condition(cond_words, f"{ruleset} {word}", ruleset, origin)
         if ok:
-            self.rules[ruleset].append((None if cond is None else cond.pred, fn))
+            self.rules[ruleset].append((cond, fn))
 
     def rule_error(self, ruleset: str, word: str, message: str) -> str:
         return (
@@ -400,7 +405,7 @@ class _ProxyCompiler:
             return
         ok, cond = self.condition(cond_words, "redirect", A.HTTP_REQUEST, origin)
         if ok:
-            self.redirects.append((None if cond is None else cond.pred, fn))
+            self.redirects.append((cond, fn))
 
     def use_backend(self, item: Any) -> None:
         self.use_backend_words(item.backend, tuple(item.cond), item.origin)
@@ -433,7 +438,7 @@ class _ProxyCompiler:
             return
         ok, cond = self.condition(list(cond_words), "use_backend", None, origin)
         if ok:
-            self.use_backends.append((None if cond is None else cond.pred, target))
+            self.use_backends.append((cond, target))
 
     def use_server(self, words: list[str], origin: Any) -> None:
         if not words:
@@ -458,24 +463,38 @@ class _ProxyCompiler:
             return
         ok, cond = self.condition(words[1:], "use-server", None, origin)
         if ok:
-            self.use_servers.append((None if cond is None else cond.pred, name))
+            self.use_servers.append((cond, name))
 
     def keyword_rule(self, kw: str, words: list[str], origin: Any) -> None:
-        self.ctx.ruleset = kw
         head, cond_words = _split_condition(words)
         ok, cond = self.condition(cond_words, kw, None, origin)
-        if not ok:
-            return
-        try:
-            obj = RULE_KEYWORDS[kw](head, cond, self.ctx)
-        except S.SampleError as e:
-            self.alert(f"'{kw}': {_dot(str(e))}", origin)
-            return
-        self.extra.setdefault(kw, []).append(obj)
+        if ok:  # compiled in build(), once every acl line is known
+            self.keyword_lines.append((kw, head, cond, origin))
+
+    def compile_keyword_lines(self) -> None:
+        for kw, head, cond, origin in self.keyword_lines:
+            self.ctx.ruleset = kw
+            self.ctx.location = origin
+            try:
+                obj = RULE_KEYWORDS[kw](head, cond, self.ctx)
+            except S.SampleError as e:
+                self.alert(f"'{kw}': {_dot(str(e))}", origin)
+                continue
+            self.extra.setdefault(kw, []).append(obj)
 
     # -- result
 
     def build(self) -> ProxyRules:
+        # conditions name ACLs whose later lines also count: resolve them now
+        def fix(pairs):
+            return [(None if cond is None else cond.refresh(), x) for cond, x in pairs]
+
+        for key in self.rules:
+            self.rules[key] = fix(self.rules[key])
+        self.redirects = fix(self.redirects)
+        self.use_backends = fix(self.use_backends)
+        self.use_servers = fix(self.use_servers)
+        self.compile_keyword_lines()
         pr = ProxyRules(self.proxy.name)
         from_model = getattr(self.proxy, "tcp_inspect_delay", None)
         pr.inspect_delay_ms = from_model if from_model is not None else self.inspect_delay

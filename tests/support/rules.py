@@ -7,7 +7,7 @@ from pathlib import Path
 
 from minilb.config.model import AclLine, Config, Proxy, RuleLine, Server, Timeouts, UseBackend
 from minilb.errors import SourceLocation
-from minilb.rules.actions import split_uri
+from minilb.http.parse import split_uri
 from minilb.rules.txn import Session, Txn
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -58,7 +58,7 @@ def proxy(lines: str, name: str = "fe", kind: str = "listen", start_line: int = 
             acls.append(AclLine(origin, words[1], tuple(words[2:])))
         elif words[0] == "use_backend":
             ubs.append(UseBackend(origin, words[1], tuple(words[2:])))
-        elif words[0] in ("tcp-request", "tcp-response", "stick") and len(words) > 1:
+        elif words[0] in ("tcp-request", "tcp-response", "stick", "test-pin") and len(words) > 1:
             rules.append(RuleLine(origin, f"{words[0]} {words[1]}", tuple(words[2:])))
         else:
             rules.append(RuleLine(origin, words[0], tuple(words[1:])))
