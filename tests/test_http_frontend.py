@@ -356,3 +356,18 @@ def test_tcp_connection_rule_rejects():
     assert ct.disconnecting
     c2, ct2 = h.client(src="10.0.0.2")
     assert not ct2.disconnecting
+
+
+def test_reuse_never_keeps_a_private_connection_per_client():
+    h = Harness(proxy(servers=[server_model()], http_reuse="never"))
+    c, ct, conn, st = one_exchange(h)
+    assert h.backend().pools["s1"].idle == []  # not shared
+    take(st)
+    c2, ct2 = h.client(port=40001)
+    c2.dataReceived(GET)
+    assert len(h.connector.attempts) == 1  # another client never gets it
+    c.dataReceived(GET)
+    assert len(h.connector.attempts) == 1  # its own client does
+    assert st.value() == b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n"
+    c.connectionLost(None)
+    assert st.disconnecting

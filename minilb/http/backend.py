@@ -373,6 +373,20 @@ class ServerConnection(protocol.Protocol):
         if backend.queue:
             backend.slot_freed()
 
+    def keep_private(self) -> None:
+        """Stay open and idle outside the pool, for the same client's next request."""
+        self.owner = None
+        self.server.cur_conns -= 1
+        self.backend.cur_conns -= 1
+        if self.paused:
+            self.paused = False
+            self.transport.resumeProducing()
+        self.idle = True
+        if self.timer.kind is not None:
+            self.timer.kind = "idle"
+        if self.backend.queue:
+            self.backend.slot_freed()
+
     def close(self) -> None:
         self.idle = False
         self.timer.stop()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import collections
 
 from twisted.internet import protocol
-from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer, ISSLTransport
 from zope.interface import implementer
 
 from minilb.errors import HTTPError
@@ -254,6 +254,8 @@ class ClientConnection(protocol.Protocol):
             dst_port=getattr(host, "port", 0),
             frontend=fe.name,
         )
+        if ISSLTransport.providedBy(transport):
+            sess.ssl = True
         self.reactor = fe.reactor
         self.write = direct_writer(transport)
         self.parser = RequestParser(self, fe.limits)
@@ -270,6 +272,7 @@ class ClientConnection(protocol.Protocol):
         self.write_paused = False
         self.pending: collections.deque[_Pipelined] = collections.deque()
         self.tunnel = None
+        self.private = None  # http-reuse never: this client's own idle server connection
         self._reset_request()
         nodelay = getattr(transport, "setTcpNoDelay", None)
         if nodelay is not None:
@@ -466,6 +469,15 @@ class ClientConnection(protocol.Protocol):
             self.txn.server = server.name
         mode = self.fe.modes[be.name]
         reuse = be.reuse
+        private = self.private
+        if private is not None:
+            self.private = None
+            if private.server is server and private.connected and private.idle:
+                private.attach(self)
+                self.conn = private
+                self._send_request()
+                return
+            private.close()
         if (
             mode == "keep-alive"
             and reuse != "never"
@@ -688,7 +700,11 @@ class ClientConnection(protocol.Protocol):
             self._unhook()
         self.conn = None
         reusable = self.req_done and self.fe.modes[self.be.name] == "keep-alive"
-        conn.release(reusable)
+        if reusable and self.be.reuse == "never" and conn.keep_alive and self.open:
+            conn.keep_private()  # http-reuse never: it serves this client only
+            self.private = conn
+        else:
+            conn.release(reusable)
         if not self.req_done:
             self.closing = True
         self._finish()
@@ -926,6 +942,7 @@ class ClientConnection(protocol.Protocol):
                 srvconn=server.cur_conns if server is not None else 0,
                 retries=(be.retries - self.retries_left) if be is not None and server is not None else 0,
                 request_line=request_line,
+                ssl=self.sess.ssl,
             )
         )
 
@@ -1040,9 +1057,9 @@ class ClientConnection(protocol.Protocol):
         if self.head is None and not self.pending:
             self._close_now()
         elif self.tunnel is not None:
-            self.tunnel.transport.loseWriteConnection() if hasattr(
-                self.tunnel.transport, "loseWriteConnection"
-            ) else None
+            lose_write = getattr(self.tunnel.transport, "loseWriteConnection", None)
+            if lose_write is not None:
+                lose_write()
 
     def writeConnectionLost(self) -> None:
         self._close_now()
@@ -1079,6 +1096,9 @@ class ClientConnection(protocol.Protocol):
                 self.term = "CD" if self.resp_started else "CH"
                 self._emit_log()
             self._drop_server(abort=True)
+        if self.private is not None:
+            self.private.close()
+            self.private = None
         if self.tunnel is not None:
             tunnel, self.tunnel = self.tunnel, None
             if tunnel.owner is self:
