@@ -473,6 +473,8 @@ class _ProxyCompiler:
 
     def compile_keyword_lines(self) -> None:
         for kw, head, cond, origin in self.keyword_lines:
+            if cond is not None:
+                cond.refresh()
             self.ctx.ruleset = kw
             self.ctx.location = origin
             try:
