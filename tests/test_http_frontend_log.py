@@ -119,3 +119,20 @@ def test_stdout_sink_raw_and_rfc3164(tmp_path):
 
 def test_no_targets_no_sink():
     assert make_sink((), ()) is None
+
+
+def test_one_line_per_request_when_a_reply_closes():
+    from minilb.rules.txn import Reply
+    from tests.support.http import FakeRules
+
+    sink = Sink()
+    reply = Reply(200, headers=((b"content-length", b"2"),), body=b"ok")
+    h = Harness(
+        proxy(servers=[server_model()], httplog=True),
+        sink=sink,
+        rules=FakeRules(http_request=lambda t: reply),
+    )
+    c, ct = h.client()
+    c.dataReceived(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert len(sink.lines) == 1
+    assert ct.value().endswith(b"connection: close\r\n\r\nok")

@@ -879,6 +879,8 @@ class ClientConnection(protocol.Protocol):
         if self.conn is not None:
             self._drop_server(abort=True)
         if self.closing or self.client_eof or not self.open:
+            self.head = None  # finished: later events of this request are ignored
+            self.replied = True
             self._close_now()
             return
         self.__dict__.update(_REQUEST_DEFAULTS)
