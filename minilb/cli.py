@@ -26,6 +26,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 import attrs
+from twisted.application import service
 from twisted.python import usage
 
 import minilb
@@ -320,7 +321,27 @@ def makeService(options: Options):
     config = load_for_run(paths, localpeer)
     if config is None:
         raise SystemExit(1)
-    return build_worker_service(config, reactor)
+    guard = StartupGuard()
+    build_worker_service(config, reactor).setServiceParent(guard)
+    return guard
+
+
+def startup_alert(exc: Exception) -> str:
+    """HAProxy's start-up alert for a listener or TLS file that cannot be used."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"[ALERT]    ({os.getpid()}) : Starting proxies: {text}"
+
+
+class StartupGuard(service.MultiService):
+    """Holds the worker service under twistd: a bind or certificate failure at start
+    prints HAProxy's alert and exits 1 instead of a traceback."""
+
+    def startService(self) -> None:
+        try:
+            super().startService()
+        except Exception as e:
+            print(startup_alert(e), file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
 
 
 # --------------------------------------------------------------------------- minilb console script
@@ -425,7 +446,7 @@ def run_foreground(config, args: HaproxyArgs) -> int:
     try:
         service.startService()
     except Exception as e:  # a bind failure and the like: HAProxy's start-up alert, exit 1
-        print(f"[ALERT]    ({os.getpid()}) : Starting proxies: {e}", file=sys.stderr)
+        print(startup_alert(e), file=sys.stderr)
         return 1
     signal_old_processes(args.soft_stop_pids, signal.SIGUSR1)
     signal_old_processes(args.hard_stop_pids, signal.SIGTERM)

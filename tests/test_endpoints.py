@@ -129,8 +129,7 @@ def test_abns_listen_and_connect():
 def test_fd_adopts_an_inherited_listening_socket():
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    sock.setblocking(False)
+    sock.listen(16)  # left blocking, as systemd hands sockets over
     n = sock.getsockname()[1]
     port = listen(
         reactor, bind(Address("fd", fd=sock.fileno(), text=f"fd@{sock.fileno()}")), greeter_factory()
@@ -141,6 +140,18 @@ def test_fd_adopts_an_inherited_listening_socket():
     finally:
         yield port.stopListening()
         sock.close()
+
+
+def test_fd_that_is_not_a_listener_is_refused():
+    a, b = socket.socketpair()
+    try:
+        with pytest.raises(OSError, match=f"fd@{a.fileno()} is not a listening stream socket"):
+            listen(reactor, bind(Address("fd", fd=a.fileno())), greeter_factory())
+    finally:
+        a.close()
+        b.close()
+    with pytest.raises(OSError, match="fd@9999 is not an open socket"):
+        listen(reactor, bind(Address("fd", fd=9999)), greeter_factory())
 
 
 def test_bad_addresses_are_reported():

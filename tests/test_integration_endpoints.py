@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -156,3 +157,41 @@ def test_daemon_mode_forks_writes_the_pidfile_and_stops_on_sigterm(procs):
         else:
             os.kill(pid, signal.SIGKILL)
             pytest.fail("the daemon did not stop on SIGTERM")
+
+
+def test_fd_bind_serves_on_an_inherited_socket(procs):
+    """``bind fd@N``: the socket is opened by the parent (as systemd or a master does)."""
+    o = procs.origin("s1")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    fd = sock.fileno()
+    cfg = procs.write_config(DEFAULTS + f"\nlisten l\n    bind fd@{fd}\n    server s1 127.0.0.1:{o.port}\n")
+    procs.minilb("-db", "-f", cfg, pass_fds=(fd,))
+    for _ in range(2):  # the second request proves the first accept did not block the reactor
+        r, body = get(port, "/")  # served by minilb (the test never accepts on its copy)
+        assert r.status == 200 and body == b"hello from s1"
+    sock.close()
+
+
+@needs_plugin
+def test_port_in_use_is_an_alert_and_exit_1(procs):
+    taken = socket.socket()  # bound without SO_REUSEPORT: nobody can share it
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    cfg = procs.write_config(DEFAULTS + f"\nlisten l\n    bind 127.0.0.1:{port}\n    server s1 127.0.0.1:9\n")
+    try:
+        for argv in (
+            [shutil.which("twistd"), "--pidfile=", "-n", "minilb", "-c", cfg],
+            [sys.executable, "-m", "minilb", "-db", "-f", cfg],
+        ):
+            p = procs.run(argv)
+            out = p.stdout + p.stderr
+            assert p.returncode == 1
+            assert f"cannot bind socket (Address already in use) for [127.0.0.1:{port}]".encode() in out
+            assert b"Traceback" not in out
+    finally:
+        taken.close()

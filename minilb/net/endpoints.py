@@ -46,7 +46,7 @@ __all__ = [
     "server_tls_context",
     "client_tls_context",
     "sni_literal",
-    "listen_socket_family",
+    "check_inherited_listener",
 ]
 
 
@@ -93,10 +93,18 @@ def bound_inet_socket(
     return sock
 
 
-def listen_socket_family(fd: int) -> int:
-    """The address family of an inherited socket (without taking ownership of it)."""
-    probe = socket.socket(fileno=os.dup(fd))
+def check_inherited_listener(fd: int) -> int:
+    """Make an inherited socket usable by the reactor and return its family: it must
+    be a listening stream socket; it is switched to non-blocking mode (systemd and
+    other parents hand over blocking sockets, and the reactor accepts in a loop)."""
     try:
+        probe = socket.socket(fileno=os.dup(fd))
+    except OSError as e:
+        raise OSError(e.errno, f"fd@{fd} is not an open socket ({e.strerror})") from e
+    try:
+        if probe.type != socket.SOCK_STREAM or not probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            raise OSError(errno.EINVAL, f"fd@{fd} is not a listening stream socket")
+        probe.setblocking(False)  # the flag lives on the shared open file: fd is non-blocking too
         return probe.family
     finally:
         probe.close()
@@ -145,7 +153,8 @@ def listen(reactor, bind: Bind, factory: Factory, backlog: int = 1024) -> interf
     if family == "fd":
         if address.fd is None:
             raise OSError(f"missing file descriptor number in '{address}'")
-        return reactor.adoptStreamPort(address.fd, listen_socket_family(address.fd), factory)
+        family_of_fd = check_inherited_listener(address.fd)
+        return reactor.adoptStreamPort(address.fd, family_of_fd, factory)
     raise OSError(f"unsupported address family '{family}' for '{address}'")
 
 

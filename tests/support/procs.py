@@ -64,12 +64,13 @@ class Proc:
 
     MAX_OUTPUT = 4 << 20
 
-    def __init__(self, argv: list[str], env: dict[str, str], cwd: str | None = None):
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: str | None = None, pass_fds=()):
         self.argv = argv
         self.popen = subprocess.Popen(
             argv,
             env=env,
             cwd=cwd,
+            pass_fds=pass_fds,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -182,8 +183,8 @@ class ProcessGroup:
             wait_for_port(wait_port, proc=p.popen)
         return p
 
-    def minilb(self, *argv: str, wait_port: int | None = None) -> Proc:
-        p = Proc([sys.executable, "-m", "minilb", *argv], self.env, cwd=str(self.tmp))
+    def minilb(self, *argv: str, wait_port: int | None = None, pass_fds=()) -> Proc:
+        p = Proc([sys.executable, "-m", "minilb", *argv], self.env, cwd=str(self.tmp), pass_fds=pass_fds)
         self.procs.append(p)
         if wait_port is not None:
             wait_for_port(wait_port, proc=p.popen)
