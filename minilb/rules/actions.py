@@ -667,7 +667,7 @@ def _parse_set_var(spec: ActionSpec, ctx: Any) -> Any:
     ref = _var_ref(spec)
     if not spec.args:
         raise ActionError("missing fetch method")
-    expr = S.parse_expr(spec.args[0], ctx)
+    expr = ctx.parse_expr(spec.args[0], spec.word) if ctx is not None else S.parse_expr(spec.args[0])
     ev = expr.eval
     ifnotexists = False
     if spec.paren_args and len(spec.paren_args) > 1:

@@ -61,15 +61,6 @@ def register_rule_keyword(keyword: str, compiler: RuleKeywordCompiler) -> None:
     RULE_KEYWORDS[keyword] = compiler
 
 
-#: the rule sets a fetch's ``needs`` are incompatible with
-_INCOMPATIBLE = {
-    A.TCP_CONNECTION: {"http-req", "http-res"},
-    A.TCP_SESSION: {"http-req", "http-res"},
-    A.TCP_CONTENT: {"http-res"},
-    A.TCP_RESPONSE: {"http-req"},
-    A.HTTP_REQUEST: {"http-res"},
-}
-
 _Rule = tuple[Callable[[Any, Any], bool] | None, Callable[[Any, Any], Any]]
 
 
@@ -273,19 +264,24 @@ class _ProxyCompiler:
             return False, None
         for w in warnings:
             self.diags.append(Diagnostic(WARNING, w, None))
-        bad = _INCOMPATIBLE.get(ruleset or "")
-        if bad:
+        if ruleset:
+            kind = "proxy" if self.proxy.kind == "listen" else self.proxy.kind
             for desc, kws in cond.uses:
-                kw = next((k for k, needs in kws if needs & bad), None)
-                if kw is not None:
-                    self.diags.append(
-                        Diagnostic(
-                            WARNING,
-                            f"{desc} will never match in '{ruleset}' because it uses keyword '{kw}' which is "
-                            f"incompatible with '{self.proxy.kind} {ruleset} rule'",
-                            location,
-                        )
+                kw = next((k for k, needs in kws if S.missing_need(needs, ruleset, self.proxy.kind)), None)
+                if kw is None:
+                    continue
+                if ruleset.startswith("http-"):
+                    where = "http-request" if ruleset == A.HTTP_REQUEST else "http-response"
+                    msg = (
+                        f"{desc} will never match because it uses keyword '{kw}' which is incompatible with "
+                        f"'{kind} {where} header rule'"
                     )
+                else:
+                    msg = (
+                        f"{desc} will never match in '{ruleset}' because it uses keyword '{kw}' which is "
+                        f"incompatible with '{kind} {ruleset} rule'"
+                    )
+                self.diags.append(Diagnostic(WARNING, msg, location))
         return True, cond
 
     def rule_line(self, line: Any) -> None:

@@ -59,8 +59,17 @@ class CompileContext:
 
     # -- sub-parsers
 
-    def parse_expr(self, text: str) -> S.SampleExpr:
-        return S.parse_expr(text, self)
+    def parse_expr(self, text: str, display: str | None = None) -> S.SampleExpr:
+        """Compile a sample expression used by the current rule set; a fetch whose data
+        this rule set cannot provide is an error (haproxy's wording, naming ``display``
+        or the expression)."""
+        expr = S.parse_expr(text, self)
+        label = S.missing_need(expr.fetch.needs, self.ruleset, getattr(self.proxy, "kind", ""))
+        if label is not None:
+            raise S.SampleError(
+                f"fetch method '{display or text}' extracts information from '{label}', none of which is available here"
+            )
+        return expr
 
     def parse_format(self, text: str) -> Any:
         from minilb.rules.logformat import parse_log_format

@@ -140,15 +140,13 @@ def parse_log_format(text: str, ctx: Any = None) -> LogFormat:
                 expr = S.parse_expr(expr_text, ctx)
             except S.SampleError as e:
                 raise S.SampleError(f"failed to parse sample expression <{text[i + 1 :]}> : {e}") from None
-            if (
-                "backend" in expr.fetch.needs
-                and ctx is not None
-                and getattr(ctx.proxy, "kind", "") == "frontend"
-            ):
-                raise S.SampleError(
-                    f"sample fetch <{text[i + 1 :]}> may not be reliably used here because it needs 'backend' "
-                    "which is not available here"
-                )
+            if ctx is not None:
+                label = S.missing_need(expr.fetch.needs, ctx.ruleset, getattr(ctx.proxy, "kind", ""))
+                if label is not None:
+                    raise S.SampleError(
+                        f"sample fetch <{text[i + 1 :]}> may not be reliably used here because it needs '{label}' "
+                        "which is not available here"
+                    )
             fn = expr.eval
             i = close + 1
         else:

@@ -89,7 +89,42 @@ NEEDS_NONE = frozenset()
 NEEDS_L4 = frozenset({"l4"})
 NEEDS_HTTP_REQ = frozenset({"http-req"})
 NEEDS_HTTP_RES = frozenset({"http-res"})
+NEEDS_HTTP_RES_LINE = frozenset({"http-res-line"})
 NEEDS_BACKEND = frozenset({"backend"})
+#: how haproxy names what a fetch needs, in "not available here" messages
+NEEDS_LABELS = {
+    "http-req": "HTTP request headers",
+    "http-res": "HTTP response headers",
+    "http-res-line": "HTTP response",
+    "backend": "backend",
+}
+#: what each rule set can provide ("backend" depends on the proxy, see `missing_need`)
+AVAILABLE = {
+    "tcp-request connection": frozenset({"l4"}),
+    "tcp-request session": frozenset({"l4"}),
+    "tcp-request content": frozenset({"l4", "http-req"}),
+    "http-request": frozenset({"l4", "http-req"}),
+    "http-response": frozenset({"l4", "http-res", "http-res-line"}),
+    "http-after-response": frozenset({"l4", "http-res", "http-res-line"}),
+    "tcp-response content": frozenset({"l4", "http-res", "http-res-line"}),
+}
+
+
+def missing_need(needs: frozenset, ruleset: str, proxy_kind: str) -> str | None:
+    """The label of the first thing ``needs`` asks for that ``ruleset`` cannot provide."""
+    avail = AVAILABLE.get(ruleset)
+    if avail is None:
+        return None
+    for need in ("http-req", "http-res", "http-res-line", "backend"):
+        if need not in needs:
+            continue
+        if need == "backend":
+            if proxy_kind == "frontend":
+                return NEEDS_LABELS[need]
+        elif need not in avail:
+            return NEEDS_LABELS[need]
+    return None
+
 
 IPv4 = ipaddress.IPv4Address
 IPv6 = ipaddress.IPv6Address
@@ -1204,7 +1239,7 @@ _r("req.len", _req_len, out=SINT)
 _r("req_len", _req_len, out=SINT)
 _r("wait_end", _true, out=BOOL)
 _r("http_first_req", _http_first_req, out=BOOL, needs=REQ)
-_r("status", _status, out=SINT, needs=RES)
+_r("status", _status, out=SINT, needs=NEEDS_HTTP_RES_LINE)
 _r("url_ip", _url_ip, out=IPV4, needs=REQ)
 _r("url_port", _url_port, out=SINT, needs=REQ)
 _r("var", _var, (ARG_VAR, ARG_STR), 1, ANY)
