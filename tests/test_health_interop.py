@@ -87,3 +87,44 @@ backend backups
     theirs, ours = transitions(hp.output), transitions(lb.output)
     assert len(theirs) == expected_lines, theirs
     assert ours == theirs, (ours, theirs)
+
+
+@requires_haproxy
+@needs_plugin
+def test_up_lines_match_haproxy(procs):
+    late = free_port()  # nothing listens yet: DOWN first, UP once the origin starts
+
+    def config(port: int) -> str:
+        return f"""\
+global
+    log stdout format raw local0 info
+defaults
+    mode http
+    log global
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend tcpchk
+backend tcpchk
+    server s1 127.0.0.1:{late} check inter 200 fall 1 rise 2
+backend httpchk
+    option httpchk GET /health
+    server s1 127.0.0.1:{late} check inter 200 fall 1 rise 1
+"""
+
+    hp_port, lb_port = free_port(), free_port()
+    hp = Proc([haproxy_binary(), "-db", "-f", procs.write_config(config(hp_port), "hp.cfg")], procs.env)
+    procs.procs.append(hp)
+    lb = procs.twistd(procs.write_config(config(lb_port), "lb.cfg"), wait_port=lb_port)
+    for p in (hp, lb):
+        p.wait_for_line("Server tcpchk/s1 is DOWN")
+        p.wait_for_line("Server httpchk/s1 is DOWN")
+    procs.origin("late", port=late)
+    for p in (hp, lb):
+        p.wait_for_line("Server tcpchk/s1 is UP")
+        p.wait_for_line("Server httpchk/s1 is UP")
+    theirs, ours = transitions(hp.output), transitions(lb.output)
+    assert len(theirs) == 4, theirs
+    assert ours == theirs, (ours, theirs)

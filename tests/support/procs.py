@@ -145,8 +145,8 @@ class Proc:
 
 
 class Origin(Proc):
-    def __init__(self, name: str, env: dict[str, str], tls_crt: str | None = None):
-        argv = [sys.executable, "-m", "tests.support.origin", "--name", name]
+    def __init__(self, name: str, env: dict[str, str], tls_crt: str | None = None, port: int = 0):
+        argv = [sys.executable, "-m", "tests.support.origin", "--name", name, "--port", str(port)]
         if tls_crt:
             argv += ["--tls-crt", tls_crt]
         super().__init__(argv, env, cwd=str(REPO))
@@ -163,8 +163,8 @@ class ProcessGroup:
         self.tmp = Path(tempfile.mkdtemp(prefix="minilb-it-"))
         self.env = child_env()
 
-    def origin(self, name: str, tls_crt: str | None = None) -> Origin:
-        o = Origin(name, self.env, tls_crt)
+    def origin(self, name: str, tls_crt: str | None = None, port: int = 0) -> Origin:
+        o = Origin(name, self.env, tls_crt, port)
         self.procs.append(o)
         return o
 
