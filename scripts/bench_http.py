@@ -27,8 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench import configs, procs, report  # noqa: E402
+from bench.extras import EXTRAS_BY_NAME, ExtraResult, render_extra, run_extra  # noqa: E402
 from bench.profile import py_spy_command, render_profile, summarize_collapsed  # noqa: E402
-from bench.runner import DEFAULT_MINILB_COMMAND, REPO, Cell, Harness, Options  # noqa: E402
+from bench.runner import DEFAULT_MINILB_COMMAND, REPO, SUT_CPU, Cell, Harness, Options  # noqa: E402
 from bench.stats import median  # noqa: E402
 
 RESULTS_BLOCK = "bench_http"
@@ -85,6 +86,23 @@ harness, not a dependency of minilb) during the plain scenario and writes the to
 ### Reading
 
 (Written by hand after a full run: what the figures say, what stands in the way of the targets.)
+
+## Stick tables, peers and reload
+
+Run by `python scripts/bench_http.py` after the HTTP scenarios in a full run (or `--extras stick,peers,reload`);
+each script is the work of its own area and prints its own figures and targets.
+
+<!-- bench_stick:begin -->
+(not run yet)
+<!-- bench_stick:end -->
+
+<!-- bench_peers:begin -->
+(not run yet)
+<!-- bench_peers:end -->
+
+<!-- bench_reload:begin -->
+(not run yet)
+<!-- bench_reload:end -->
 """
 
 
@@ -125,13 +143,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--note", default="", help="a sentence put above the table (e.g. about machine load)")
     parser.add_argument("--json", help="also write every sample to this JSON file")
+    parser.add_argument(
+        "--extras",
+        help="other benchmark scripts to run after the HTTP scenarios, comma-separated from "
+        f"{','.join(EXTRAS_BY_NAME)} (default: all of them in a full run, none with --quick; 'none' for none)",
+    )
     parser.add_argument("--keep-workdir", action="store_true", help="keep the generated configs and logs")
     args = parser.parse_args(argv)
     quick = args.quick
     args.repetitions = args.repetitions or (3 if quick else 5)
     args.duration = args.duration or (2.0 if quick else 8.0)
     args.warmup = args.warmup if args.warmup is not None else (1.0 if quick else 2.0)
-    args.budget = args.budget or (180.0 if quick else 840.0)
+    args.budget = args.budget or (180.0 if quick else 850.0)
+    if args.extras is None:
+        args.extras = "" if quick else ",".join(EXTRAS_BY_NAME)
+    args.extras = tuple(name for name in args.extras.split(",") if name and name != "none")
+    unknown_extras = set(args.extras) - set(EXTRAS_BY_NAME)
+    if unknown_extras:
+        parser.error(f"unknown extras: {', '.join(sorted(unknown_extras))}")
     if args.repetitions < 3:
         parser.error("--repetitions must be at least 3: a median of fewer says little")
     args.systems = tuple(name for name in args.systems.split(",") if name)
@@ -302,8 +331,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.monotonic() - began:6.1f}s] {message}", flush=True)
 
     harness = Harness(options, registry, workdir, log)
+    extra_results: list[ExtraResult] = []
     try:
         cells = harness.run()
+        for name in args.extras:
+            time_left = harness.time_left() - 5
+            if time_left < 30:
+                log(f"extra {name}: skipped, out of the time budget")
+                continue
+            log(f"extra {name}: running {EXTRAS_BY_NAME[name].script} (at most {time_left:.0f} s)")
+            result = run_extra(
+                EXTRAS_BY_NAME[name], registry, REPO, cpu=SUT_CPU, timeout_s=min(300.0, time_left)
+            )
+            if result is None:
+                log(f"extra {name}: {EXTRAS_BY_NAME[name].script} does not exist yet")
+            else:
+                extra_results.append(result)
     except KeyboardInterrupt:
         print("interrupted: stopping every process the harness started", file=sys.stderr)
         return 130
@@ -326,6 +369,10 @@ def main(argv: list[str] | None = None) -> int:
         blocks[PROFILE_BLOCK] = (
             f"Profile recorded {started:%Y-%m-%d %H:%M} UTC at {git_description()}.\n\n"
             + render_profile(summary, command=command, duration_s=args.profile_seconds, system=args.profile)
+        )
+    for result in extra_results:
+        blocks[result.extra.block] = render_extra(
+            result, when=f"{started:%Y-%m-%d %H:%M} UTC", commit=git_description()
         )
     if args.json:
         Path(args.json).write_text(json.dumps(samples_json(cells), indent=1))
