@@ -4,16 +4,12 @@ from the same config text (minilb reads it with its own config loader): each cas
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
-
 import pytest
 
 from minilb.config.load import load_config
 from minilb.rules.compile import compile_rules
 from tests.conftest import haproxy_binary, requires_haproxy
-from tests.support.rules import session, txn
+from tests.support.rules import exchange_head, free_port, running_haproxy, session, txn
 from tests.test_rules_acl import HEADER_CASES, LITERAL_CASES, PATH_CASES
 
 #: (expression, request path, extra header lines)
@@ -50,40 +46,19 @@ def _config(port: int) -> str:
 
 @pytest.fixture(scope="module")
 def answers(tmp_path_factory):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cfg = tmp_path_factory.mktemp("acl") / "acl.cfg"
     cfg.write_text(_config(port))
-    check = subprocess.run(
-        [haproxy_binary(), "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=20
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
     conf, _ = load_config([str(cfg)])
     minilb_rules = compile_rules(conf, {})["fe"]
-    proc = subprocess.Popen([haproxy_binary(), "-db", "-f", str(cfg)], stderr=subprocess.DEVNULL)
-    try:
-        out = {}
-        deadline = time.monotonic() + 10
+    out = {}
+    with running_haproxy(haproxy_binary(), cfg, port):
         for i, (_expr, path, headers) in enumerate(CASES):
             req = _request(i, path, headers)
-            while True:
-                try:
-                    conn = socket.create_connection(("127.0.0.1", port), timeout=5)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            with conn:
-                conn.sendall(req)
-                status_line = conn.recv(65536).split(b"\r\n", 1)[0]
+            status_line = exchange_head(port, req).split(b"\r\n", 1)[0]
             ours = minilb_rules.http_request(txn(req, session(src="127.0.0.1")))
             out[i] = (status_line, ours.status)
-        return out
-    finally:
-        proc.terminate()
-        proc.wait(5)
+    return out
 
 
 @requires_haproxy

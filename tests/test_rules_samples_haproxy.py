@@ -3,15 +3,11 @@ haproxy renders each one through `http-request return lf-string "[%[EXPR]]"`."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
-
 import pytest
 
 from minilb.rules import samples as S
 from tests.conftest import haproxy_binary, requires_haproxy
-from tests.support.rules import session, txn
+from tests.support.rules import exchange_head, free_port, running_haproxy, session, txn
 
 REQUEST = (
     b"GET /shop/cart/item.html?id=42&ref=mail&id=43 HTTP/1.1\r\n"
@@ -101,9 +97,7 @@ EXPRESSIONS = [
 
 @pytest.fixture(scope="module")
 def haproxy_answers(tmp_path_factory):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     lines = [
         "defaults",
         "  mode http",
@@ -120,45 +114,22 @@ def haproxy_answers(tmp_path_factory):
         )
     cfg = tmp_path_factory.mktemp("smp") / "smp.cfg"
     cfg.write_text("\n".join(lines) + "\n")
-    check = subprocess.run(
-        [haproxy_binary(), "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=20
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
-    proc = subprocess.Popen([haproxy_binary(), "-db", "-f", str(cfg)], stderr=subprocess.DEVNULL)
-    try:
+    with running_haproxy(haproxy_binary(), cfg, port):
         answers = {}
-        deadline = time.monotonic() + 10
         for i, expr in enumerate(EXPRESSIONS):
-            req = REQUEST.replace(b"\r\n\r\n", b"\r\nX-Case: %d\r\n\r\n" % i)
-            while True:
-                try:
-                    conn = socket.create_connection(("127.0.0.1", port), timeout=5)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            with conn:
-                conn.sendall(req)
-                data = b""
-                while b"]" not in data.rpartition(b"\r\n\r\n")[2] or b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-            body = data.partition(b"\r\n\r\n")[2]
-            answers[expr] = body[1:-1]
+            data = exchange_head(port, _request(i))
+            answers[expr] = data.partition(b"\r\n\r\n")[2][1:-1]
         return answers
-    finally:
-        proc.terminate()
-        proc.wait(5)
+
+
+def _request(i: int) -> bytes:
+    return REQUEST.replace(b"\r\n\r\n", b"\r\nX-Case: %d\r\n\r\n" % i)
 
 
 @requires_haproxy
 @pytest.mark.parametrize("expr", EXPRESSIONS)
 def test_same_value_as_haproxy(haproxy_answers, expr):
-    i = EXPRESSIONS.index(expr)
-    t = txn(REQUEST.replace(b"\r\n\r\n", b"\r\nX-Case: %d\r\n\r\n" % i), session(src="127.0.0.1"))
+    t = txn(_request(EXPRESSIONS.index(expr)), session(src="127.0.0.1"))
     value = S.parse_expr(expr).eval(t.sess, t)
     rendered = b"" if value is None else S.to_bytes(S.as_str(value))
     assert rendered == haproxy_answers[expr]

@@ -16,7 +16,18 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from minilb.rules.samples import IPv4, IPv6, SampleError, as_bin, as_bool, as_int, as_ip, as_str, cfg_str
+from minilb.rules.samples import (
+    IPv4,
+    IPv6,
+    SampleError,
+    as_bin,
+    as_bool,
+    as_int,
+    as_ip,
+    as_str,
+    cfg_str,
+    read_pattern_lines,
+)
 
 MATCH_METHODS = (
     "found",
@@ -45,17 +56,7 @@ _INF = float("inf")
 
 def read_pattern_file(path: str) -> list[str]:
     """Patterns of a ``-f`` file: one per line, blank lines and ``#`` comments skipped."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        raise SampleError(f"failed to open pattern file <{path}>") from None
-    out = []
-    for raw in data.decode("latin-1").splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            out.append(line)
-    return out
+    return read_pattern_lines(path)
 
 
 # --------------------------------------------------------------------------- IP sets

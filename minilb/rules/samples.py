@@ -1281,27 +1281,29 @@ for _old, _new in (
 # --------------------------------------------------------------------------- converters
 
 
+def _select(n: int, index: int, count: int | None) -> tuple[int, int] | None:
+    """(first, last) of ``count`` items from 1-based ``index`` (negative: from the end)."""
+    count = count or 1
+    if index > 0:
+        if index > n:
+            return None
+        return index - 1, min(n, index - 1 + count) - 1
+    if index < 0 and -index <= n:
+        last = n + index
+        return max(0, last - count + 1), last
+    return None
+
+
 def _c_field(v: str, index: int, delims: str, count: int | None) -> str | None:
     """Field ``index`` (1-based, negative from the end) and ``count`` following ones,
     keeping the original delimiters between them (HAProxy's ``field``)."""
     if not delims:
         return None
     pieces = re.split("([" + re.escape(delims) + "])", v)  # fields at even indexes
-    fields = pieces[0::2]
-    n = len(fields)
-    count = count or 1
-    if index > 0:
-        if index > n:
-            return None
-        first, last = index - 1, min(n, index - 1 + count) - 1
-    elif index < 0:
-        if -index > n:
-            return None
-        last = n + index
-        first = max(0, last - count + 1)
-    else:
+    sel = _select(len(pieces[0::2]), index, count)
+    if sel is None:
         return None
-    return "".join(pieces[2 * first : 2 * last + 1])
+    return "".join(pieces[2 * sel[0] : 2 * sel[1] + 1])
 
 
 def _c_word(v: str, index: int, delims: str, count: int | None) -> str | None:
@@ -1310,20 +1312,10 @@ def _c_word(v: str, index: int, delims: str, count: int | None) -> str | None:
     if not delims:
         return None
     spans = [m.span() for m in re.finditer("[^" + re.escape(delims) + "]+", v)]
-    n = len(spans)
-    count = count or 1
-    if index > 0:
-        if index > n:
-            return None
-        first, last = index - 1, min(n, index - 1 + count) - 1
-    elif index < 0:
-        if -index > n:
-            return None
-        last = n + index
-        first = max(0, last - count + 1)
-    else:
+    sel = _select(len(spans), index, count)
+    if sel is None:
         return None
-    return v[spans[first][0] : spans[last][1]]
+    return v[spans[sel[0]][0] : spans[sel[1]][1]]
 
 
 def _regsub_resolve(args: list, ctx: Any) -> list:
@@ -1482,20 +1474,27 @@ class MapFile:
 _MAP_CACHE: dict[str, MapFile] = {}
 
 
-def load_map(path: str) -> MapFile:
-    cached = _MAP_CACHE.get(path)
-    if cached is not None:
-        return cached
+def read_pattern_lines(path: str, error_suffix: str = "") -> list[str]:
+    """The lines of a pattern or map file that are not blank nor ``#`` comments."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError:
-        raise SampleError(f"failed to open pattern file <{path}>.") from None
-    entries = []
+        raise SampleError(f"failed to open pattern file <{path}>{error_suffix}") from None
+    out = []
     for raw in data.decode("latin-1").splitlines():
         line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
+        if line and not line.startswith("#"):
+            out.append(line)
+    return out
+
+
+def load_map(path: str) -> MapFile:
+    cached = _MAP_CACHE.get(path)
+    if cached is not None:
+        return cached
+    entries = []
+    for line in read_pattern_lines(path, "."):
         parts = line.split(None, 1)
         entries.append((parts[0], parts[1].strip() if len(parts) > 1 else ""))
     m = MapFile(path, entries)

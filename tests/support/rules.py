@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from minilb.config.model import AclLine, Config, Proxy, RuleLine, Server, Timeouts, UseBackend
@@ -84,3 +89,73 @@ def haproxy_replies() -> dict[str, bytes]:
     """What haproxy 2.6.12 answered (tests/support/rules_capture.py wrote it)."""
     data = json.loads((DATA / "rules_haproxy_replies.json").read_text())
     return {k: v.encode("latin-1") for k, v in data.items()}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_haproxy(binary: str, cfg: str | Path, port: int) -> Iterator[None]:
+    """A real haproxy on ``cfg`` (checked with -c first), stopped on exit; waits (10 s at
+    most) until ``port`` accepts connections."""
+    check = subprocess.run([binary, "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=20)
+    assert check.returncode == 0, check.stdout + check.stderr
+    proc = subprocess.Popen(
+        [binary, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def exchange(port: int, request: bytes, idle: float = 0.5) -> bytes:
+    """Send ``request`` and read until the connection is idle for ``idle`` s or closes (3 s at most)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(request)
+        s.settimeout(idle)
+        out = b""
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+def exchange_head(port: int, request: bytes) -> bytes:
+    """Send ``request``; the response up to a complete content-length body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(request)
+        data = b""
+        while True:
+            head, sep, body = data.partition(b"\r\n\r\n")
+            if sep:
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    k, _, v = line.partition(b":")
+                    if k.strip().lower() == b"content-length":
+                        length = int(v)
+                if len(body) >= length:
+                    return data
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk

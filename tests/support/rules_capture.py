@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "rules_haproxy_replies.json"
@@ -128,31 +125,10 @@ frontend origin
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _exchange(port: int, request: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(request)
-        s.settimeout(0.5)
-        out = b""
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except TimeoutError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        return out
-
-
 def capture() -> dict[str, str]:
-    port, origin_port = _free_port(), _free_port()
+    from tests.support.rules import exchange, free_port, running_haproxy
+
+    port, origin_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
         errorfile = os.path.join(tmp, "503.http")
         with open(errorfile, "wb") as f:
@@ -160,20 +136,8 @@ def capture() -> dict[str, str]:
         cfg = os.path.join(tmp, "capture.cfg")
         with open(cfg, "w") as f:
             f.write(CONFIG.format(port=port, origin_port=origin_port, errorfile=errorfile))
-        proc = subprocess.Popen(
-            ["haproxy", "-db", "-f", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            return {name: _exchange(port, req).decode("latin-1") for name, req in REQUESTS}
-        finally:
-            proc.terminate()
-            proc.wait(5)
+        with running_haproxy("haproxy", cfg, port):
+            return {name: exchange(port, req).decode("latin-1") for name, req in REQUESTS}
 
 
 if __name__ == "__main__":
