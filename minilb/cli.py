@@ -224,11 +224,17 @@ def parse_haproxy_args(argv: Sequence[str]) -> HaproxyArgs:
 # --------------------------------------------------------------------------- shared steps
 
 
-def load_checked(paths: Sequence[str], localpeer: str | None):
-    """Load and validate through check mode; returns `minilb.check.CheckResult`."""
-    from minilb.check import check_config
+def load_checked(paths: Sequence[str], localpeer: str | None, fail_on_warnings: bool = False):
+    """Load and validate through check mode; returns `minilb.check.CheckResult`.
+    ``fail_on_warnings`` (``-dW``) makes any warning fatal, as ``zero-warning``."""
+    from minilb.check import ZERO_WARNING_ABORT, check_config
+    from minilb.errors import ALERT, WARNING, Diagnostic
 
-    return check_config(paths, localpeer=localpeer, environ=os.environ)
+    result = check_config(paths, localpeer=localpeer, environ=os.environ)
+    if fail_on_warnings and result.ok and any(d.severity == WARNING for d in result.diagnostics):
+        abort = Diagnostic(ALERT, ZERO_WARNING_ABORT)
+        result = attrs.evolve(result, ok=False, config=None, diagnostics=(*result.diagnostics, abort))
+    return result
 
 
 def print_check_lines(lines: Sequence[str], quiet: bool, out=None, err=None) -> None:
@@ -236,7 +242,7 @@ def print_check_lines(lines: Sequence[str], quiet: bool, out=None, err=None) -> 
     out = out or sys.stdout
     err = err or sys.stderr
     for line in lines:
-        is_diag = line.startswith("[")
+        is_diag = line.startswith(("[", "   |"))
         if quiet and not line.startswith("[ALERT]"):
             continue
         print(line, file=err if is_diag else out)
@@ -245,29 +251,32 @@ def print_check_lines(lines: Sequence[str], quiet: bool, out=None, err=None) -> 
 def run_check(
     paths: Sequence[str], localpeer: str | None, quiet: bool = False, fail_on_warnings=False
 ) -> int:
-    """Check mode: print as ``haproxy -c`` does and return its exit status."""
+    """Check mode: print as ``haproxy -c`` does and return its exit status (0 valid,
+    1 errors, 2 valid but nothing would listen)."""
     from minilb.check import render_check
-    from minilb.errors import WARNING
 
-    result = load_checked(paths, localpeer)
-    code, lines = render_check(result)
-    if fail_on_warnings and code == 0 and any(d.severity == WARNING for d in result.diagnostics):
-        lines = [*lines[:-2], "[ALERT]    (minilb) : config : Fatal errors found in configuration."]
-        code = 1
+    code, lines = render_check(load_checked(paths, localpeer, fail_on_warnings))
     print_check_lines(lines, quiet)
     return code
 
 
-def load_for_run(paths: Sequence[str], localpeer: str | None, quiet: bool = False):
+NO_LISTENER_ALERT = "[ALERT]    (minilb) : No enabled listener found (check for 'bind' directives) ! Exiting."
+
+
+def load_for_run(paths: Sequence[str], localpeer: str | None, quiet: bool = False, fail_on_warnings=False):
     """The validated config to run, or None after printing every problem (then exit 1)."""
     from minilb.check import render_check
 
-    result = load_checked(paths, localpeer)
+    result = load_checked(paths, localpeer, fail_on_warnings)
     code, lines = render_check(result)
-    if code != 0 or result.config is None:
-        print_check_lines([line for line in lines if line.startswith("[")], quiet=False)
+    diagnostics = [line for line in lines if line.startswith(("[", "   |"))]
+    if code == 1 or result.config is None:
+        print_check_lines(diagnostics, quiet=False)
         return None
-    print_check_lines([line for line in lines if line.startswith("[")], quiet)
+    print_check_lines(diagnostics, quiet)
+    if code == 2:  # valid, but nothing would listen: haproxy refuses to start
+        print(NO_LISTENER_ALERT, file=sys.stderr)
+        return None
     return result.config
 
 
@@ -412,7 +421,9 @@ def haproxy_main(argv: Sequence[str] | None = None, run: Callable | None = None)
         return 1
     if args.check:
         return run_check(args.files, args.localpeer, quiet=args.quiet, fail_on_warnings=args.fail_on_warnings)
-    config = load_for_run(args.files, args.localpeer, quiet=args.quiet)
+    config = load_for_run(
+        args.files, args.localpeer, quiet=args.quiet, fail_on_warnings=args.fail_on_warnings
+    )
     if config is None:
         return 1
     return (run or run_foreground)(config, args)

@@ -131,11 +131,26 @@ def test_check_mode_exit_codes_and_output(tmp_path, capsys):
 
 
 def test_dW_turns_warnings_into_failure(tmp_path, capsys):
-    warned = write(tmp_path, "warn.cfg", "frontend x\n    mode http\n")  # no bind: a warning
+    warned = write(
+        tmp_path, "warn.cfg", "frontend x\n    mode http\n    bind 127.0.0.1:1234\n"
+    )  # no timeouts
     assert cli.haproxy_main(["-c", "-f", warned]) == 0
     out, err = capsys.readouterr()
     assert "[WARNING]" in err and "Warnings were found." in out
     assert cli.haproxy_main(["-c", "-dW", "-f", warned]) == 1
+    out, err = capsys.readouterr()
+    assert err.rstrip().endswith("Some warnings were found and 'zero-warning' is set. Aborting.")
+    assert cli.haproxy_main(["-db", "-dW", "-f", warned], run=lambda c, a: 0) == 1
+
+
+def test_nothing_to_listen_on(tmp_path, capsys):
+    backend_only = write(
+        tmp_path, "b.cfg", VALID.split("frontend")[0] + "backend be\n    server s1 127.0.0.1:9\n"
+    )
+    assert cli.haproxy_main(["-c", "-f", backend_only]) == 2  # as haproxy -c: valid, but would not start
+    assert "will not start (no listener) => exit(2)." in capsys.readouterr().out
+    assert cli.haproxy_main(["-db", "-f", backend_only], run=lambda c, a: 0) == 1
+    assert "No enabled listener found" in capsys.readouterr().err
 
 
 def test_run_mode_loads_then_hands_over_and_refuses_bad_configs(tmp_path, capsys):
