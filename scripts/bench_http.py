@@ -137,6 +137,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="record SYSTEM (default minilb) with py-spy during an extra run of the plain scenario",
     )
     parser.add_argument("--profile-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--profile-scenarios", default="plain", help="comma-separated scenarios to profile (default: plain)"
+    )
     parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"), help="the markdown file to update")
     parser.add_argument(
         "--no-write", action="store_true", help="print the results block instead of writing it"
@@ -161,6 +164,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown_extras = set(args.extras) - set(EXTRAS_BY_NAME)
     if unknown_extras:
         parser.error(f"unknown extras: {', '.join(sorted(unknown_extras))}")
+    unknown_profiled = set(args.profile_scenarios.split(",")) - set(configs.SCENARIOS_BY_NAME) - {""}
+    if unknown_profiled:
+        parser.error(f"unknown scenarios to profile: {', '.join(sorted(unknown_profiled))}")
     if args.repetitions < 3:
         parser.error("--repetitions must be at least 3: a median of fewer says little")
     args.systems = tuple(name for name in args.systems.split(",") if name)
@@ -312,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         minilb_command=args.minilb_cmd,
         profile_s=args.profile_seconds if args.profile else 0.0,
         profile_system=args.profile or "minilb",
+        profile_scenarios=tuple(name for name in args.profile_scenarios.split(",") if name),
     )
     if args.profile and py_spy_command(1, Path("x"), 1) is None:
         print(
@@ -364,12 +371,21 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - began
     rows = rows_of(cells)
     blocks = {RESULTS_BLOCK: results_block(args, command, rows, started, elapsed, noise_sentence(cells))}
-    if harness.profile_text is not None:
-        summary = summarize_collapsed(harness.profile_text)
-        blocks[PROFILE_BLOCK] = (
-            f"Profile recorded {started:%Y-%m-%d %H:%M} UTC at {git_description()}.\n\n"
-            + render_profile(summary, command=command, duration_s=args.profile_seconds, system=args.profile)
-        )
+    if harness.profile_texts:
+        sections = [f"Profile recorded {started:%Y-%m-%d %H:%M} UTC at {git_description()}."]
+        for name, text in harness.profile_texts.items():
+            scenario = configs.SCENARIOS_BY_NAME[name]
+            sections.append(f"#### {scenario.title}")
+            sections.append(
+                render_profile(
+                    summarize_collapsed(text),
+                    command=command,
+                    duration_s=args.profile_seconds,
+                    system=args.profile,
+                    scenario=scenario.title,
+                )
+            )
+        blocks[PROFILE_BLOCK] = "\n\n".join(sections)
     for result in extra_results:
         blocks[result.extra.block] = render_extra(
             result, when=f"{started:%Y-%m-%d %H:%M} UTC", commit=git_description()

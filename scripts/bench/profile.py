@@ -72,13 +72,18 @@ def _is_pseudo_frame(frame: str) -> bool:
 
 
 def render_profile(
-    summary: ProfileSummary, *, command: str, duration_s: float, system: str = "minilb"
+    summary: ProfileSummary,
+    *,
+    command: str,
+    duration_s: float,
+    system: str = "minilb",
+    scenario: str = "plain proxy, keep-alive",
 ) -> str:
     """The markdown of a profile: two tables of the top frames with their share of all samples."""
     if summary.total_samples == 0:
         return "py-spy recorded no samples (is the process a Python process, and was py-spy allowed to attach?)\n"
     lines = [
-        f"py-spy sampled {system}'s process tree for {duration_s:.0f} s of the plain keep-alive scenario "
+        f"py-spy sampled {system}'s process tree for {duration_s:.0f} s of the scenario '{scenario}' "
         f"({summary.total_samples} busy samples; idle time in the event loop's poll is not sampled).",
         "",
         f"Command: `{command}`",

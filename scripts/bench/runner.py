@@ -40,6 +40,7 @@ class Options:
     start_timeout_s: float = 20.0
     profile_s: float = 0.0  # > 0: record profile_system with py-spy for this long in the plain scenario
     profile_system: str = "minilb"
+    profile_scenarios: tuple[str, ...] = ("plain",)
 
 
 @attrs.frozen
@@ -114,7 +115,7 @@ class Harness:
         self.log = log
         self.deadline = time.monotonic() + options.budget_s
         self.origin_port = 0
-        self.profile_text: str | None = None
+        self.profile_texts: dict[str, str] = {}  # scenario name -> py-spy's collapsed stacks
 
     # -- the origin ------------------------------------------------------------------------------------
 
@@ -314,11 +315,11 @@ class Harness:
             for cell, managed, port in running:
                 cell.state = "ok"
                 if (
-                    scenario.name == "plain"
+                    scenario.name in self.options.profile_scenarios
                     and cell.system == self.options.profile_system
                     and self.options.profile_s > 0
                 ):
-                    self.profile_text = self.profile(managed, port, scenario)
+                    self.profile_texts[scenario.name] = self.profile(managed, port, scenario)
         finally:
             for _cell, managed, _port in running:
                 self.registry.stop(managed)
@@ -328,13 +329,13 @@ class Harness:
         """Record the system with py-spy while wrk drives it; the raw collapsed stacks as text."""
         from bench.profile import py_spy_command
 
-        output = self.workdir / f"{self.options.profile_system}-profile.txt"
+        output = self.workdir / f"{self.options.profile_system}-{scenario.name}-profile.txt"
         argv = py_spy_command(managed.pid, output, self.options.profile_s)
         if argv is None:
             return ""
         spy = self.registry.start("py-spy", argv)
         try:
-            self.run_wrk("wrk-profile", port, scenario, self.options.profile_s)
+            self.run_wrk(f"wrk-profile-{scenario.name}", port, scenario, self.options.profile_s)
             spy.popen.wait(timeout=self.options.profile_s + 30)
         except (wrk.WrkParseError, subprocess.TimeoutExpired) as error:
             self.log(f"  profile: {error}")
@@ -355,7 +356,7 @@ class Harness:
             if not (system == "naive" and scenario.needs_rules)
         )
         per_pair = options.repetitions * (options.duration_s + 0.3) + options.warmup_s + 1.0
-        return pairs * per_pair + options.profile_s
+        return pairs * per_pair + options.profile_s * len(options.profile_scenarios)
 
     def run(self) -> list[Cell]:
         self.log(
