@@ -187,11 +187,14 @@ class Harness:
                 cwd=str(REPO),
                 env=env,
             )
+        except procs.StartError as error:
+            cell.state, cell.note = "not running", str(error)
+            return None
+        try:
             procs.wait_for_port(port, managed, timeout_s=self.options.start_timeout_s)
         except procs.StartError as error:
             cell.state, cell.note = "not running", str(error)
-            if "managed" in locals():
-                self.registry.stop(managed)
+            self.registry.stop(managed)
             return None
         problem = self.check_answers(cell, port)
         if problem is not None:
