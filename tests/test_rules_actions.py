@@ -270,3 +270,24 @@ def test_feature_modules_register_actions_with_parenthesised_args():
     )
     diags = check_rules(config(proxy("http-request test-note path", name="fe")))
     assert "but got 'test-note'" in diags[0].message
+
+
+def test_set_var_conditions():
+    _, t, _ = run(
+        """
+        http-request set-var(txn.a,ifnotexists) int(1)
+        http-request set-var(txn.a,ifnotexists) int(2)
+        http-request set-var(txn.b,ifexists) int(1)
+        http-request set-var(txn.c) int(10)
+        http-request set-var(txn.c,ifgt) int(4)
+        http-request set-var(txn.c,ifgt) int(7)
+        http-request set-var(txn.d) int(1)
+        http-request set-var(txn.d,iflt) int(9)
+        http-request set-var(txn.e,ifnotempty) str()
+        http-request set-var(txn.f,ifempty) str()
+        """
+    )
+    # ifgt: set when the variable is greater than the input (10 > 4 -> 4; 4 > 7 is false)
+    assert t.vars == {"txn.a": 1, "txn.c": 4, "txn.d": 9, "txn.f": ""}
+    diags = check_rules(config(proxy("http-request set-var(txn.a,ifbogus) int(1)", name="fe")))
+    assert diags[0].message.endswith("'ifbogus' is not a valid condition for a variable.")

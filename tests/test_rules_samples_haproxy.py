@@ -92,6 +92,22 @@ EXPRESSIONS = [
     "urlp(id)",
     "str(-12abc),add(0)",
     "str(MiXeD),upper,lower",
+    "str(hello),djb2",
+    "str(hello),sdbm",
+    "str(hello),crc32",
+    "str(hello),djb2(1)",
+    "str(hello),crc32(1)",
+    "str(hello),sha1,hex",
+    "str(hello),sha2,hex",
+    "str(hello),sha2(512),hex",
+    "str(a%20b+c),url_dec",
+    "str(/p+q?a%20b+c),url_dec",
+    "str(a+b),url_dec(1)",
+    "str(xxhixx),ltrim(x)",
+    "str(xxhixx),rtrim(x)",
+    "str(mid),concat(<,txn.nope,>)",
+    "str(v),set-var(txn.a),upper",
+    "int(3),set-var(txn.n),add(1)",
 ]
 
 

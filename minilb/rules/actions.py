@@ -669,30 +669,13 @@ def _parse_set_var(spec: ActionSpec, ctx: Any) -> Any:
         raise ActionError("missing fetch method")
     expr = ctx.parse_expr(spec.args[0], spec.word) if ctx is not None else S.parse_expr(spec.args[0])
     ev = expr.eval
-    ifnotexists = False
-    if spec.paren_args and len(spec.paren_args) > 1:
-        conds = spec.paren_args[1:]
-        for c in conds:
-            if c not in (
-                "ifexists",
-                "ifnotexists",
-                "ifempty",
-                "ifnotempty",
-                "ifset",
-                "ifnotset",
-                "ifgt",
-                "iflt",
-            ):
-                raise ActionError(f"unknown condition '{c}' in '{spec.word}'")
-        ifnotexists = "ifnotexists" in conds
+    conds = S.parse_var_conditions(spec.paren_args[1:]) if spec.paren_args else ()
+    set_value = S.set_var_value
 
     def set_var(s, t):
         v = ev(s, t)
-        if v is None:
-            return None
-        if ifnotexists and S.get_var(ref, s, t) is not None:
-            return None
-        store_var(ref, s, t, v)
+        if v is not None:
+            set_value(ref, conds, s, t, v)
         return None
 
     return set_var, 1

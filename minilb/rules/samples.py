@@ -1460,6 +1460,159 @@ def _strcmp_conv(v: str, s: Any, t: Any, ref: VarRef) -> int | None:
 _rc("strcmp", _strcmp_conv, (ARG_VAR,), out=SINT, with_ctx=True)
 
 
+# --------------------------------------------------------------------------- variables as converters
+
+VAR_CONDITIONS = ("ifexists", "ifnotexists", "ifempty", "ifnotempty", "ifset", "ifnotset", "ifgt", "iflt")
+
+
+def parse_var_conditions(words: list[str]) -> tuple[str, ...]:
+    for c in words:
+        if c not in VAR_CONDITIONS:
+            raise SampleError(f"'{c}' is not a valid condition for a variable")
+    if len(words) > 4:
+        raise SampleError("too many conditions (at most 4)")
+    return tuple(words)
+
+
+def var_conditions_hold(conds: tuple[str, ...], current: Any, value: Any) -> bool:
+    """Whether ``set-var(name, conds...)`` may store ``value`` over ``current`` (None: unset)."""
+    for c in conds:
+        if c in ("ifexists", "ifset"):
+            ok = current is not None
+        elif c in ("ifnotexists", "ifnotset"):
+            ok = current is None
+        elif c in ("ifempty", "ifnotempty"):
+            empty = type(value) in (str, bytes) and len(value) == 0
+            ok = empty if c == "ifempty" else not empty
+        else:  # ifgt / iflt: only when both are integers
+            if type(current) is int and type(value) is int:
+                ok = current > value if c == "ifgt" else current < value
+            else:
+                ok = True
+        if not ok:
+            return False
+    return True
+
+
+def set_var_value(ref: VarRef, conds: tuple[str, ...], sess: Any, txn: Any, value: Any) -> None:
+    store = var_store(ref, sess, txn)
+    if store is None:
+        return
+    if conds and not var_conditions_hold(conds, store.get(ref.full), value):
+        return
+    store[ref.full] = value
+
+
+def _set_var_resolve(args: list, ctx: Any) -> list:
+    return [args[0], parse_var_conditions([a for a in args[1:] if a])]
+
+
+def _set_var_conv(v: Any, s: Any, t: Any, ref: VarRef, conds: tuple[str, ...]) -> Any:
+    set_var_value(ref, conds, s, t, v)
+    return v
+
+
+_rc(
+    "set-var",
+    _set_var_conv,
+    (ARG_VAR, ARG_STR, ARG_STR, ARG_STR, ARG_STR),
+    1,
+    in_type=ANY,
+    out=ANY,
+    resolve=_set_var_resolve,
+    with_ctx=True,
+)
+
+
+def _concat(v: str, s: Any, t: Any, start: str | None, ref: VarRef | None, end: str | None) -> str:
+    middle = ""
+    if ref is not None:
+        got = get_var(ref, s, t)
+        middle = "" if got is None else (as_str(got) or "")
+    return v + (start or "") + middle + (end or "")
+
+
+_rc("concat", _concat, (ARG_STR, ARG_VAR, ARG_STR), 0, with_ctx=True)
+
+
+# --------------------------------------------------------------------------- text and hashes
+
+
+def _url_dec(v: str, in_form: int | None) -> str | None:
+    from urllib.parse import unquote_to_bytes
+
+    if in_form:
+        v = v.replace("+", " ")
+    elif "?" in v:
+        before, q, after = v.partition("?")
+        v = before + q + after.replace("+", " ")
+    return unquote_to_bytes(v).decode("latin-1")
+
+
+def _mix32(a: int) -> int:
+    """Bob Jenkins' 32-bit integer avalanche followed by a multiplication by a prime near
+    3/4 of 2**32 (what ``djb2(1)`` etc. apply in haproxy)."""
+    m = 0xFFFFFFFF
+    a = ((a + 0x7ED55D16) + (a << 12)) & m
+    a = ((a ^ 0xC761C23C) ^ (a >> 19)) & m
+    a = ((a + 0x165667B1) + (a << 5)) & m
+    a = ((a + 0xD3A2646C) ^ (a << 9)) & m
+    a = ((a + 0xFD7046C5) + (a << 3)) & m
+    a = ((a ^ 0xB55A4F09) ^ (a >> 16)) & m
+    return (a * 3221225473) & m
+
+
+def _hash_conv(fn: Callable[[bytes], int]) -> Callable[..., int]:
+    def conv(v: bytes, avalanche: int | None) -> int:
+        h = fn(v) & 0xFFFFFFFF
+        return _mix32(h) if avalanche else h
+
+    return conv
+
+
+def _djb2(data: bytes) -> int:
+    h = 5381
+    for c in data:
+        h = (h * 33 + c) & 0xFFFFFFFF
+    return h
+
+
+def _sdbm(data: bytes) -> int:
+    h = 0
+    for c in data:
+        h = (c + (h << 6) + (h << 16) - h) & 0xFFFFFFFF
+    return h
+
+
+def _crc32(data: bytes) -> int:
+    import zlib
+
+    return zlib.crc32(data)
+
+
+def _sha2(v: bytes, bits: int | None) -> bytes | None:
+    import hashlib
+
+    name = {None: "sha256", 224: "sha224", 256: "sha256", 384: "sha384", 512: "sha512"}.get(bits)
+    return None if name is None else hashlib.new(name, v).digest()
+
+
+def _sha1(v: bytes) -> bytes:
+    import hashlib
+
+    return hashlib.sha1(v).digest()
+
+
+_rc("url_dec", _url_dec, (ARG_SINT,), 0)
+_rc("ltrim", lambda v, chars: v.lstrip(chars), (ARG_STR,))
+_rc("rtrim", lambda v, chars: v.rstrip(chars), (ARG_STR,))
+_rc("djb2", _hash_conv(_djb2), (ARG_SINT,), 0, in_type=BIN, out=SINT)
+_rc("sdbm", _hash_conv(_sdbm), (ARG_SINT,), 0, in_type=BIN, out=SINT)
+_rc("crc32", _hash_conv(_crc32), (ARG_SINT,), 0, in_type=BIN, out=SINT)
+_rc("sha1", _sha1, in_type=BIN, out=BIN)
+_rc("sha2", _sha2, (ARG_SINT,), 0, in_type=BIN, out=BIN)
+
+
 # --------------------------------------------------------------------------- maps
 
 
