@@ -134,7 +134,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         nargs="?",
         const="minilb",
         metavar="SYSTEM",
-        help="record SYSTEM (default minilb) with py-spy during an extra run of the plain scenario",
+        help="record SYSTEM (default minilb) with py-spy during an extra run of each --profile-scenarios scenario",
     )
     parser.add_argument("--profile-seconds", type=float, default=10.0)
     parser.add_argument(
