@@ -291,3 +291,16 @@ def test_set_var_conditions():
     assert t.vars == {"txn.a": 1, "txn.c": 4, "txn.d": 9, "txn.f": ""}
     diags = check_rules(config(proxy("http-request set-var(txn.a,ifbogus) int(1)", name="fe")))
     assert diags[0].message.endswith("'ifbogus' is not a valid condition for a variable.")
+
+
+def test_haproxy_actions_minilb_lacks_are_clear_errors():
+    diags = check_rules(
+        config(proxy("http-request auth realm x\ntcp-request connection expect-proxy layer4", name="fe"))
+    )
+    assert [d.message for d in diags] == [
+        "error detected in proxy 'fe' while parsing 'http-request auth' rule : 'http-request auth' is a HAProxy 2.6 "
+        "action that minilb does not implement; ignoring it would change what the proxy does.",
+        "error detected in proxy 'fe' while parsing 'tcp-request connection expect-proxy' rule : 'tcp-request "
+        "connection expect-proxy' is a HAProxy 2.6 action that minilb does not implement; ignoring it would change "
+        "what the proxy does.",
+    ]

@@ -723,6 +723,31 @@ def _parse_ignored(spec: ActionSpec, ctx: Any) -> Any:
     return (lambda s, t: None), len(spec.args)
 
 
+def _parse_unsupported(spec: ActionSpec, ctx: Any) -> Any:
+    raise ActionError(
+        f"'{spec.ruleset} {spec.name}' is a HAProxy 2.6 action that minilb does not implement; "
+        "ignoring it would change what the proxy does"
+    )
+
+
+#: HAProxy 2.6 actions that would change behaviour if ignored: a clear error
+UNSUPPORTED_HTTP = (
+    "auth",
+    "use-service",
+    "do-resolve",
+    "set-src",
+    "set-src-port",
+    "set-dst",
+    "set-dst-port",
+    "set-map",
+    "del-map",
+    "add-acl",
+    "del-acl",
+    "send-spoe-group",
+    "early-hint",
+)
+UNSUPPORTED_TCP = ("expect-proxy", "expect-netscaler-cip", "set-src", "set-dst", "switch-mode", "use-service")
+
 #: HAProxy 2.6 actions that minilb accepts and ignores (with a warning)
 IGNORED_HTTP = (
     "set-log-level",
@@ -735,7 +760,6 @@ IGNORED_HTTP = (
     "disable-l7-retry",
     "strict-mode",
     "normalize-uri",
-    "early-hint",
     "set-timeout",
     "cache-use",
     "cache-store",
@@ -778,6 +802,15 @@ def _register_builtins() -> None:
     ra(TCP_RESPONSE, "close", _no_args(_reject))
     for name in IGNORED_HTTP:
         ra((req, res), name, _parse_ignored)
+    for name in UNSUPPORTED_HTTP:
+        ra(
+            (req, res),
+            name,
+            _parse_unsupported,
+            paren=name in ("set-map", "del-map", "add-acl", "del-acl", "do-resolve"),
+        )
+    for name in UNSUPPORTED_TCP:
+        ra(TCP_RULESETS, name, _parse_unsupported)
     for name in ("set-log-level", "set-nice", "set-tos", "set-mark", "capture"):
         ra(TCP_RULESETS, name, _parse_ignored)
 

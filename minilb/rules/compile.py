@@ -116,7 +116,13 @@ class ProxyRules:
     then ``select_backend``, then ``backend.http_request(txn)`` (a listen proxy that
     is its own backend runs them once).  Each ``http_*`` returns None (go on) or the
     `Reply` to send (``raw == b""`` with ``close`` set: close without answering).
-    ``tcp_*`` return True (accept / go on) or False (reject: close).
+    ``tcp_*(sess, txn=None)`` return True (accept / go on) or False (reject: close); in
+    HTTP mode pass the `Txn` to ``tcp_content`` so HTTP fetches see the request.
+    ``select_backend`` may return a name built at run time (``use_backend be_%[...]``)
+    that names no backend: the caller falls back to ``default_backend`` as haproxy does.
+    ``http_response``/``http_after_response`` edit ``txn.status``, ``txn.resp_reason``
+    (`minilb.rules.replies.reason_for` gives haproxy's phrase when it is None) and
+    ``txn.resp_headers``: run them before the response head is written.
     """
 
     def __init__(self, name: str):
