@@ -24,8 +24,10 @@ Pure: no Twisted, randomness comes in as a `random.Random`.
 from __future__ import annotations
 
 import bisect
-import ipaddress
+import functools
+import itertools
 import random
+import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -43,15 +45,21 @@ class ServerState:
 
     ``up`` is driven by health checks (servers without ``check`` are up unless
     ``disabled``); ``cur_conns`` is incremented and decremented by the data path.
+    Setting ``up`` or ``weight`` bumps `ServerState.generation`, which tells the
+    balancers to recompute which servers take traffic (instead of re-scanning the
+    farm on every request).
     """
+
+    #: incremented whenever any server's ``up`` or ``weight`` changes
+    generation = 0
 
     __slots__ = (
         "name",
         "address",
-        "weight",
+        "_weight",
         "backup",
         "maxconn",
-        "up",
+        "_up",
         "cur_conns",
         "tls",
         "model",
@@ -77,10 +85,10 @@ class ServerState:
     ):
         self.name = name
         self.address = address
-        self.weight = weight
+        self._weight = weight
         self.backup = backup
         self.maxconn = maxconn
-        self.up = up and not disabled
+        self._up = up and not disabled
         self.cur_conns = 0
         self.total_conns = 0
         self.tls = tls
@@ -106,6 +114,26 @@ class ServerState:
             id=server.id if server.id is not None else position,
             disabled=server.disabled,
         )
+
+    @property
+    def up(self) -> bool:
+        return self._up
+
+    @up.setter
+    def up(self, value: bool) -> None:
+        if value != self._up:
+            self._up = value
+            ServerState.generation += 1
+
+    @property
+    def weight(self) -> int:
+        return self._weight
+
+    @weight.setter
+    def weight(self, value: int) -> None:
+        if value != self._weight:
+            self._weight = value
+            ServerState.generation += 1
 
     @property
     def full(self) -> bool:
@@ -142,10 +170,17 @@ def avalanche(h: int) -> int:
 
 def source_key(src: str) -> bytes:
     """The bytes hashed for ``balance source``: the packed address when ``src`` is an IP."""
-    try:
-        return ipaddress.ip_address(src).packed
-    except ValueError:
-        return src.encode("utf-8", "surrogateescape")
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            return socket.inet_pton(family, src)
+        except OSError:
+            pass
+    return src.encode("utf-8", "surrogateescape")
+
+
+@functools.lru_cache(maxsize=65536)
+def source_hash(src: str) -> int:
+    return sdbm_hash(source_key(src))
 
 
 def uri_key(uri: bytes, whole: bool = False, length: int | None = None, depth: int | None = None) -> bytes:
@@ -205,24 +240,38 @@ class Balancer:
         by_id = sorted(self.servers, key=lambda s: s.id)
         self._actives = [s for s in by_id if not s.backup]
         self._backups = [s for s in by_id if s.backup]
+        self._generation = -1
+        self._tier: list[ServerState] = []
+        self._tier_limited = False  # some server of the tier has a maxconn
 
     def candidates(self) -> list[ServerState]:
         """The tier that takes traffic now: active servers that are up, else backups."""
-        tier = [s for s in self._actives if s.up and s.weight > 0]
-        if tier:
-            return tier
-        backups = [s for s in self._backups if s.up and s.weight > 0]
-        if backups and not self.allbackups:
-            return backups[:1]
-        return backups
+        if self._generation != ServerState.generation:
+            self._refresh()
+        return self._tier
+
+    def _refresh(self) -> None:
+        self._generation = ServerState.generation
+        tier = [s for s in self._actives if s._up and s._weight > 0]
+        if not tier:
+            tier = [s for s in self._backups if s._up and s._weight > 0]
+            if tier and not self.allbackups:
+                tier = tier[:1]
+        self._tier = tier
+        self._tier_limited = any(s.maxconn for s in tier)
 
     def pick(self, txn: Txn | None, src: str, exclude: frozenset[str] = frozenset()) -> ServerState | None:
-        tier = self.candidates()
+        if self._generation != ServerState.generation:
+            self._refresh()
+        tier = self._tier
         if not tier:
             return None
-        usable = [s for s in tier if not s.full and s.name not in exclude]
-        if not usable:
-            return None
+        if exclude or self._tier_limited:
+            usable = [s for s in tier if not s.full and s.name not in exclude]
+            if not usable:
+                return None
+        else:
+            usable = tier
         chosen = self._choose(tier, usable, txn, src)
         if chosen is not None:
             self._seq += 1
@@ -247,8 +296,9 @@ def smooth_weighted_pick(usable: list[ServerState]) -> ServerState:
     total = 0
     best: ServerState | None = None
     for s in usable:
-        s._rr_current += s.weight
-        total += s.weight
+        w = s._weight
+        s._rr_current += w
+        total += w
         if best is None or s._rr_current > best._rr_current:
             best = s
     assert best is not None
@@ -260,7 +310,7 @@ class LeastConn(Balancer):
     """leastconn: lowest connections per weight; round robin among equal loads."""
 
     def _choose(self, tier, usable, txn, src):
-        return min(usable, key=lambda s: ((s.cur_conns + 1) / s.weight, s._last_pick))
+        return min(usable, key=lambda s: ((s.cur_conns + 1) / s._weight, s._last_pick))
 
 
 class First(Balancer):
@@ -276,17 +326,23 @@ class RandomDraws(Balancer):
     def __init__(self, servers, rng, allbackups=False, draws: int = 2):
         super().__init__(servers, rng, allbackups)
         self.draws = max(1, draws)
+        self._cum_for: list[ServerState] | None = None
+        self._cum: list[int] = []
 
     def _choose(self, tier, usable, txn, src):
-        total = sum(s.weight for s in usable)
-        best: ServerState | None = None
-        for _ in range(self.draws):
-            point = self.rng.random() * total
-            for s in usable:
-                point -= s.weight
-                if point < 0:
-                    break
-            if best is None or (s.cur_conns / s.weight) < (best.cur_conns / best.weight):
+        if usable is tier:
+            if self._cum_for is not tier:
+                self._cum_for = tier
+                self._cum = list(itertools.accumulate(s._weight for s in tier))
+            cum = self._cum
+        else:
+            cum = list(itertools.accumulate(s._weight for s in usable))
+        total = cum[-1]
+        rand = self.rng.random
+        best = usable[bisect.bisect_right(cum, rand() * total)]
+        for _ in range(self.draws - 1):
+            s = usable[bisect.bisect_right(cum, rand() * total)]
+            if s.cur_conns * best._weight < best.cur_conns * s._weight:
                 best = s
         return best
 
@@ -318,18 +374,20 @@ class HashBalancer(Balancer):
     def _map_pick(tier, usable, h):
         # the map holds every running server `weight` times; walk on when the
         # designated server cannot take more (full, or already tried).
-        total = sum(s.weight for s in tier)
+        total = sum(s._weight for s in tier)
         slot = h % total
+        start = 0
         for i, s in enumerate(tier):
-            if slot < s.weight:
+            if slot < s._weight:
                 start = i
                 break
-            slot -= s.weight
-        usable_names = {s.name for s in usable}
+            slot -= s._weight
+        if usable is tier:
+            return tier[start]
         n = len(tier)
         for step in range(n):
             s = tier[(start + step) % n]
-            if s.name in usable_names:
+            if s in usable:
                 return s
         return None
 
@@ -358,6 +416,14 @@ class HashBalancer(Balancer):
 class SourceHash(HashBalancer):
     def key(self, txn, src):
         return source_key(src) if src else None
+
+    def _choose(self, tier, usable, txn, src):
+        if not src:
+            return smooth_weighted_pick(usable)
+        h = source_hash(src)
+        if self.consistent:
+            return self._ring_pick(tier, usable, avalanche(h))
+        return self._map_pick(tier, usable, h)
 
 
 class UriHash(HashBalancer):
