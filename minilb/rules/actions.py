@@ -735,10 +735,6 @@ UNSUPPORTED_HTTP = (
     "auth",
     "use-service",
     "do-resolve",
-    "set-src",
-    "set-src-port",
-    "set-dst",
-    "set-dst-port",
     "set-map",
     "del-map",
     "add-acl",
@@ -746,7 +742,9 @@ UNSUPPORTED_HTTP = (
     "send-spoe-group",
     "early-hint",
 )
-UNSUPPORTED_TCP = ("expect-proxy", "expect-netscaler-cip", "set-src", "set-dst", "switch-mode", "use-service")
+UNSUPPORTED_TCP = ("expect-proxy", "expect-netscaler-cip", "switch-mode", "use-service")
+#: address rewrites: ignored with a warning (haproxy's own example option-http_proxy.cfg uses them)
+ADDRESS_REWRITES = ("set-src", "set-src-port", "set-dst", "set-dst-port")
 
 #: HAProxy 2.6 actions that minilb accepts and ignores (with a warning)
 IGNORED_HTTP = (
@@ -811,6 +809,8 @@ def _register_builtins() -> None:
         )
     for name in UNSUPPORTED_TCP:
         ra(TCP_RULESETS, name, _parse_unsupported)
+    for name in ADDRESS_REWRITES:
+        ra((req, res) + TCP_RULESETS, name, _parse_ignored)
     for name in ("set-log-level", "set-nice", "set-tos", "set-mark", "capture"):
         ra(TCP_RULESETS, name, _parse_ignored)
 
