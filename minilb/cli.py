@@ -381,11 +381,6 @@ def signal_old_processes(pids: Sequence[int], signum: int, err=None) -> None:
             )
 
 
-def write_pidfile(path: str, pid: int) -> None:
-    with open(path, "w") as f:
-        f.write(f"{pid}\n")
-
-
 def _notice(message: str, quiet: bool) -> None:
     if not quiet:
         print(f"[NOTICE]   ({os.getpid()}) : {message}", file=sys.stderr)
@@ -438,27 +433,33 @@ def run_foreground(config, args: HaproxyArgs) -> int:
             "running a single process",
             quiet,
         )
-    go_daemon = (args.daemon or config.global_.daemon) and not args.foreground
-    if go_daemon:
-        daemonize()
-    pidfile = args.pidfile or config.global_.pidfile
-    if pidfile:
-        try:
-            write_pidfile(pidfile, os.getpid())
-        except OSError as e:
-            print(f"[ALERT]    (minilb) : cannot create pidfile {pidfile}: {e.strerror}", file=sys.stderr)
-            return 1
-
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
     service = build_worker_service(config, reactor)
     try:
-        service.startService()
-    except Exception as e:  # a bind failure and the like: HAProxy's start-up alert, exit 1
+        service.startService()  # binds now: a failure is reported before any fork, as haproxy
+    except Exception as e:
         print(startup_alert(e), file=sys.stderr)
         return 1
+    pidfile = args.pidfile or config.global_.pidfile
+    pid_out = None
+    if pidfile:
+        try:
+            pid_out = open(pidfile, "w")
+        except OSError as e:
+            print(
+                f"[ALERT]    ({os.getpid()}) : [minilb.main()] Cannot create pidfile {pidfile}",
+                file=sys.stderr,
+            )
+            print(f"[ALERT]    ({os.getpid()}) : {e.strerror}", file=sys.stderr)
+            return 1
+    if (args.daemon or config.global_.daemon) and not args.foreground:
+        daemonize()  # the listeners and the reactor's state carry over to the daemon
+    if pid_out is not None:
+        with pid_out:
+            pid_out.write(f"{os.getpid()}\n")
     signal_old_processes(args.soft_stop_pids, signal.SIGUSR1)
     signal_old_processes(args.hard_stop_pids, signal.SIGTERM)
     install_stop_signals(reactor, service, config.global_.hard_stop_after)

@@ -187,6 +187,7 @@ def test_port_in_use_is_an_alert_and_exit_1(procs):
         for argv in (
             [shutil.which("twistd"), "--pidfile=", "-n", "minilb", "-c", cfg],
             [sys.executable, "-m", "minilb", "-db", "-f", cfg],
+            [sys.executable, "-m", "minilb", "-D", "-f", cfg],  # reported before forking, as haproxy
         ):
             p = procs.run(argv)
             out = p.stdout + p.stderr
