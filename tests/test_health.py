@@ -285,3 +285,36 @@ def test_health_module_reexports_the_adapter():
     import minilb.http.health as health
 
     assert health.HealthChecker is HealthChecker
+
+
+def test_addr_and_port_overrides_choose_where_checks_go():
+    clock = task.Clock()
+    checker, server, _, conn = make_checker(clock, None, check_addr="127.0.0.9", check_port=8404)
+    checker.start()
+    clock.advance(2.0)
+    call = conn.calls[0]
+    assert (call["address"].host, call["port"]) == ("127.0.0.9", 8404)
+    v6, _, _, conn6 = make_checker(clock, None, check_addr="::1")
+    v6.start()
+    clock.advance(2.0)
+    assert conn6.calls[0]["address"].family == "ipv6"
+
+
+def test_a_dialer_that_raises_is_a_layer4_problem(logged):
+    clock = task.Clock()
+    model = Server(BUILTIN, "s1", Address("unix", path="/nonexistent/sock"), check=True, id=1)
+    server = ServerState.from_model(model)
+    proxy = Proxy(BUILTIN, "be", "backend")
+
+    def broken(*args):
+        raise OSError("cannot connect to address family 'unix'")
+
+    checker = HealthChecker(
+        clock, server, proxy, lambda lvl, msg: logged.append(msg), rng=random.Random(0), connect=broken
+    )
+    checker.start()
+    clock.advance(2.0)
+    assert not server.up
+    assert "Layer4 connection problem, info: \"cannot connect to address family 'unix'\"" in logged[0]
+    clock.advance(2.0)  # and it keeps checking
+    assert checker.checks_done == 2

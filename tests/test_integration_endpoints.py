@@ -67,6 +67,7 @@ frontend wrong_name
     bind 127.0.0.1:{wrong_name}
     default_backend misnamed
 backend verified
+    option httpchk GET /health
     server s1 127.0.0.1:{o.port} ssl verify required ca-file {pki["ca"]} sni str(origin.test) check inter 300
 backend untrusted
     retries 0
@@ -81,8 +82,42 @@ backend misnamed
     assert r.status == 200 and body == b"hello from secure"
     assert get(wrong_ca, "/")[0].status == 503
     assert get(wrong_name, "/")[0].status == 503
-    time.sleep(1)  # a few checks over TLS have run by now
+    time.sleep(1)  # a few HTTP checks over TLS have run by now (a plain-text one would fail)
     assert "verified/s1 is DOWN" not in lb.output
+
+
+def has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@needs_plugin
+@pytest.mark.skipif(not has_ipv6(), reason="no IPv6 loopback")
+def test_ipv6_bind_and_ipv6_server(procs):
+    o = procs.origin("s1")
+    inner, outer = free_port(), free_port()
+    cfg = (
+        DEFAULTS
+        + f"""
+listen v6_front
+    bind ipv6@::1:{outer}
+    server relay ipv6@::1:{inner}
+listen v6_relay
+    bind [::1]:{inner}
+    server s1 127.0.0.1:{o.port}
+"""
+    )
+    procs.twistd(procs.write_config(cfg))
+    wait_for_port(outer, host="::1")
+    conn = http.client.HTTPConnection("::1", outer, timeout=20)
+    conn.request("GET", "/headers")
+    r = conn.getresponse()
+    assert r.status == 200 and r.read().startswith(b"GET /headers HTTP/1.1")
+    conn.close()
 
 
 @needs_plugin
