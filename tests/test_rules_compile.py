@@ -380,3 +380,24 @@ def test_warnings_of_a_good_config_are_returned():
     diags = []
     compile_rules(config(proxy("tcp-request connection reject if { path /a }", name="fe")), {}, diags)
     assert [d.severity for d in diags] == [WARNING]
+
+
+def _example_configs() -> list[str]:
+    import glob
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    return sorted(glob.glob(str(repo / "conf" / "*.cfg"))) + sorted(
+        glob.glob("/usr/share/doc/haproxy/examples/*.cfg")
+    )
+
+
+@pytest.mark.parametrize("path", _example_configs())
+def test_shipped_and_haproxy_example_configs_compile(path):
+    from minilb.config.load import load_config
+
+    try:
+        conf, _ = load_config([path], localpeer="lb1")
+    except ConfigError as e:  # haproxy itself rejects some examples (wurfl: a module it lacks)
+        pytest.skip(f"the config layer rejects it: {e.alerts[0]}")
+    assert [str(d) for d in check_rules(conf) if d.severity == ALERT] == []

@@ -257,3 +257,11 @@ def test_non_ascii_header_bytes_round_trip():
     v = S.parse_expr("req.hdr(x-n)").eval(t.sess, t)
     assert S.to_bytes(v) == b"caf\xc3\xa9"
     assert S.parse_expr("req.hdr(x-n),length").eval(t.sess, t) == 5  # bytes, as haproxy counts
+
+
+def test_empty_parentheses():
+    # accepted by haproxy 2.6.12: `%[always_true()]`, `%[str(a),lower()]`, `%[str()]`
+    assert ev("always_true()") is True
+    assert ev("str(A),lower()") == "a"
+    assert ev("str()") == ""
+    assert ev("req.hdr_cnt()") == 10

@@ -350,9 +350,10 @@ def get_var(ref: VarRef, sess: Any, txn: Any) -> Any:
 
 
 class FetchDef:
-    __slots__ = ("name", "fn", "args", "min_args", "out", "needs", "multi", "match", "resolve")
+    __slots__ = ("name", "fn", "args", "min_args", "out", "needs", "multi", "match", "resolve", "unsupported")
 
-    def __init__(self, name, fn, args, min_args, out, needs, multi, match, resolve):
+    def __init__(self, name, fn, args, min_args, out, needs, multi, match, resolve, unsupported=False):
+        self.unsupported = unsupported
         self.name = name
         self.fn = fn
         self.args = tuple(args)
@@ -691,10 +692,12 @@ def parse_expr(text: str, ctx: Any = None, fetch_defs: dict[str, FetchDef] | Non
     fdef = (fetch_defs or FETCHES).get(name) or FETCHES.get(name)
     if fdef is None or not name:
         raise SampleError(f"unknown fetch method '{name}'{did_you_mean(name, FETCHES)}")
-    if raw is not None and not fdef.args:
+    if raw is not None and raw != [""] and not fdef.args:
         raise SampleError(f"fetch method '{name}' : expected ')' before '{text[len(name) + 1 :]}'")
+    if fdef.unsupported and ctx is not None:
+        ctx.warn(f"sample fetch '{name}' needs a module minilb does not have: it never returns a value.")
     try:
-        fargs = parse_args("fetch method", name, fdef.args, fdef.min_args, raw or [], ctx)
+        fargs = parse_args("fetch method", name, fdef.args, fdef.min_args, _raw(raw, fdef.args), ctx)
     except TableNotFound as e:
         e.fetch = name
         raise
@@ -716,12 +719,12 @@ def parse_expr(text: str, ctx: Any = None, fetch_defs: dict[str, FetchDef] | Non
         cdef = CONVERTERS.get(cname)
         if cdef is None:
             raise SampleError(f"unknown converter '{cname}'{did_you_mean(cname, CONVERTERS)}")
-        if craw is not None and not cdef.args:
+        if craw is not None and craw != [""] and not cdef.args:
             raise SampleError(
                 f"invalid arg 1 in converter '{cname}' : expected ')' before '{','.join(craw)})'"
             )
         try:
-            cargs = parse_args("converter", cname, cdef.args, cdef.min_args, craw or [], ctx)
+            cargs = parse_args("converter", cname, cdef.args, cdef.min_args, _raw(craw, cdef.args), ctx)
         except TableNotFound as e:
             e.fetch, e.conv = name, cname
             raise
@@ -763,6 +766,13 @@ def parse_expr(text: str, ctx: Any = None, fetch_defs: dict[str, FetchDef] | Non
             return () if v is None else (v,)
 
     return SampleExpr(text, fdef, fargs, tuple(conv_names), out, ev, ev_all)
+
+
+def _raw(raw: list[str] | None, spec: tuple[str, ...]) -> list[str]:
+    """``f()`` gives no argument to a keyword without any, one empty one otherwise."""
+    if raw is None or (raw == [""] and not spec):
+        return []
+    return raw
 
 
 def _argpos(msg: str) -> str:
@@ -1249,6 +1259,18 @@ _r("bool", _bool, (ARG_SINT,), out=BOOL)
 _r("always_true", _true, out=BOOL)
 _r("always_false", _false, out=BOOL)
 _r("date", _date, (ARG_SINT,), 0, SINT)
+
+
+def _no_value(s, t, *args):
+    return None
+
+
+# device-detection fetches of optional haproxy modules (haproxy's examples use them):
+# accepted with a warning, they never return a value
+for _name, _nargs in (("wurfl-get-all", 0), ("wurfl-get", 8), ("51d.all", 5), ("da-csv-fetch", 5)):
+    FETCHES[_name] = FetchDef(
+        _name, _no_value, (ARG_STR,) * _nargs, 0, STR, NEEDS_HTTP_REQ, None, None, None, True
+    )
 _r("url_param", _url_param, (ARG_STR, ARG_STR), 0, STR, REQ, _url_param_multi)
 _r("urlp", _url_param, (ARG_STR, ARG_STR), 0, STR, REQ, _url_param_multi)
 _r("urlp_val", _url_param_val, (ARG_STR, ARG_STR), 0, SINT, REQ)
