@@ -265,3 +265,8 @@ def test_empty_parentheses():
     assert ev("str(A),lower()") == "a"
     assert ev("str()") == ""
     assert ev("req.hdr_cnt()") == 10
+
+
+def test_log_lines_render_missing_samples_as_dash():
+    t = txn(REQ)
+    assert parse_log_format("[%[req.hdr(none)]]", missing="-").render(t.sess, t) == "[-]"

@@ -88,7 +88,7 @@ class LogFormat:
         self.constant = constant
 
 
-def _piece(fn: Callable[[Any, Any], Any], quote: bool) -> Callable[[Any, Any], str]:
+def _piece(fn: Callable[[Any, Any], Any], quote: bool, missing: str) -> Callable[[Any, Any], str]:
     as_str = S.as_str
     if quote:
 
@@ -101,14 +101,15 @@ def _piece(fn: Callable[[Any, Any], Any], quote: bool) -> Callable[[Any, Any], s
     def plain(s, t):
         v = fn(s, t)
         if v is None:
-            return ""
+            return missing
         return v if type(v) is str else as_str(v)
 
     return plain
 
 
-def parse_log_format(text: str, ctx: Any = None) -> LogFormat:
-    """Compile ``text``; raises `SampleError` with HAProxy's wording."""
+def parse_log_format(text: str, ctx: Any = None, missing: str = "") -> LogFormat:
+    """Compile ``text``; raises `SampleError` with HAProxy's wording.  ``missing`` is
+    what an absent sample renders as: "" in rules (headers, bodies), "-" in log lines."""
     pieces: list[Any] = []  # str literals or callables
     lit: list[str] = []
     i, n = 0, len(text)
@@ -164,7 +165,7 @@ def parse_log_format(text: str, ctx: Any = None) -> LogFormat:
         if lit:
             pieces.append(S.cfg_str("".join(lit)))
             lit = []
-        pieces.append(_piece(fn, quote))
+        pieces.append(_piece(fn, quote, missing))
     if lit:
         pieces.append(S.cfg_str("".join(lit)))
     if all(type(p) is str for p in pieces):
