@@ -401,3 +401,11 @@ def test_shipped_and_haproxy_example_configs_compile(path):
     except ConfigError as e:  # haproxy itself rejects some examples (wurfl: a module it lacks)
         pytest.skip(f"the config layer rejects it: {e.alerts[0]}")
     assert [str(d) for d in check_rules(conf) if d.severity == ALERT] == []
+
+
+def test_use_backend_in_tcp_mode_takes_the_session():
+    fe = proxy("use_backend inside if { src 10.0.0.0/8 }\nuse_backend web if { path /a }", name="fe", kind="frontend")
+    names = ("inside", "web")
+    rules = compile_rules(config(fe, *(proxy("", name=n, kind="backend") for n in names)), {})["fe"]
+    assert rules.select_backend(session(src="10.1.1.1")) == "inside"
+    assert rules.select_backend(session(src="8.8.8.8")) is None  # HTTP fetches find nothing without a Txn

@@ -152,9 +152,13 @@ class ProxyRules:
     def http_after_response(self, txn: Txn) -> None:
         self._after(txn)
 
-    def select_backend(self, txn: Txn) -> str | None:
-        """The backend named by the first matching ``use_backend`` rule, or None."""
-        s = txn.sess
+    def select_backend(self, txn: Txn | Session) -> str | None:
+        """The backend named by the first matching ``use_backend`` rule, or None.
+        Takes the `Txn`, or the `Session` of a TCP-mode connection."""
+        if type(txn) is Session:
+            s, txn = txn, None
+        else:
+            s = txn.sess
         for cond, target in self._use_backends:
             if cond is None or cond(s, txn):
                 if type(target) is str:
