@@ -240,23 +240,41 @@ def test_http_check_sends_request_and_judges_status(logged):
     assert 'reason: Layer7 wrong status, code: 503, info: "Service Unavailable"' in logged[0][1]
 
 
-def test_http_check_timeout_uses_timeout_check(logged):
+def test_timeout_check_is_read_time_after_connect(logged):
     clock = task.Clock()
     checker, server, _, conn = make_checker(
         clock,
         lambda lvl, msg: logged.append((lvl, msg)),
         httpchk=HttpCheck(),
-        timeouts=Timeouts(connect=100, check=300),
+        timeouts=Timeouts(connect=5000, check=300),
     )
     checker.start()
     clock.advance(2.0)
-    assert conn.calls[0]["timeout"] == 0.1
+    assert conn.calls[0]["timeout"] == 2.0  # min(timeout connect, inter)
+    clock.advance(0.5)  # connecting took 500 ms
     proto, transport = conn.accept()
     clock.advance(0.299)
     assert server.up
     clock.advance(0.001)
     assert not server.up
-    assert "reason: Layer7 timeout, check duration: 300ms." in logged[0][1]
+    assert "reason: Layer7 timeout, check duration: 800ms." in logged[0][1]
+
+
+def test_without_timeout_check_inter_bounds_the_whole_check(logged):
+    clock = task.Clock()
+    checker, server, _, conn = make_checker(
+        clock, lambda lvl, msg: logged.append((lvl, msg)), httpchk=HttpCheck(), timeouts=Timeouts(connect=100)
+    )
+    checker.start()
+    clock.advance(2.0)
+    assert conn.calls[0]["timeout"] == 2.0
+    clock.advance(1.5)
+    conn.accept()
+    clock.advance(0.499)
+    assert server.up
+    clock.advance(0.001)
+    assert not server.up
+    assert "check duration: 2000ms." in logged[0][1]
 
 
 def test_connect_timeout_is_layer4_timeout(logged):

@@ -138,12 +138,16 @@ class HealthChecker:
         self.state = HealthState(
             model.rise if model else 2, model.fall if model else 3, initially_up=server.up
         )
+        # `timeout check` set: connect within min(timeout connect, inter), then read
+        # within `timeout check`; unset: the whole check (connect + read) within inter.
         check_timeout = proxy.timeouts.check
         if check_timeout:
-            self.connect_timeout_ms = proxy.timeouts.connect or check_timeout
+            self.connect_timeout_ms = min(proxy.timeouts.connect or self.inter, self.inter)
             self.read_timeout_ms = check_timeout
+            self.read_timeout_from_connect = True
         else:
             self.connect_timeout_ms = self.read_timeout_ms = self.inter
+            self.read_timeout_from_connect = False
         self.use_tls = bool(
             model is not None and (model.check_ssl or (server.tls.enabled and model.check_port is None))
         )
@@ -230,7 +234,9 @@ class HealthChecker:
                     done(L7_TIMEOUT)
                     proto.transport.abortConnection()
 
-            remaining = self.read_timeout_ms / 1000.0 - (self.reactor.seconds() - started)
+            remaining = self.read_timeout_ms / 1000.0
+            if not self.read_timeout_from_connect:
+                remaining -= self.reactor.seconds() - started
             state["timer"] = self.reactor.callLater(max(remaining, 0.0), read_timeout)
 
         def failed(failure: Failure):
