@@ -1,0 +1,760 @@
+"""Owns the replication logic of one peers section: which peer lacks what, and when.
+
+`PeersSync` keeps, per remote peer, its connection state, reconnect timing and one
+`TableCursor` per shared table (last pushed, acked, last received and acked ids, teach
+origin: peers-wire.md 9.2), and per live connection a `Link` (its `Session`, the tables
+the remote side defined, what we are teaching or learning on it, heartbeat and liveness
+times).  It decides every message: incremental pushes in batches of
+``tune.peers.max-updates-at-once`` (UPDATE then INCREMENTAL-UPDATE for consecutive ids,
+DEFINE before switching tables), one ACK per table per received batch, full teaches
+(TIMED updates with the remaining expiry, then FINISHED or PARTIAL), the learning
+state machine of 9.6 (an old local process first, then one remote peer), heartbeats
+after 3 s without pushing, liveness checks every 5 s, reconnects after 50-2050 ms
+(injected `random.Random`) or on HAProxy's 5 s cadence, and last-hello-wins collisions.
+
+Learned updates go to `StickTable.apply_remote`, which does not announce them as local
+changes.  Unlike HAProxy 2.6 (pitfall 16), a stopping process hands its tables over to
+its successor even when it is not fully synchronised itself (issue 6).
+
+Nothing here does I/O or reads a clock: the adapter feeds events (`connection_made`,
+`connection_failed`, `incoming`, `data_received`, `connection_lost`), calls `tick()` at
+`next_deadline()`, asks `dials_due()` which peers to dial, and after each call writes
+every link's `data_to_send()` and closes the links whose `should_close` is set.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from minilb.peers import codec
+from minilb.peers import messages as m
+from minilb.peers.session import Session
+from minilb.stick.datatypes import BY_NAME, KEY_TYPE_CODES
+from minilb.timebase import Clock, now_ms
+
+MASK32 = 0xFFFFFFFF
+HALF32 = 0x80000000
+
+MAX_UPDATES_AT_ONCE = 200
+HEARTBEAT_MS = 3000
+LIVENESS_MS = 5000
+RESYNC_MS = 5000
+RECONNECT_MS = 5000
+CONNECT_RETRY_MS = 1000
+CONNECT_RETRIES = 3
+HANDOVER_RETRY_MS = 500
+HANDOVER_MS = 5000
+JITTER_MIN_MS = 50
+JITTER_MAX_MS = 2050
+#: stop pushing to a link whose unsent output exceeds this (the adapter drains it)
+MAX_PENDING_OUTPUT = 256 * 1024
+
+
+def _s32(value: int) -> int:
+    value &= MASK32
+    return value - (1 << 32) if value & HALF32 else value
+
+
+def table_define(table: Any, table_id: int) -> m.Define:
+    """The DEFINE announcing a local stick table (spec: `minilb.config.model.TableSpec`)."""
+    spec = table.spec
+    bits = 0
+    params = []
+    for item in sorted(spec.store, key=lambda it: BY_NAME[it.name].bit):
+        dt = BY_NAME[item.name]
+        bits |= 1 << dt.bit
+        if dt.has_param_block:
+            params.append(
+                m.DefineParam(
+                    dt.bit,
+                    count=item.count or 1 if dt.is_array else None,
+                    period=item.period or 0 if dt.is_rate else None,
+                )
+            )
+    return m.Define(
+        table_id,
+        spec.wire_name,
+        KEY_TYPE_CODES[spec.key_type],
+        spec.key_len,
+        bits,
+        spec.expire or 0,
+        tuple(params),
+    )
+
+
+def table_key(table: Any, key: m.Key) -> Any:
+    """A decoded wire key in the table's stored form."""
+    if isinstance(key, ipaddress.IPv4Address):
+        key = int(key)
+    elif isinstance(key, ipaddress.IPv6Address):
+        key = key.packed
+    return table.normalize_key(key)
+
+
+class TableCursor:
+    """What one remote peer has of one local table (kept across sessions)."""
+
+    __slots__ = ("last_pushed", "acked", "last_get", "last_acked", "teaching_origin")
+
+    def __init__(self) -> None:
+        self.last_pushed = 0
+        self.acked = 0  # restart point of the next session ("update" in show peers)
+        self.last_get = 0
+        self.last_acked = 0
+        self.teaching_origin = 0
+
+
+class SharedTable:
+    """A local table with its local id and its DEFINE."""
+
+    def __init__(self, table: Any, table_id: int):
+        self.table = table
+        self.table_id = table_id
+        self.define = table_define(table, table_id)
+        self.encoded_define = codec.encode(self.define)
+
+
+class Peer:
+    """A peer of the section (the local one included) and its connection state."""
+
+    def __init__(self, name: str, is_local: bool, tables: Sequence[SharedTable]):
+        self.name = name
+        self.is_local = is_local
+        self.cursors = {t.table_id: TableCursor() for t in tables}
+        self.link: Link | None = None
+        self.dialing = False
+        self.next_dial_ms: int | None = None
+        self.attempt_started_ms = 0
+        self.retries = 0
+        self.reconnect_at_ms: int | None = None
+        self.gave_up = False  # a non-200 answer: HAProxy never redials by itself
+        self.downgrade = False  # it answered 502: announce 2.0
+        self.not_up_to_date = False  # it answered our resync with PARTIAL
+        self.last_status: str = "NONE"
+        self.collisions = 0
+        self.tx_heartbeats = 0
+        self.rx_heartbeats = 0
+
+
+class Link:
+    """One live connection of the section, with its per-session state."""
+
+    def __init__(self, session: Session, peer: Peer | None, now: int):
+        self.session = session
+        self.peer = peer
+        self.created_ms = now
+        self.should_close = False
+        self.close_reason: str | None = None
+        self.paused = False  # the adapter's transport is full
+        # receive side
+        self.remote_tables: dict[int, SharedTable | None] = {}
+        self.rx_last_get: dict[int, int] = {}
+        self.rx_last_acked: dict[int, int] = {}
+        self.rx_since_check = False
+        # send side
+        self.send_table: int | None = None
+        self.last_push_ms = now
+        self.alive_deadline_ms: int | None = None
+        self.teach: Iterator[bytes] | None = None
+        self.awaiting_confirm = False
+        self.learning = False  # we asked it for a full resync (or it is the old process)
+        self.established_seen = False
+        self.wake: Callable[[], None] | None = None
+
+    def data_to_send(self) -> bytes:
+        return self.session.data_to_send()
+
+    def __repr__(self) -> str:
+        name = self.peer.name if self.peer else "?"
+        return f"<Link {self.session.role} {name} {self.session.state}>"
+
+
+class PeersSync:
+    """Replication of one peers section (see the module docstring)."""
+
+    def __init__(
+        self,
+        local_name: str,
+        peer_names: Sequence[str],
+        tables: Sequence[Any],
+        clock: Clock,
+        rng: random.Random,
+        pid: int,
+        *,
+        has_old_process: bool = False,
+        max_updates: int = MAX_UPDATES_AT_ONCE,
+        log: Callable[[str], None] | None = None,
+    ):
+        self.local_name = local_name
+        self.clock = clock
+        self.rng = rng
+        self.pid = pid
+        self.max_updates = max_updates
+        self.log = log or (lambda text: None)
+        self.tables = [SharedTable(t, i + 1) for i, t in enumerate(tables)]
+        self._by_wire = {(t.define.name, t.define.key_type, t.define.key_len): t for t in self.tables}
+        self._by_id = {t.table_id: t for t in self.tables}
+        names = list(peer_names)
+        if local_name not in names:
+            names.append(local_name)
+        self.peers = {name: Peer(name, name == local_name, self.tables) for name in names}
+        self.links: list[Link] = []
+        self._logged: set[tuple[str, str]] = set()
+        now = self.now()
+        # learning state (9.6)
+        self.has_old_process = has_old_process
+        self.local_done = not has_old_process
+        self.remote_done = False
+        self.resync_deadline_ms: int | None = now + RESYNC_MS
+        self.source: Link | None = None
+        # stopping (old process handing over to its successor)
+        self.stopping = False
+        self.handover_deadline_ms: int | None = None
+        self.handover_done = False
+        self.handover_ok = False
+        for peer in self.remote_peers():
+            peer.next_dial_ms = now
+            peer.attempt_started_ms = now
+
+    # ------------------------------------------------------------------ helpers
+    def now(self) -> int:
+        return now_ms(self.clock)
+
+    def remote_peers(self) -> list[Peer]:
+        return [p for p in self.peers.values() if not p.is_local]
+
+    @property
+    def synced(self) -> bool:
+        """Fully synchronised (both learning phases done)."""
+        return self.local_done and self.remote_done
+
+    def _jitter(self) -> int:
+        return self.rng.randint(JITTER_MIN_MS, JITTER_MAX_MS)
+
+    def _log_once(self, peer: str, what: str) -> None:
+        if (peer, what) not in self._logged:
+            self._logged.add((peer, what))
+            self.log(what)
+
+    def _accept_define(self, define: m.Define) -> bool:
+        return (define.name, define.key_type, define.key_len) in self._by_wire
+
+    def _wake(self, link: Link) -> None:
+        if link.wake is not None:
+            link.wake()
+
+    # ------------------------------------------------------------------ adapter events
+    def dials_due(self) -> list[str]:
+        """Peers to connect to now; each is returned once per attempt."""
+        now = self.now()
+        due = []
+        for peer in self.peers.values():
+            if peer.dialing or peer.link is not None or peer.next_dial_ms is None:
+                continue
+            if peer.is_local:
+                if not self.stopping or self.handover_done:
+                    continue
+            else:
+                if self.stopping or peer.gave_up or not self.local_done:
+                    continue
+            if _s32(now - peer.next_dial_ms) >= 0:
+                peer.dialing = True
+                due.append(peer.name)
+        return due
+
+    def connection_made(self, name: str) -> Link | None:
+        """The TCP connection of a dial to ``name`` is up: returns the link whose hello
+        is queued, or None if the connection is no longer wanted (close it)."""
+        peer = self.peers[name]
+        peer.dialing = False
+        if peer.link is not None or (self.stopping and not peer.is_local):
+            return None
+        now = self.now()
+        peer.retries = 0
+        session = Session.connect(
+            self.local_name,
+            name,
+            self.pid,
+            version=m.VERSION_2_0 if peer.downgrade else m.VERSION_2_1,
+            accept_define=self._accept_define,
+        )
+        link = Link(session, peer, now)
+        peer.link = link
+        peer.reconnect_at_ms = now + RECONNECT_MS
+        peer.last_status = "CONN"
+        self.links.append(link)
+        return link
+
+    def connection_failed(self, name: str) -> None:
+        """A dial to ``name`` could not connect: retry 1 s later up to 3 times, then
+        start a new attempt 5 s after the previous one began."""
+        peer = self.peers[name]
+        peer.dialing = False
+        now = self.now()
+        peer.last_status = "CONN_ERR"
+        if peer.is_local:
+            peer.next_dial_ms = now + HANDOVER_RETRY_MS
+            return
+        if peer.retries < CONNECT_RETRIES:
+            peer.retries += 1
+            peer.next_dial_ms = now + CONNECT_RETRY_MS
+        else:
+            peer.retries = 0
+            start = peer.attempt_started_ms + RECONNECT_MS
+            peer.next_dial_ms = start if _s32(start - now) > 0 else now
+            peer.attempt_started_ms = peer.next_dial_ms
+
+    def incoming(self) -> Link:
+        """A connection accepted on the section's listener."""
+        session = Session.accept(
+            self.local_name, tuple(self.peers), busy=self._busy, accept_define=self._accept_define
+        )
+        link = Link(session, None, self.now())
+        self.links.append(link)
+        return link
+
+    def _busy(self, name: str) -> bool:
+        peer = self.peers.get(name)
+        if peer is None or not peer.is_local:
+            return False
+        return peer.link is not None and not peer.link.should_close
+
+    def data_received(self, link: Link, data: bytes) -> None:
+        """Bytes arrived on ``link``."""
+        if link.should_close:
+            return
+        session = link.session
+        was_established = session.established
+        msgs = session.receive_data(data)
+        if not was_established and session.established:
+            self._established(link)
+        if msgs:
+            link.rx_since_check = True
+            for msg in msgs:
+                if link.should_close:
+                    break
+                self._handle(link, msg)
+        if session.closed:
+            self._closed_by_session(link)
+        self._service_link(link, self.now())
+
+    def connection_lost(self, link: Link) -> None:
+        """The transport of ``link`` is gone."""
+        if link in self.links:
+            self.links.remove(link)
+        link.should_close = True
+        peer = link.peer
+        if peer is None or peer.link is not link:
+            return
+        peer.link = None
+        now = self.now()
+        if link is self.source:
+            self._source_lost(now)
+        if peer.is_local:
+            if self.stopping and not self.handover_done:
+                if link.session.status in (None, m.STATUS_OK, m.STATUS_TRY_AGAIN):
+                    peer.next_dial_ms = now + HANDOVER_RETRY_MS
+                else:  # 501-504: the successor refuses us, give up as HAProxy does
+                    self.handover_done = True
+            return
+        if link.session.status not in (None, m.STATUS_OK) and link.session.role == "connect":
+            peer.gave_up = True
+        if peer.next_dial_ms is None or _s32(peer.next_dial_ms - now) < 0:
+            at = peer.reconnect_at_ms if peer.reconnect_at_ms is not None else now
+            peer.next_dial_ms = at if _s32(at - now) > 0 else now
+        peer.attempt_started_ms = peer.next_dial_ms
+
+    def resume(self, link: Link) -> None:
+        """The adapter's transport drained: push again."""
+        link.paused = False
+        self._service_link(link, self.now())
+
+    # ------------------------------------------------------------------ session start / end
+    def _established(self, link: Link) -> None:
+        now = self.now()
+        session = link.session
+        if link.peer is None:  # acceptor: the hello named the peer
+            peer = self.peers[session.remote_name]
+            old = peer.link
+            if old is not None and old is not link:
+                peer.collisions += 1
+                peer.next_dial_ms = now + self._jitter()
+                self._kill(old, "collision: a newer hello won")
+            peer.link = link
+            link.peer = peer
+            peer.reconnect_at_ms = now + RECONNECT_MS
+            peer.gave_up = False
+        peer = link.peer
+        peer.last_status = "ESTA"
+        link.established_seen = True
+        link.last_push_ms = now
+        link.alive_deadline_ms = now + LIVENESS_MS
+        for table in self.tables:
+            cursor = peer.cursors[table.table_id]
+            cursor.last_get = cursor.last_acked = 0
+            acked = cursor.acked
+            if _s32(acked - table.table.local_update) > 0:
+                acked = (table.table.local_update + HALF32) & MASK32
+            cursor.last_pushed = cursor.teaching_origin = acked
+        if peer.is_local:
+            if self.stopping and session.role == "connect":
+                self._start_teach(link)  # hand everything over to our successor
+            elif session.role == "accept" and not self.local_done and self.source is None:
+                self.source = link  # our predecessor teaches us without being asked
+                link.learning = True
+        else:
+            self._maybe_request_resync(link)
+
+    def _maybe_request_resync(self, link: Link) -> None:
+        if not (self.local_done and not self.remote_done and self.source is None):
+            return
+        peer = link.peer
+        if peer is None or peer.is_local or peer.not_up_to_date or not link.session.established:
+            return
+        self.source = link
+        link.learning = True
+        link.session.send(m.ResyncRequest())
+
+    def _source_lost(self, now: int) -> None:
+        self.source = None
+        self.resync_deadline_ms = now + RESYNC_MS
+
+    def _kill(self, link: Link, reason: str) -> None:
+        link.should_close = True
+        link.close_reason = reason
+        link.session.close(reason)
+        if link.peer is not None and link.peer.link is link:
+            link.peer.link = None
+            if link is self.source:
+                self._source_lost(self.now())
+        self._wake(link)
+
+    def _closed_by_session(self, link: Link) -> None:
+        session = link.session
+        link.should_close = True
+        link.close_reason = session.close_reason
+        if session.role == "connect" and link.peer is not None and session.status not in (None, m.STATUS_OK):
+            link.peer.last_status = str(session.status)
+            if session.downgrade_next:
+                link.peer.downgrade = True
+        self._wake(link)
+
+    # ------------------------------------------------------------------ receiving
+    def _handle(self, link: Link, msg: m.Message) -> None:
+        if isinstance(msg, m.Update):
+            self._apply_update(link, msg)
+        elif isinstance(msg, m.Define):
+            table = self._by_wire.get((msg.name, msg.key_type, msg.key_len))
+            link.remote_tables[msg.table_id] = table
+            if table is None:
+                self._log_once(
+                    link.peer.name if link.peer else "?",
+                    f"peers: ignoring table '{msg.name}' (key type {msg.key_type}, length {msg.key_len}) "
+                    f"of peer '{link.peer.name if link.peer else '?'}': no matching local table",
+                )
+        elif isinstance(msg, m.Ack):
+            self._apply_ack(link, msg)
+        elif isinstance(msg, m.Heartbeat):
+            if link.peer is not None:
+                link.peer.rx_heartbeats += 1
+        elif isinstance(msg, m.ResyncRequest):
+            self._start_teach(link)
+        elif isinstance(msg, m.ResyncFinished | m.ResyncPartial):
+            self._resync_end(link, isinstance(msg, m.ResyncFinished))
+        elif isinstance(msg, m.ResyncConfirm):
+            self._confirm(link)
+
+    def _apply_update(self, link: Link, msg: m.Update) -> None:
+        shared = link.remote_tables.get(msg.table_id)
+        if shared is None:
+            return
+        table = shared.table
+        try:
+            key = table_key(table, msg.key)
+        except ValueError:
+            return
+        table.apply_remote(key, dict(msg.values), msg.expire)
+        link.rx_last_get[msg.table_id] = msg.resolved_id
+        link.peer.cursors[shared.table_id].last_get = msg.resolved_id
+
+    def _apply_ack(self, link: Link, msg: m.Ack) -> None:
+        if link.teach is not None or link.awaiting_confirm:
+            return  # HAProxy ignores acks while teaching (pitfall 26)
+        cursor = link.peer.cursors.get(msg.table_id)
+        if cursor is not None:
+            cursor.acked = msg.update_id
+
+    def _resync_end(self, link: Link, finished: bool) -> None:
+        self._send_acks(link)  # the ACKs of the taught tables come before CONFIRM
+        link.session.send(m.ResyncConfirm())
+        if link is not self.source:
+            return
+        peer = link.peer
+        link.learning = False
+        self.source = None
+        now = self.now()
+        if peer.is_local:
+            if finished:
+                self.local_done = self.remote_done = True
+                self.resync_deadline_ms = None
+            else:
+                # issue 6: an incomplete hand-over goes on to remote learning at once
+                self._local_phase_over(now)
+            return
+        if finished:
+            self.remote_done = True
+            self.resync_deadline_ms = None
+        else:
+            peer.not_up_to_date = True
+            self.resync_deadline_ms = now + RESYNC_MS
+            for other in self.links:
+                if other is not link:
+                    self._maybe_request_resync(other)
+
+    def _confirm(self, link: Link) -> None:
+        if not link.awaiting_confirm:
+            return
+        link.awaiting_confirm = False
+        peer = link.peer
+        if self.stopping and peer.is_local:
+            self.handover_done = self.handover_ok = True
+            self._kill(link, "hand-over confirmed")
+            return
+        for cursor in peer.cursors.values():
+            cursor.last_pushed = cursor.teaching_origin
+
+    # ------------------------------------------------------------------ teaching
+    def _start_teach(self, link: Link) -> None:
+        if link.teach is not None:
+            return
+        peer = link.peer
+        for table in self.tables:
+            cursor = peer.cursors[table.table_id]
+            cursor.teaching_origin = cursor.last_pushed = cursor.acked
+        link.awaiting_confirm = False
+        link.teach = self._teach_messages(link)
+
+    def _teach_messages(self, link: Link) -> Iterator[bytes]:
+        """DEFINE + every entry of every table (TIMED unless the peer speaks 2.0),
+        then FINISHED or PARTIAL."""
+        timed = not link.session.remote_is_2_0
+        encoder = link.session.encoder
+        for shared in self.tables:
+            link.send_table = shared.table_id
+            yield encoder.encode(shared.define)
+            table = shared.table
+            previous = None
+            for entry in table.entries():
+                row = entry.row
+                key = entry.key
+                if table.lookup(key) != row:
+                    continue  # expired or purged since the walk started
+                update_id = entry.update_id
+                implicit = previous is not None and update_id == (previous + 1) & MASK32
+                expire = entry.expire_in() if timed else None
+                msg = m.Update(
+                    None if implicit else update_id, expire, key, tuple(entry.wire_values().items())
+                )
+                previous = update_id
+                yield encoder.encode_update(msg)
+        # issue 6: hand over even when not synchronised, but say so with PARTIAL
+        yield encoder.encode(m.ResyncFinished() if self.synced else m.ResyncPartial())
+
+    # ------------------------------------------------------------------ sending
+    def _service_link(self, link: Link, now: int) -> None:
+        """Queue what ``link`` is owed: ACKs, teach batches, incremental pushes, heartbeat."""
+        session = link.session
+        if link.should_close or not session.established:
+            if session.pending_output:
+                self._wake(link)
+            return
+        self._send_acks(link)
+        if not link.paused and session.pending_output < MAX_PENDING_OUTPUT:
+            budget = self.max_updates
+            if link.teach is not None:
+                sent = 0
+                for chunk in link.teach:
+                    session.send_raw(chunk)
+                    sent += 1
+                    if sent >= budget:
+                        break
+                else:
+                    link.teach = None
+                    link.awaiting_confirm = True
+                link.last_push_ms = now
+            elif self._may_push(link):
+                if self._push(link, budget):
+                    link.last_push_ms = now
+        peer = link.peer
+        if (
+            not peer.is_local
+            and link.teach is None
+            and not link.awaiting_confirm
+            and _s32(now - link.last_push_ms) >= HEARTBEAT_MS
+        ):
+            session.send(m.Heartbeat())
+            peer.tx_heartbeats += 1
+            link.last_push_ms = now
+        if session.pending_output:
+            self._wake(link)
+
+    def _send_acks(self, link: Link) -> None:
+        """One ACK per table whose last received id was not acked yet."""
+        for remote_id, last_get in link.rx_last_get.items():
+            if link.rx_last_acked.get(remote_id) != last_get:
+                link.rx_last_acked[remote_id] = last_get
+                link.session.send(m.Ack(remote_id, last_get))
+                shared = link.remote_tables.get(remote_id)
+                if shared is not None:
+                    link.peer.cursors[shared.table_id].last_acked = last_get
+
+    def _may_push(self, link: Link) -> bool:
+        return not link.learning and not link.awaiting_confirm and not link.peer.is_local
+
+    def _has_pending(self, link: Link) -> bool:
+        cursors = link.peer.cursors
+        return any(cursors[t.table_id].last_pushed != t.table.local_update for t in self.tables)
+
+    def _push(self, link: Link, budget: int) -> int:
+        """Push local changes the peer lacks, at most ``budget`` updates; returns how many."""
+        session = link.session
+        encoder = session.encoder
+        sent = 0
+        count = len(self.tables)
+        # round robin, continuing with the table used last (no DEFINE needed for it)
+        start = link.send_table - 1 if link.send_table is not None else 0
+        for step in range(count):
+            shared = self.tables[(start + step) % count]
+            table = shared.table
+            cursor = link.peer.cursors[shared.table_id]
+            if cursor.last_pushed == table.local_update:
+                continue
+            if link.send_table != shared.table_id:
+                session.send_raw(encoder.encode(shared.define))
+                link.send_table = shared.table_id
+            previous = None
+            for update_id, entry in table.updates_after(cursor.last_pushed):
+                implicit = previous is not None and update_id == (previous + 1) & MASK32
+                msg = m.Update(
+                    None if implicit else update_id, None, entry.key, tuple(entry.wire_values().items())
+                )
+                session.send_raw(encoder.encode_update(msg))
+                previous = cursor.last_pushed = update_id
+                sent += 1
+                if sent >= budget:
+                    break
+            if _s32(cursor.last_pushed - table.commit_update) > 0:
+                table.commit_update = cursor.last_pushed
+            if sent >= budget:
+                break
+        return sent
+
+    # ------------------------------------------------------------------ timers
+    def tick(self) -> None:
+        """Run what is due: resync and hand-over timers, liveness, pushes, heartbeats."""
+        now = self.now()
+        if self.resync_deadline_ms is not None and _s32(now - self.resync_deadline_ms) >= 0:
+            self._resync_timeout(now)
+        if self.stopping and not self.handover_done and _s32(now - self.handover_deadline_ms) >= 0:
+            self.handover_done = True
+            for link in list(self.links):
+                if link.peer is not None and link.peer.is_local:
+                    self._kill(link, "hand-over timed out")
+        for link in list(self.links):
+            if link.should_close:
+                continue
+            if (
+                link.session.established
+                and link.alive_deadline_ms is not None
+                and not link.peer.is_local
+                and _s32(now - link.alive_deadline_ms) >= 0
+            ):
+                if link.rx_since_check or self._has_pending(link):
+                    link.rx_since_check = False
+                    link.alive_deadline_ms = now + LIVENESS_MS
+                    link.peer.reconnect_at_ms = now + LIVENESS_MS
+                else:
+                    peer = link.peer
+                    self._kill(link, "peer silent for 5 s")
+                    peer.next_dial_ms = now + self._jitter()
+                    continue
+            self._service_link(link, now)
+
+    def _local_phase_over(self, now: int) -> None:
+        """No (complete) table from an old local process: learn from remote peers."""
+        self.local_done = True
+        if self.source is not None and self.source.peer.is_local:
+            self.source.learning = False
+            self.source = None
+        self.resync_deadline_ms = now + RESYNC_MS
+        for peer in self.remote_peers():  # issue 6: dial remote peers only now
+            if peer.next_dial_ms is None or _s32(peer.next_dial_ms - now) < 0:
+                peer.next_dial_ms = now
+        for link in self.links:
+            self._maybe_request_resync(link)
+
+    def _resync_timeout(self, now: int) -> None:
+        if self.synced:
+            self.resync_deadline_ms = None
+        elif not self.local_done:
+            self._local_phase_over(now)
+        elif not self.remote_done:
+            if self.source is None:
+                self.remote_done = True
+                self.resync_deadline_ms = None
+            else:
+                self.resync_deadline_ms = now + RESYNC_MS
+
+    def next_deadline(self) -> float | None:
+        """When `tick` must run next, in the clock's seconds (None: nothing scheduled)."""
+        now = self.now()
+        candidates: list[int] = []
+        if self.resync_deadline_ms is not None:
+            candidates.append(self.resync_deadline_ms)
+        if self.stopping and not self.handover_done and self.handover_deadline_ms is not None:
+            candidates.append(self.handover_deadline_ms)
+        for peer in self.peers.values():
+            if peer.link is None and not peer.dialing and peer.next_dial_ms is not None:
+                if (peer.is_local and self.stopping and not self.handover_done) or (
+                    not peer.is_local and not peer.gave_up and self.local_done and not self.stopping
+                ):
+                    candidates.append(peer.next_dial_ms)
+        for link in self.links:
+            if link.should_close or not link.session.established:
+                continue
+            if link.teach is not None or (
+                self._may_push(link) and not link.paused and self._has_pending(link)
+            ):
+                candidates.append(now)
+            if not link.peer.is_local:
+                if link.alive_deadline_ms is not None:
+                    candidates.append(link.alive_deadline_ms)
+                if link.teach is None and not link.awaiting_confirm:
+                    candidates.append(link.last_push_ms + HEARTBEAT_MS)
+        if not candidates:
+            return None
+        earliest = min(candidates, key=lambda t: _s32(t - now))
+        return max(_s32(earliest - now), 0) / 1000.0 + self.clock.seconds()
+
+    # ------------------------------------------------------------------ local changes and stop
+    def local_change(self) -> None:
+        """A local table changed.  Cheap on purpose (it runs per request): the push
+        happens at the next `tick`, which `next_deadline` now reports as due."""
+
+    def begin_handover(self) -> None:
+        """Stop replicating with remote peers and hand every table to the successor at
+        the local peer address (the adapter dials `local_name` from `dials_due`)."""
+        now = self.now()
+        self.stopping = True
+        self.handover_deadline_ms = now + HANDOVER_MS
+        for link in list(self.links):
+            self._kill(link, "stopping")
+        local = self.peers[self.local_name]
+        local.next_dial_ms = now
+
+    def close_all(self, reason: str = "shutting down") -> None:
+        for link in list(self.links):
+            self._kill(link, reason)
