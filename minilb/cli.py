@@ -31,9 +31,6 @@ from twisted.python import usage
 
 import minilb
 
-PROG = "minilb"
-
-
 # --------------------------------------------------------------------------- version and usage
 
 
@@ -300,7 +297,13 @@ class Options(usage.Options):
         "Run minilb, an HAProxy 2.6 compatible HTTP/TCP load balancer, on the configuration files "
         "given with -c (loaded in order; a directory contributes its *.cfg files)."
     )
-    optFlags = [["check", None, "Validate the configuration like 'haproxy -c' and exit (0 valid, 1 errors)."]]
+    optFlags = [
+        [
+            "check",
+            None,
+            "Validate the configuration like 'haproxy -c' and exit (0 valid, 1 errors, 2 nothing to listen on).",
+        ]
+    ]
     optParameters = [["localpeer", "L", None, "Local peer name (default: the host name)."]]
 
     def __init__(self):
@@ -330,8 +333,10 @@ def makeService(options: Options):
     config = load_for_run(paths, localpeer)
     if config is None:
         raise SystemExit(1)
+    from twisted.logger import Logger
+
     guard = StartupGuard()
-    build_worker_service(config, reactor).setServiceParent(guard)
+    build_worker_service(config, reactor, log=Logger(namespace="minilb")).setServiceParent(guard)
     return guard
 
 
