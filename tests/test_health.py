@@ -8,7 +8,7 @@ import pytest
 from twisted.internet import defer, error, task
 from twisted.internet.testing import StringTransport
 
-from minilb.config.model import Address, HttpCheck, Proxy, Server, Timeouts
+from minilb.config.model import Address, HttpCheck, Proxy, Server, Timeouts, TLSOptions
 from minilb.errors import BUILTIN
 from minilb.http.balance import ServerState
 from minilb.http.health import (
@@ -336,3 +336,36 @@ def test_a_dialer_that_raises_is_a_layer4_problem(logged):
     assert "Layer4 connection problem, info: \"cannot connect to address family 'unix'\"" in logged[0]
     clock.advance(2.0)  # and it keeps checking
     assert checker.checks_done == 2
+
+
+@pytest.mark.parametrize(
+    "server_kw, expect_tls",
+    [
+        ({"tls": TLSOptions(enabled=True)}, True),  # inherited from `ssl`
+        ({"tls": TLSOptions(enabled=True), "check_port": 8404}, False),  # elsewhere: plain
+        ({"tls": TLSOptions(enabled=True), "check_addr": "10.0.0.1"}, False),
+        ({"tls": TLSOptions(enabled=True), "check_port": 8404, "check_ssl": True}, True),
+        ({"check_ssl": True}, True),  # check-ssl on a plain server
+        ({}, False),
+    ],
+)
+def test_checks_use_tls_like_haproxy(server_kw, expect_tls):
+    clock = task.Clock()
+    tls_seen = []
+
+    def dial(address, factory, timeout_s, tls, sni, port):
+        tls_seen.append(tls is not None and tls.enabled)
+        return defer.Deferred()
+
+    model = Server(BUILTIN, "s1", Address("ipv4", "127.0.0.1", 443), check=True, id=1, **server_kw)
+    checker = HealthChecker(
+        clock,
+        ServerState.from_model(model),
+        Proxy(BUILTIN, "be", "backend"),
+        None,
+        rng=random.Random(0),
+        connect=dial,
+    )
+    checker.start()
+    clock.advance(2.0)
+    assert tls_seen == [expect_tls]

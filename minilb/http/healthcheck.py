@@ -16,6 +16,7 @@ import os
 import random
 from collections.abc import Callable, Sequence
 
+import attrs
 from twisted.internet import error, protocol
 from twisted.python.failure import Failure
 
@@ -148,8 +149,14 @@ class HealthChecker:
         else:
             self.connect_timeout_ms = self.read_timeout_ms = self.inter
             self.read_timeout_from_connect = False
+        # checks inherit the server's `ssl` unless `port`/`addr` send them elsewhere;
+        # `check-ssl` forces TLS (with the server's TLS settings) in every case
         self.use_tls = bool(
-            model is not None and (model.check_ssl or (server.tls.enabled and model.check_port is None))
+            model is not None
+            and (
+                model.check_ssl
+                or (server.tls.enabled and model.check_port is None and model.check_addr is None)
+            )
         )
         self.port = model.check_port if model is not None and model.check_port else None
         self.address = check_address(server)
@@ -242,9 +249,7 @@ class HealthChecker:
         def failed(failure: Failure):
             done(describe_connect_failure(failure))
 
-        tls = self.server.tls if self.use_tls else None
-        if tls is not None and not tls.enabled:
-            tls = None
+        tls = attrs.evolve(self.server.tls, enabled=True) if self.use_tls else None
         try:
             d = self._connect(
                 self.address, factory, self.connect_timeout_ms / 1000.0, tls, self._sni(), self.port
