@@ -255,6 +255,24 @@ def parse_acl_expr(
 
 
 def _term_pred(expr: S.SampleExpr, method: str, matcher: Callable[[Any], bool]) -> Pred:
+    pred = _plain_term_pred(expr, method, matcher)
+    if not expr.fetch.may_change:
+        return pred
+    from minilb.rules.payload import NeedMore
+
+    need_more = NeedMore()
+
+    def may_change(s, t):
+        if pred(s, t):
+            return True
+        if not s.req_final:
+            raise need_more
+        return False
+
+    return may_change
+
+
+def _plain_term_pred(expr: S.SampleExpr, method: str, matcher: Callable[[Any], bool]) -> Pred:
     ev = expr.eval
     if expr.fetch.multi is not None:
         ev_all = expr.eval_all

@@ -29,6 +29,7 @@ from minilb.rules import actions as A
 from minilb.rules import samples as S
 from minilb.rules.acl import Acl, Condition, parse_acl_expr, parse_condition
 from minilb.rules.context import CompileContext
+from minilb.rules.payload import NeedMore
 from minilb.rules.txn import Reply, Session, Txn
 from minilb.units import parse_time
 
@@ -84,21 +85,44 @@ def _run_http(rules: tuple[_Rule, ...]) -> Callable[[Txn], Reply | None]:
     return run
 
 
-def _run_tcp(rules: tuple[_Rule, ...]) -> Callable[[Session], bool]:
-    stop, reject = A.STOP, A.REJECT
+def _run_tcp(rules: tuple[_Rule, ...]) -> Callable[..., bool]:
+    """The final verdict: True (accept / go on) or False (reject)."""
+    step = _tcp_stepper(rules)
 
     def run(sess: Session, txn: Any = None) -> bool:
-        for cond, act in rules:
-            if cond is None or cond(sess, txn):
-                r = act(sess, txn)
-                if r is not None:
-                    if r is stop:
-                        return True
-                    if r is reject:
-                        return False
-        return True
+        verdict = step(sess, txn)
+        return True if verdict is None else verdict
 
     return run
+
+
+def _tcp_stepper(rules: tuple[_Rule, ...]) -> Callable[..., bool | None]:
+    """Evaluate from ``sess.tcp_rule_pos``: True/False, or None when a rule waits for
+    more request data (`NeedMore`, only while ``sess.req_final`` is False)."""
+    stop, reject = A.STOP, A.REJECT
+    n = len(rules)
+
+    def step(sess: Session, txn: Any = None) -> bool | None:
+        i = sess.tcp_rule_pos
+        try:
+            while i < n:
+                cond, act = rules[i]
+                if cond is None or cond(sess, txn):
+                    r = act(sess, txn)
+                    if r is stop:
+                        sess.tcp_rule_pos = 0
+                        return True
+                    if r is reject:
+                        sess.tcp_rule_pos = 0
+                        return False
+                i += 1
+        except NeedMore:
+            sess.tcp_rule_pos = i
+            return None
+        sess.tcp_rule_pos = 0
+        return True
+
+    return step
 
 
 def _accept_all(sess: Session, txn: Any = None) -> bool:
@@ -118,6 +142,8 @@ class ProxyRules:
     `Reply` to send (``raw == b""`` with ``close`` set: close without answering).
     ``tcp_*(sess, txn=None)`` return True (accept / go on) or False (reject: close); in
     HTTP mode pass the `Txn` to ``tcp_content`` so HTTP fetches see the request.
+    ``tcp_content_wait(sess)`` is the inspecting form (True, False, or None: wait for
+    more data), see `minilb.rules.payload`.
     ``select_backend`` may return a name built at run time (``use_backend be_%[...]``)
     that names no backend: the caller falls back to ``default_backend`` as haproxy does.
     ``http_response``/``http_after_response`` edit ``txn.status``, ``txn.resp_reason``
@@ -134,6 +160,7 @@ class ProxyRules:
         self.tcp_connection: Callable[..., bool] = _accept_all
         self.tcp_session: Callable[..., bool] = _accept_all
         self.tcp_content: Callable[..., bool] = _accept_all
+        self.tcp_content_wait: Callable[..., bool | None] = _accept_all
         self.tcp_response: Callable[..., bool] = _accept_all
         self.has_http_request = False
         self.has_http_response = False
@@ -160,12 +187,16 @@ class ProxyRules:
         else:
             s = txn.sess
         for cond, target in self._use_backends:
-            if cond is None or cond(s, txn):
-                if type(target) is str:
-                    return target
-                name = target(s, txn)
-                if name:
-                    return name
+            try:
+                if cond is not None and not cond(s, txn):
+                    continue
+            except NeedMore:  # a TCP-mode condition on data that did not come
+                continue
+            if type(target) is str:
+                return target
+            name = target(s, txn)
+            if name:
+                return name
         return None
 
     def select_server(self, txn: Txn) -> str | None:
@@ -525,6 +556,8 @@ class _ProxyCompiler:
             if self.rules[ruleset]:
                 setattr(pr, attr, _run_tcp(tuple(self.rules[ruleset])))
                 setattr(pr, "has_" + attr, True)
+        if self.rules[A.TCP_CONTENT]:
+            pr.tcp_content_wait = _tcp_stepper(tuple(self.rules[A.TCP_CONTENT]))
         pr._use_backends = tuple(self.use_backends)
         pr.has_use_backend = bool(self.use_backends)
         pr._use_servers = tuple(self.use_servers)

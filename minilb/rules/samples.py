@@ -350,10 +350,24 @@ def get_var(ref: VarRef, sess: Any, txn: Any) -> Any:
 
 
 class FetchDef:
-    __slots__ = ("name", "fn", "args", "min_args", "out", "needs", "multi", "match", "resolve", "unsupported")
+    __slots__ = (
+        "name",
+        "fn",
+        "args",
+        "min_args",
+        "out",
+        "needs",
+        "multi",
+        "match",
+        "resolve",
+        "unsupported",
+        "may_change",
+    )
 
     def __init__(self, name, fn, args, min_args, out, needs, multi, match, resolve, unsupported=False):
         self.unsupported = unsupported
+        #: a failed match may turn true with more request data (see `minilb.rules.payload`)
+        self.may_change = False
         self.name = name
         self.fn = fn
         self.args = tuple(args)
@@ -1192,14 +1206,6 @@ def _proto_http(s, t):
     return t is not None
 
 
-def _req_len(s, t):
-    # the request buffer's content length: minilb decides on headers, the body is streamed
-    if t is None:
-        return 0
-    cl = t.header(b"content-length")
-    return _str2int(cl.decode("latin-1")) or 0 if cl else 0
-
-
 def _date(s, t, offset):
     return s.now_ms // 1000 + (offset or 0)
 
@@ -1245,8 +1251,6 @@ _r("req.ver", _req_ver, out=STR, needs=REQ)
 _r("req_ver", _req_ver, out=STR, needs=REQ)
 _r("req.proto_http", _proto_http, out=BOOL, needs=REQ)
 _r("req_proto_http", _proto_http, out=BOOL, needs=REQ)
-_r("req.len", _req_len, out=SINT)
-_r("req_len", _req_len, out=SINT)
 _r("wait_end", _true, out=BOOL)
 _r("http_first_req", _http_first_req, out=BOOL, needs=REQ)
 _r("status", _status, out=SINT, needs=NEEDS_HTTP_RES_LINE)
@@ -1756,3 +1760,7 @@ def _register_maps() -> None:
 
 
 _register_maps()
+
+
+# the raw-buffer fetches of tcp-request content inspection register themselves
+from minilb.rules import payload as _payload  # noqa: E402,F401

@@ -16,7 +16,21 @@ import attrs
 class Session:
     """One client connection: addresses, TLS facts, and what tcp-request rules tracked."""
 
-    __slots__ = ("src", "src_port", "dst", "dst_port", "ssl", "sni", "frontend", "stkctr", "vars", "now_ms")
+    __slots__ = (
+        "src",
+        "src_port",
+        "dst",
+        "dst_port",
+        "ssl",
+        "sni",
+        "frontend",
+        "stkctr",
+        "vars",
+        "now_ms",
+        "req_data",
+        "req_final",
+        "tcp_rule_pos",
+    )
 
     def __init__(
         self,
@@ -39,6 +53,11 @@ class Session:
         self.stkctr: list = [None, None, None]
         self.vars: dict[str, object] = {}  # sess.* variables
         self.now_ms = 0  # set by the adapter from its injected clock before rules run
+        # tcp-request content inspection (see minilb.rules.payload): bytes received so far,
+        # whether more may come, and the rule to resume at
+        self.req_data = b""
+        self.req_final = True
+        self.tcp_rule_pos = 0
 
 
 class Txn:
