@@ -231,3 +231,28 @@ def test_port_in_use_is_an_alert_and_exit_1(procs):
             assert b"Traceback" not in out
     finally:
         taken.close()
+
+
+@needs_plugin
+def test_tls_frontend_selects_the_certificate_by_sni(procs):
+    import ssl
+
+    o = procs.origin("s1")
+    ca = ScratchCA()
+    cafile = ca.write_ca(procs.tmp / "ca.pem")
+    first = ca.issue(procs.tmp / "a.pem", "a.test")
+    second = ca.issue(procs.tmp / "b.pem", "b.test")
+    port = free_port()
+    cfg = DEFAULTS + (
+        f"\nlisten tls\n    bind 127.0.0.1:{port} ssl crt {first} crt {second}\n    server s1 127.0.0.1:{o.port}\n"
+    )
+    procs.twistd(procs.write_config(cfg), wait_port=port)
+    ctx = ssl.create_default_context(cafile=cafile)
+    for name in ("a.test", "b.test"):
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+            with ctx.wrap_socket(raw, server_hostname=name) as tls:  # verifies the name too
+                tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                data = b""
+                while chunk := tls.recv(65536):
+                    data += chunk
+        assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"hello from s1")
