@@ -171,8 +171,8 @@ def test_daemon_mode_forks_writes_the_pidfile_and_stops_on_sigterm(procs):
     p = procs.run([sys.executable, "-m", "minilb", "-D", "-q", "-f", cfg, "-p", str(pidfile)])
     assert p.returncode == 0  # the parent returns once the daemon is forked
     deadline = time.monotonic() + 20
-    while not pidfile.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while time.monotonic() < deadline and not (pidfile.exists() and pidfile.read_text().endswith("\n")):
+        time.sleep(0.05)  # the daemon writes its pid once forked
     pid = int(pidfile.read_text())
     try:
         wait_for_port(port)
