@@ -113,6 +113,7 @@ class SharedTable:
     def __init__(self, table: Any, table_id: int):
         self.table = table
         self.table_id = table_id
+        table.sync = True  # the table numbers its local changes for us
         self.define = table_define(table, table_id)
         self.encoded_define = codec.encode(self.define)
 
@@ -156,6 +157,9 @@ class Link:
         self.rx_since_check = False
         # send side
         self.send_table: int | None = None
+        #: per local table id: (walk over the update list, last id it yielded); kept
+        #: between batches so that each batch costs what it sends
+        self.walks: dict[int, tuple[Iterator, int]] = {}
         self.last_push_ms = now
         self.alive_deadline_ms: int | None = None
         self.teach: Iterator[bytes] | None = None
@@ -635,8 +639,13 @@ class PeersSync:
             if link.send_table != shared.table_id:
                 session.send_raw(encoder.encode(shared.define))
                 link.send_table = shared.table_id
+            walk = link.walks.get(shared.table_id)
+            if walk is None or walk[1] != cursor.last_pushed:
+                walk = (table.updates_after(cursor.last_pushed), cursor.last_pushed)
+            iterator = walk[0]
             previous = None
-            for update_id, entry in table.updates_after(cursor.last_pushed):
+            exhausted = True
+            for update_id, entry in iterator:
                 implicit = previous is not None and update_id == (previous + 1) & MASK32
                 msg = m.Update(
                     None if implicit else update_id, None, entry.key, tuple(entry.wire_values().items())
@@ -645,7 +654,12 @@ class PeersSync:
                 previous = cursor.last_pushed = update_id
                 sent += 1
                 if sent >= budget:
+                    exhausted = False
                     break
+            if exhausted:
+                link.walks.pop(shared.table_id, None)
+            else:
+                link.walks[shared.table_id] = (iterator, cursor.last_pushed)
             if _s32(cursor.last_pushed - table.commit_update) > 0:
                 table.commit_update = cursor.last_pushed
             if sent >= budget:

@@ -1,0 +1,187 @@
+"""`PeersSync` with the real `StickTable`: values, rates, expiry and local-only types
+come through replication as HAProxy carries them."""
+
+from __future__ import annotations
+
+import random
+
+from twisted.internet import task
+
+from minilb.config.model import StoreItem, TableSpec
+from minilb.errors import BUILTIN
+from minilb.peers import codec
+from minilb.peers import messages as m
+from minilb.peers import sync as s
+from minilb.stick.table import StickTable
+from tests.support.peers import PeerNet, captured_streams
+
+SPEC = TableSpec(
+    BUILTIN,
+    "st_ip",
+    "st_ip",
+    "ip",
+    4,
+    1000,
+    expire=60000,
+    peers="mypeers",
+    store=(
+        StoreItem("gpc0"),
+        StoreItem("conn_cnt"),
+        StoreItem("conn_cur"),
+        StoreItem("http_req_cnt"),
+        StoreItem("http_req_rate", period=10000),
+        StoreItem("server_key"),
+        StoreItem("gpc", count=2),
+    ),
+)
+IP1, IP2 = 0x0A000001, 0x0A000002
+
+
+class OffsetClock:
+    """Another process's clock: same pace, different origin."""
+
+    def __init__(self, clock: task.Clock, offset: float):
+        self.clock = clock
+        self.offset = offset
+
+    def seconds(self) -> float:
+        return self.clock.seconds() + self.offset
+
+
+def make(name: str, clock, table_clock=None, synced: bool = True, **kw) -> s.PeersSync:
+    table = StickTable(SPEC, table_clock or clock)
+    sync = s.PeersSync(name, ("hapA", "hapB"), [table], clock, random.Random(name), 4242, **kw)
+    if synced and not kw.get("has_old_process"):
+        sync.local_done = sync.remote_done = True
+        sync.resync_deadline_ms = None
+    return sync
+
+
+def set_local(table: StickTable, key: int, **values) -> int:
+    row = table.get_or_create(key)
+    for name, value in values.items():
+        if name == "http_req_rate":
+            for _ in range(value):
+                table.add(row, name)
+        else:
+            table.set(row, name, value)
+    table.touch_local(row)
+    return row
+
+
+def value(table: StickTable, key: int, name: str, idx: int = 0):
+    return table.get(table.lookup(key), name, idx)
+
+
+def test_values_rates_and_local_types_replicate() -> None:
+    clock = task.Clock()
+    clock.advance(100)
+    net = PeerNet(clock)
+    a = net.add("hapA", make("hapA", clock))
+    # B's millisecond clock has another origin: only rate ages cross the wire
+    b = net.add("hapB", make("hapB", clock, table_clock=OffsetClock(clock, 123456.789)))
+    ta, tb = a.tables[0].table, b.tables[0].table
+    set_local(ta, IP1, gpc0=5, conn_cnt=3, conn_cur=2, http_req_cnt=4, http_req_rate=4, server_key="s1")
+    row = ta.lookup(IP1)
+    ta.set(row, "gpc", 77, idx=1)
+    ta.touch_local(row)
+    clock.advance(4)  # rate period half elapsed
+    net.run(3)
+    assert value(tb, IP1, "gpc0") == 5 and value(tb, IP1, "conn_cnt") == 3
+    assert value(tb, IP1, "conn_cur") == 0  # sent, never learned
+    assert value(tb, IP1, "server_key") == "s1" and value(tb, IP1, "gpc", 1) == 77
+    assert value(tb, IP1, "http_req_rate") == value(ta, IP1, "http_req_rate") == 4
+    clock.advance(9)  # into the next period: both decay the same way
+    assert value(tb, IP1, "http_req_rate") == value(ta, IP1, "http_req_rate") < 4
+    # learned values are not local changes: B has nothing to push back
+    assert tb.local_update == 0
+
+
+def test_learned_values_overwrite_local_ones() -> None:
+    clock = task.Clock()
+    clock.advance(100)
+    net = PeerNet(clock)
+    a = net.add("hapA", make("hapA", clock))
+    b = net.add("hapB", make("hapB", clock))
+    set_local(b.tables[0].table, IP2, gpc0=100)
+    net.run(3)
+    set_local(a.tables[0].table, IP2, gpc0=1)
+    net.run(1)
+    assert value(b.tables[0].table, IP2, "gpc0") == 1  # overwritten, not added
+
+
+def test_handover_keeps_remaining_expiry_and_empties_nothing() -> None:
+    clock = task.Clock()
+    clock.advance(100)
+    net = PeerNet(clock)
+    old = net.add("old", make("hapA", clock, synced=False))
+    told = old.tables[0].table
+    set_local(told, IP1, gpc0=5)
+    clock.advance(20)
+    set_local(told, IP2, gpc0=7)
+    new = net.add("new", make("hapA", clock, has_old_process=True))
+    net.routes[("old", "hapA")] = "new"
+    old.begin_handover()
+    net.run(0.1)
+    tnew = new.tables[0].table
+    assert old.handover_ok
+    assert value(tnew, IP1, "gpc0") == 5 and value(tnew, IP2, "gpc0") == 7
+    # TIMED updates carry the remaining lifetime: 40 s and 60 s left, not 60 s each
+    assert abs(tnew.expire_in(tnew.lookup(IP1)) - 40000) <= 200
+    assert abs(tnew.expire_in(tnew.lookup(IP2)) - 60000) <= 200
+    # entries handed over are remote ones in the new process: not pushed to others
+    assert tnew.local_update == 0
+
+
+def test_teaches_haproxy_the_way_haproxy_teaches() -> None:
+    """Play hapB of exp1 stream 7 (hello, RESYNC-REQUEST, ACK, CONFIRM) against our hapA
+    holding the same three entries: the answer has HAProxy's shape and DEFINE bytes."""
+    spec = TableSpec(
+        BUILTIN,
+        "st_ip",
+        "st_ip",
+        "ip",
+        4,
+        1000,
+        expire=60000,
+        peers="mypeers",
+        store=(
+            StoreItem("gpc0"),
+            StoreItem("conn_cnt"),
+            StoreItem("http_req_cnt"),
+            StoreItem("http_req_rate", period=10000),
+        ),
+    )
+    clock = task.Clock()
+    clock.advance(1000)
+    table = StickTable(spec, clock)
+    a = s.PeersSync("hapA", ("hapA", "hapB"), [table], clock, random.Random(1), 8867)
+    clock.advance(6)
+    a.tick()
+    assert a.synced
+    set_local(table, 0x0A000001, gpc0=5)
+    set_local(table, 0x0A000002, http_req_cnt=300)
+    set_local(table, 0x7F000001, conn_cnt=3, http_req_cnt=3)
+    captured = {st.id: st for st in captured_streams()}
+    client = captured["exp1-ip-table/stream7_client_58542-to-20001.hex"].data()
+    server = captured["exp1-ip-table/stream7_server_20001-to-58542.hex"]
+    link = a.incoming()
+    a.data_received(link, client[:32])  # hello + RESYNC-REQUEST
+    a.tick()
+    out = link.data_to_send()
+    assert out.startswith(b"200\n" + server.rows[1].raw)  # the same DEFINE bytes
+    msgs = codec.Decoder().feed(out[4:])
+    kinds = [x.type_code if isinstance(x, m.Update) else type(x).__name__ for x in msgs]
+    # HAProxy's capture also holds the incremental push it started before reading the
+    # request; we read the request in the same segment as the hello and teach at once
+    assert kinds == ["Define", 0x85, 0x86, 0x86, "ResyncFinished"]
+    assert all(59000 < x.expire <= 60000 for x in msgs if isinstance(x, m.Update))
+    a.data_received(link, client[32:])  # ACK + CONFIRM: A re-pushes as plain updates
+    a.tick()
+    again = codec.Decoder()
+    again.feed(out[4:])
+    assert [x.type_code for x in again.feed(link.data_to_send()) if isinstance(x, m.Update)] == [
+        0x80,
+        0x81,
+        0x81,
+    ]
