@@ -160,6 +160,8 @@ def parse_haproxy_args(argv: Sequence[str]) -> HaproxyArgs:
             break
         if not w.startswith("-") or w == "-":
             raise UsageError(f"unexpected argument '{w}'")
+        if w in ("-h", "--help"):
+            raise UsageError("")  # usage and exit 1, as haproxy -h
         if w == "-f":
             args.files.append(value(w))
         elif w == "-c":
@@ -400,7 +402,8 @@ def haproxy_main(argv: Sequence[str] | None = None, run: Callable | None = None)
         args = parse_haproxy_args(argv)
     except UsageError as e:
         print("\n".join(version_lines()))
-        print(f"[ALERT]    (minilb) : {e}", file=sys.stderr)
+        if str(e):
+            print(f"[ALERT]    (minilb) : {e}", file=sys.stderr)
         print(USAGE, end="", file=sys.stderr)
         return 1
     if args.version:

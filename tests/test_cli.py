@@ -100,6 +100,12 @@ def test_unknown_flag_prints_usage_and_exits_1(capsys):
     assert "Usage : minilb [-f <cfgfile|cfgdir>]*" in err and "unknown option '-Z'" in err
 
 
+def test_help_is_usage_and_exit_1_like_haproxy(capsys):
+    assert cli.haproxy_main(["-h"]) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith("Usage : minilb") and "[ALERT]" not in err
+
+
 def test_no_configuration_prints_usage_and_exits_1(capsys):
     assert cli.haproxy_main([]) == 1
     assert "Usage : minilb" in capsys.readouterr().err
