@@ -369,3 +369,14 @@ def test_stick_hooks_only_when_tracked_and_with_the_right_source():
     c2.dataReceived(b"GET /x HTTP/1.1\r\n\r\n")
     c2.connectionLost(None)
     assert tracking.calls == []
+
+
+def test_broken_chunked_body_after_forwarding_aborts_without_400():
+    h = Harness()
+    c, ct = h.client()
+    c.dataReceived(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+    conn, st = h.connector.succeed()
+    c.dataReceived(b"zz-not-hex\r\n")
+    assert ct.value() == b""
+    assert ct.disconnecting and st.disconnecting
+    assert h.server().cur_conns == 0

@@ -408,7 +408,7 @@ class ClientConnection(protocol.Protocol):
             sess.now_ms = int(self.reactor.seconds() * 1000)
             if fe.tracking is not None and _tracked(sess):
                 fe.tracking.on_http_request(txn)
-            if fe.has_tcp_content and not fe.rules.tcp_content(sess):
+            if fe.has_tcp_content and not fe.rules.tcp_content(sess, txn):
                 self._close_now(abort=True)
                 return
             if fe.has_http_request:
@@ -841,6 +841,14 @@ class ClientConnection(protocol.Protocol):
 
     def _bad_request(self, exc: HTTPError) -> None:
         fe = self.fe
+        if self.head is not None and (self.req_sent or self.resp_started):
+            # A broken body of a request already forwarded: too late for a 400.
+            self.term = "CD"
+            if fe.httplog:
+                self._emit_log()
+            self._drop_server(abort=True)
+            self._close_now(abort=True)
+            return
         self.term = "PR"
         self.status = 400
         page = fe.errorfiles.get(400) or mux_error(400)

@@ -93,7 +93,7 @@ class FakeRules:
     def tcp_connection(self, sess):
         return self._tcpc(sess)
 
-    def tcp_content(self, sess):
+    def tcp_content(self, sess, txn=None):
         return self._tcpt(sess)
 
     def select_backend(self, txn):
