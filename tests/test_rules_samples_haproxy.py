@@ -108,6 +108,13 @@ EXPRESSIONS = [
     "str(mid),concat(<,txn.nope,>)",
     "str(v),set-var(txn.a),upper",
     "int(3),set-var(txn.n),add(1)",
+    "base32",
+    "base32+src,hex",
+    "url32",
+    "url32+src,hex",
+    "baseq",
+    "env(HOME)",
+    "env(MINILB_SURELY_UNSET)",
 ]
 
 

@@ -1269,6 +1269,64 @@ def _no_value(s, t, *args):
     return None
 
 
+def _baseq(s, t):
+    b = _base(s, t)
+    if b is None or t.query is None:
+        return b
+    return f"{b}?{t.query}"
+
+
+def _url32_text(t) -> str | None:
+    # the first Host header followed by the whole URL
+    if t is None:
+        return None
+    host = None
+    for k, v in t.headers:
+        if k.lower() == b"host":
+            host = v.decode("latin-1")
+            break
+    url = t.uri.decode("latin-1")
+    return url if not host else host + url
+
+
+def _hash32(text: str | None) -> int | None:
+    return None if text is None else _mix32(_sdbm(text.encode("latin-1")))
+
+
+def _base32(s, t):
+    return _hash32(_base(s, t))
+
+
+def _url32(s, t):
+    return _hash32(_url32_text(t))
+
+
+def _with_src(fn):
+    def fetch(s, t):
+        h = fn(s, t)
+        src = _src(s, t)
+        if h is None or src is None:
+            return None
+        return h.to_bytes(4, "big") + src.packed
+
+    return fetch
+
+
+def _env_resolve(args: list, ctx: Any) -> list:
+    import os
+
+    return [os.environ.get(args[0])]
+
+
+_r("baseq", _baseq, out=STR, needs=REQ)
+_r("base32", _base32, out=SINT, needs=REQ)
+_r("base32+src", _with_src(_base32), out=BIN, needs=REQ)
+_r("url32", _url32, out=SINT, needs=REQ)
+_r("url32+src", _with_src(_url32), out=BIN, needs=REQ)
+# haproxy reads the environment when the rule runs; minilb's does not change after start
+_r("env", lambda s, t, value: value, (ARG_STR,), out=STR, resolve=_env_resolve)
+
+
 # device-detection fetches of optional haproxy modules (haproxy's examples use them):
 # accepted with a warning, they never return a value
 for _name, _nargs in (("wurfl-get-all", 0), ("wurfl-get", 8), ("51d.all", 5), ("da-csv-fetch", 5)):
