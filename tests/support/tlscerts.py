@@ -72,11 +72,3 @@ class ScratchCA:
         cert = builder.sign(self.key, hashes.SHA256())
         path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + _pem_key(key))
         return str(path)
-
-
-def self_signed(path: Path, *names: str) -> str:
-    """A self-signed PEM bundle (certificate + key) for ``names``."""
-    ca = ScratchCA(names[0])
-    key = ca.key
-    path.write_bytes(ca.pem() + _pem_key(key))
-    return str(path)
