@@ -383,8 +383,8 @@ def parse_redirect(args: list[str], ctx: Any) -> tuple[ActionFn, int]:
         sch = render(s, t)
         if not sch and ignore_empty:
             return None
-        host = t.header(b"host")
-        return reply(f"{sch}://{'' if host is None else host.decode('latin-1')}{path_part(t)}")
+        host = S.first_host(t)
+        return reply(f"{sch}://{host or ''}{path_part(t)}")
 
     return scheme, i
 

@@ -1097,9 +1097,15 @@ def _url_param_val(s, t, name, delim):
     return None if v is None else _str2int(v)
 
 
-def _host(txn) -> str | None:
-    v = txn.header(b"host")
-    return None if v is None else v.decode("latin-1")
+def first_host(txn) -> str | None:
+    """The first Host header's value (what ``base`` and redirects use)."""
+    for k, v in txn.headers:
+        if k.lower() == b"host":
+            return v.decode("latin-1")
+    return None
+
+
+_host = first_host
 
 
 def _base(s, t):
@@ -1280,11 +1286,7 @@ def _url32_text(t) -> str | None:
     # the first Host header followed by the whole URL
     if t is None:
         return None
-    host = None
-    for k, v in t.headers:
-        if k.lower() == b"host":
-            host = v.decode("latin-1")
-            break
+    host = first_host(t)
     url = t.uri.decode("latin-1")
     return url if not host else host + url
 
