@@ -1,0 +1,96 @@
+"""Owns the Twisted side of one peers connection: bytes in and out of a `PeersSync` link.
+
+`PeerProtocol` does no protocol work itself: it hands received bytes to the section's
+`PeersSync`, writes what the link has queued, closes the transport once the link says
+so, and tells the owning service to re-arm its timer.  It registers as a streaming
+producer so that a full transport pauses pushes (`Link.paused`) instead of growing
+the write buffer without bound.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Factory, Protocol
+from zope.interface import implementer
+
+from minilb.peers.sync import Link, PeersSync
+
+
+@implementer(IPushProducer)
+class PeerProtocol(Protocol):
+    """One peers connection: outgoing when ``peer_name`` is given, else accepted."""
+
+    def __init__(self, sync: PeersSync, owner: Any, peer_name: str | None = None):
+        self.sync = sync
+        self.owner = owner  # has .changed(): re-arm the section timer
+        self.peer_name = peer_name
+        self.link: Link | None = None
+        self._closing = False
+
+    def connectionMade(self) -> None:
+        if self.peer_name is not None:
+            self.link = self.sync.connection_made(self.peer_name)
+            if self.link is None:  # a session with that peer appeared meanwhile
+                self.transport.loseConnection()
+                return
+        else:
+            self.link = self.sync.incoming()
+        self.link.wake = self.flush
+        self.transport.registerProducer(self, True)
+        self.flush()
+        self.owner.changed()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.link is None or self._closing:
+            return
+        self.sync.data_received(self.link, data)
+        self.flush()
+        self.owner.changed()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if self.link is not None:
+            self.link.wake = None
+            self.sync.connection_lost(self.link)
+            self.link = None
+            self.owner.changed()
+
+    def flush(self) -> None:
+        """Write what the link queued; close once it is finished."""
+        link = self.link
+        if link is None or self.transport is None:
+            return
+        data = link.data_to_send()
+        if data:
+            self.transport.write(data)
+        if link.should_close and not self._closing:
+            self._closing = True
+            self.transport.loseConnection()
+
+    # IPushProducer: the transport's buffer is full / drained
+    def pauseProducing(self) -> None:
+        if self.link is not None:
+            self.link.paused = True
+
+    def resumeProducing(self) -> None:
+        if self.link is not None:
+            self.sync.resume(self.link)
+            self.flush()
+            self.owner.changed()
+
+    def stopProducing(self) -> None:
+        if self.link is not None:
+            self.link.paused = True
+
+
+class PeerFactory(Factory):
+    """Builds `PeerProtocol` for the listener (``peer_name`` None) or for one dial."""
+
+    def __init__(self, sync: PeersSync, owner: Any, peer_name: str | None = None):
+        self.sync = sync
+        self.owner = owner
+        self.peer_name = peer_name
+
+    def buildProtocol(self, addr: Any) -> PeerProtocol:
+        return PeerProtocol(self.sync, self.owner, self.peer_name)
