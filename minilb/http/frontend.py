@@ -263,6 +263,7 @@ class ClientConnection(protocol.Protocol):
         self.accept_time = fe.reactor.seconds()
         self.requests = 0
         self.reads = 0  # reads from the client (activity for inactivity timeouts)
+        self.bytes_in = 0  # client bytes not yet counted into stick counters
         self.reads_at_arm = 0
         self.open = True
         self.closing = False  # close once the current response is written
@@ -297,6 +298,7 @@ class ClientConnection(protocol.Protocol):
     # ------------------------------------------------------------------ bytes in
     def dataReceived(self, data: bytes) -> None:
         self.reads += 1
+        self.bytes_in += len(data)  # counted into stick counters once per request
         tunnel = self.tunnel
         if tunnel is not None:
             tunnel.reads += 1  # client activity keeps the tunnel alive too
@@ -317,9 +319,6 @@ class ClientConnection(protocol.Protocol):
         if self.head is None and self.parser._in_head and self.open:
             if self.timer.kind != "head":
                 self.timer.arm(self.fe.http_request_timeout, "head")
-        fe = self.fe
-        if fe.tracking is not None and _tracked(self.sess):
-            fe.tracking.on_bytes(self.sess, len(data), 0)
 
     # --- RequestParser sink
     def request_head(self, head) -> None:
@@ -880,7 +879,8 @@ class ClientConnection(protocol.Protocol):
                 fe.rules.http_after_response(txn)
             if fe.tracking is not None and _tracked(self.sess):
                 fe.tracking.on_http_response(txn, self.status, self.reply_source)
-                fe.tracking.on_bytes(self.sess, 0, self.bytes_out)
+                fe.tracking.on_bytes(self.sess, self.bytes_in, self.bytes_out)
+                self.bytes_in = 0
                 fe.tracking.on_txn_end(txn)
         if fe.httplog and self.head is not None:
             self._emit_log()
@@ -1121,6 +1121,8 @@ class ClientConnection(protocol.Protocol):
             fe.cur_conns -= 1
             fe.active.value -= 1
         if fe.tracking is not None and _tracked(self.sess):
+            if self.bytes_in:
+                fe.tracking.on_bytes(self.sess, self.bytes_in, 0)
             fe.tracking.on_session_end(self.sess)
 
 
