@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -370,3 +371,31 @@ def test_origin_server_itself(procs):
     r3, b3 = get(o.port, "/slow?delay=0.2", conn)
     assert b3 == b"slow from solo"
     conn.close()
+
+
+def test_sf_lets_the_old_process_finish_its_requests(procs):
+    """``-sf``: the old minilb stops accepting but completes the request in flight."""
+    o = procs.origin("s1")
+    port = free_port()
+    cfg = procs.write_config(http_proxy_config(port, f"    server s1 127.0.0.1:{o.port}\n"))
+    old = procs.minilb("-db", "-f", cfg, wait_port=port)
+    result = {}
+
+    def slow_request():
+        try:
+            r, body = get(port, "/slow?delay=2")
+            result["answer"] = (r.status, body)
+        except OSError as e:
+            result["answer"] = e
+
+    t = threading.Thread(target=slow_request)
+    t.start()
+    deadline = time.monotonic() + 20
+    while "Connect from" not in old.output and time.monotonic() < deadline:
+        time.sleep(0.02)  # the slow request reached the old process
+    new = procs.minilb("-db", "-f", cfg, "-sf", str(old.pid))
+    t.join(timeout=30)
+    assert result["answer"] == (200, b"slow from s1")
+    assert old.wait(timeout=20) == 0
+    assert get(port, "/")[0].status == 200  # the new one serves
+    assert new.poll() is None
