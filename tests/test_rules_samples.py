@@ -270,3 +270,16 @@ def test_empty_parentheses():
 def test_log_lines_render_missing_samples_as_dash():
     t = txn(REQ)
     assert parse_log_format("[%[req.hdr(none)]]", missing="-").render(t.sess, t) == "[-]"
+
+
+def test_rand_draws_from_the_injected_generator():
+    import random
+
+    from minilb.rules.context import CompileContext
+
+    ctx = CompileContext(None, {}, rng=random.Random(7))
+    expr = S.parse_expr("rand(6)", ctx)
+    t = txn(REQ)
+    draws = [expr.eval(t.sess, t) for _ in range(20)]
+    expected = random.Random(7)
+    assert draws == [expected.randrange(6) for _ in range(20)]

@@ -220,11 +220,13 @@ def _split_condition(words: tuple[str, ...] | list[str]) -> tuple[list[str], lis
 
 
 class _ProxyCompiler:
-    def __init__(self, config: Any, proxy: Any, tables: Mapping[str, object], diags: list[Diagnostic]):
+    def __init__(
+        self, config: Any, proxy: Any, tables: Mapping[str, object], diags: list[Diagnostic], rng: Any = None
+    ):
         self.config = config
         self.proxy = proxy
         self.diags = diags
-        self.ctx = CompileContext(proxy, tables, config, diags)
+        self.ctx = CompileContext(proxy, tables, config, diags, rng)
         self.rules: dict[str, list[tuple[Any, Any]]] = {r: [] for r in A.RULESETS}
         self.redirects: list[tuple[Any, Any]] = []
         self.keyword_lines: list[tuple[str, list[str], Any, Any]] = []
@@ -587,12 +589,16 @@ def compile_proxy(
 
 
 def compile_rules(
-    config: Any, tables: Mapping[str, object], diagnostics: list[Diagnostic] | None = None
+    config: Any,
+    tables: Mapping[str, object],
+    diagnostics: list[Diagnostic] | None = None,
+    rng: Any = None,
 ) -> dict[str, ProxyRules]:
     """Proxy name -> `ProxyRules` for every frontend, backend and listen of ``config``.
 
     Raises `ConfigError` carrying every diagnostic (alerts and warnings) when any
     rule cannot be compiled; warnings of a successful compile go to ``diagnostics``.
+    ``rng`` is the `random.Random` that ``rand()`` uses (a fixed seed when omitted).
     """
     load_features()
     diags: list[Diagnostic] = []
@@ -600,7 +606,7 @@ def compile_rules(
     for proxy in config.proxies:
         if proxy.kind == "defaults":
             continue
-        out[proxy.name] = _ProxyCompiler(config, proxy, tables, diags).compile()
+        out[proxy.name] = _ProxyCompiler(config, proxy, tables, diags, rng).compile()
     if any(d.severity == ALERT for d in diags):
         raise ConfigError(diags)
     if diagnostics is not None:

@@ -32,8 +32,11 @@ class CompileContext:
         tables: Mapping[str, object],
         config: Any = None,
         diagnostics: list[Diagnostic] | None = None,
+        rng: Any = None,
     ):
         self.proxy = proxy
+        #: the injected `random.Random` that ``rand()`` draws from
+        self.rng = rng
         self.tables = tables
         self.config = config
         self.diagnostics: list[Diagnostic] = diagnostics if diagnostics is not None else []

@@ -1320,6 +1320,19 @@ def _env_resolve(args: list, ctx: Any) -> list:
     return [os.environ.get(args[0])]
 
 
+def _rand_resolve(args: list, ctx: Any) -> list:
+    import random
+
+    rng = getattr(ctx, "rng", None) or random.Random(0)
+    span = args[0] if args[0] else 1 << 32
+    return [rng, span]
+
+
+def _rand(s, t, rng, span):
+    return rng.randrange(span)
+
+
+_r("rand", _rand, (ARG_SINT, ARG_SINT), 0, SINT, resolve=_rand_resolve)
 _r("baseq", _baseq, out=STR, needs=REQ)
 _r("base32", _base32, out=SINT, needs=REQ)
 _r("base32+src", _with_src(_base32), out=BIN, needs=REQ)
