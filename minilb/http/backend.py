@@ -183,7 +183,8 @@ def connect_server(reactor, server, factory, timeout: float) -> None:
     `minilb.net.endpoints.connect_server`."""
     addr = server.address
     if not server.tls.enabled and addr is not None and addr.is_inet:
-        reactor.connectTCP(addr.host or "127.0.0.1", addr.port, factory, timeout=timeout)
+        host = addr.host.strip("[]") or ("::1" if addr.family == "ipv6" else "127.0.0.1")
+        reactor.connectTCP(host, addr.port, factory, timeout=timeout)
         return
     if addr is not None and addr.family == "unix" and not server.tls.enabled:
         reactor.connectUNIX(addr.path, factory, timeout=timeout)
