@@ -11,7 +11,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task, threads
 
-from minilb.config.model import Address, Bind, Peer, PeersSection, StoreItem, TableSpec
+from minilb.config.model import Address, Bind, Peer, PeersSection, StoreItem, TableSpec, TLSOptions
 from minilb.errors import BUILTIN
 from minilb.peers.service import PeersService
 from minilb.stick.table import StickTable
@@ -36,6 +36,19 @@ SPEC = TableSpec(
     ),
 )
 
+TLS_PEERS = """
+peers mypeers
+    bind 127.0.0.1:{port_a} ssl crt {pem}
+    default-server ssl verify none
+    server hapA
+    server hapB 127.0.0.1:{port_b}
+"""
+PLAIN_PEERS = """
+peers mypeers
+    peer hapA 127.0.0.1:{port_a}
+    peer hapB 127.0.0.1:{port_b}
+"""
+
 CONFIG = """
 global
     nbthread 1
@@ -45,9 +58,7 @@ defaults
     timeout connect 1s
     timeout client 5s
     timeout server 5s
-peers mypeers
-    peer hapA 127.0.0.1:{port_a}
-    peer hapB 127.0.0.1:{port_b}
+{peers}
 backend st_ip
     stick-table type ip size 1m expire 60s store http_req_rate(10s),gpc0,conn_cnt,http_req_cnt peers mypeers
 """
@@ -81,49 +92,85 @@ def wait_for(check, timeout: float = 12.0):
     raise AssertionError("condition not reached in time")
 
 
-@pytest.fixture
-def haproxy_a(tmp_path):
-    port_a, port_b = free_port(), free_port()
-    sock = str(tmp_path / "a.sock")
-    cfg = tmp_path / "hapA.cfg"
-    cfg.write_text(CONFIG.format(sock=sock, port_a=port_a, port_b=port_b))
-    proc = subprocess.Popen(
-        [haproxy_binary(), "-f", str(cfg), "-L", "hapA", "-db"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+class HAProxy:
+    """A real haproxy playing hapA; `start()` again after `kill()` is a restart."""
+
+    def __init__(self, tmp_path, pem: str | None = None):
+        self.port_a, self.port_b = free_port(), free_port()
+        self.sock = str(tmp_path / "a.sock")
+        self.cfg = tmp_path / "hapA.cfg"
+        peers = (TLS_PEERS if pem else PLAIN_PEERS).format(port_a=self.port_a, port_b=self.port_b, pem=pem)
+        self.cfg.write_text(CONFIG.format(sock=self.sock, peers=peers))
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [haproxy_binary(), "-f", str(self.cfg), "-L", "hapA", "-db"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(50):
             try:
-                cli(sock, "show info")
-                break
+                cli(self.sock, "show info")
+                return
             except OSError:
                 time.sleep(0.1)
-        yield proc, sock, port_a, port_b
+        raise AssertionError("haproxy did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+@pytest.fixture
+def haproxy_a(tmp_path):
+    hap = HAProxy(tmp_path)
+    hap.start()
+    try:
+        yield hap
     finally:
-        proc.kill()
-        proc.wait(timeout=5)
+        hap.kill()
+
+
+def section_for(hap: HAProxy, pem: str | None = None) -> PeersSection:
+    server_tls = TLSOptions(enabled=True, verify="none") if pem else TLSOptions()
+    bind_tls = TLSOptions(enabled=True, crt=(pem,)) if pem else TLSOptions()
+    return PeersSection(
+        BUILTIN,
+        "mypeers",
+        peers=(
+            Peer(BUILTIN, "hapA", Address("ipv4", "127.0.0.1", hap.port_a), tls=server_tls),
+            Peer(BUILTIN, "hapB", Address("ipv4", "127.0.0.1", hap.port_b), tls=server_tls),
+        ),
+        bind=Bind(BUILTIN, Address("ipv4", "127.0.0.1", hap.port_b), tls=bind_tls, name="hapB"),
+        local_peer="hapB",
+    )
+
+
+def self_signed_pem(path) -> str:
+    """A self-signed certificate and its key in one PEM file, as HAProxy's ``crt`` wants."""
+    key, crt = path.with_suffix(".key"), path.with_suffix(".crt")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=peer"]
+        + ["-keyout", str(key), "-out", str(crt)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    path.write_bytes(crt.read_bytes() + key.read_bytes())
+    return str(path)
 
 
 @pytest_twisted.inlineCallbacks
 def test_entries_flow_both_ways_with_haproxy(haproxy_a):
-    proc, sock, port_a, port_b = haproxy_a
-    section = PeersSection(
-        BUILTIN,
-        "mypeers",
-        peers=(
-            Peer(BUILTIN, "hapA", Address("ipv4", "127.0.0.1", port_a)),
-            Peer(BUILTIN, "hapB", Address("ipv4", "127.0.0.1", port_b)),
-        ),
-        bind=Bind(BUILTIN, Address("ipv4", "127.0.0.1", port_b), name="hapB"),
-        local_peer="hapB",
-    )
+    hap = haproxy_a
     table = StickTable(SPEC, reactor)
-    service = PeersService(reactor, section, "hapB", [table], rng=random.Random(7))
+    service = PeersService(reactor, section_for(hap), "hapB", [table], rng=random.Random(7))
     service.startService()
     try:
         yield threads.deferToThread(
-            cli, sock, "set table st_ip key 10.0.0.1 data.gpc0 5 data.http_req_cnt 300"
+            cli, hap.sock, "set table st_ip key 10.0.0.1 data.gpc0 5 data.http_req_cnt 300"
         )
 
         def learned():
@@ -136,12 +183,49 @@ def test_entries_flow_both_ways_with_haproxy(haproxy_a):
         table.touch_local(row)
 
         def taught():
-            out = cli(sock, "show table st_ip")
+            out = cli(hap.sock, "show table st_ip")
             return "key=10.0.0.9" in out and "gpc0=300" in out
 
         yield wait_for(lambda: threads.deferToThread(taught))
-        peers_out = yield threads.deferToThread(cli, sock, "show peers")
+        peers_out = yield threads.deferToThread(cli, hap.sock, "show peers")
         assert "hapB" in peers_out and "ESTA" in peers_out
-        assert proc.poll() is None
+
+        # haproxy restarts empty: it asks us for a resync and gets everything back,
+        # including the entry it had taught us itself
+        hap.kill()
+        hap.start()
+
+        def relearned():
+            out = cli(hap.sock, "show table st_ip")
+            return "key=10.0.0.9" in out and "key=10.0.0.1" in out and "http_req_cnt=300" in out
+
+        yield wait_for(lambda: threads.deferToThread(relearned))
     finally:
         yield service.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_tls_peers_with_haproxy(tmp_path):
+    pem = self_signed_pem(tmp_path / "peer.pem")
+    hap = HAProxy(tmp_path, pem=pem)
+    hap.start()
+    table = StickTable(SPEC, reactor)
+    service = PeersService(reactor, section_for(hap, pem), "hapB", [table], rng=random.Random(8))
+    service.startService()
+    try:
+        yield threads.deferToThread(cli, hap.sock, "set table st_ip key 10.0.0.1 data.gpc0 42")
+        yield wait_for(
+            lambda: table.lookup(0x0A000001) is not None and table.get(table.lookup(0x0A000001), "gpc0") == 42
+        )
+        row = table.get_or_create(0x0A000002)
+        table.set(row, "gpc0", 7)
+        table.touch_local(row)
+
+        def taught():
+            out = cli(hap.sock, "show table st_ip")
+            return "key=10.0.0.2" in out and "gpc0=7" in out
+
+        yield wait_for(lambda: threads.deferToThread(taught))
+    finally:
+        yield service.stopService()
+        hap.kill()
