@@ -404,8 +404,35 @@ def test_shipped_and_haproxy_example_configs_compile(path):
 
 
 def test_use_backend_in_tcp_mode_takes_the_session():
-    fe = proxy("use_backend inside if { src 10.0.0.0/8 }\nuse_backend web if { path /a }", name="fe", kind="frontend")
+    fe = proxy(
+        "use_backend inside if { src 10.0.0.0/8 }\nuse_backend web if { path /a }", name="fe", kind="frontend"
+    )
     names = ("inside", "web")
     rules = compile_rules(config(fe, *(proxy("", name=n, kind="backend") for n in names)), {})["fe"]
     assert rules.select_backend(session(src="10.1.1.1")) == "inside"
     assert rules.select_backend(session(src="8.8.8.8")) is None  # HTTP fetches find nothing without a Txn
+
+
+def test_nbsrv_reads_the_backend_runtimes_at_request_time():
+    from types import SimpleNamespace
+
+    fe = proxy(
+        "acl dead nbsrv(app) lt 1\nuse_backend sorry if dead\nuse_backend app",
+        name="fe",
+        kind="frontend",
+    )
+    backends: dict = {}
+    rules = compile_rules(
+        config(fe, proxy("", name="app", kind="backend"), proxy("", name="sorry", kind="backend")),
+        {},
+        backends=backends,
+    )["fe"]
+    servers = [SimpleNamespace(up=True), SimpleNamespace(up=False)]
+    backends["app"] = SimpleNamespace(servers=servers)  # filled after compiling, as the worker does
+    assert rules.select_backend(txn()) == "app"
+    servers[0].up = False
+    assert rules.select_backend(txn()) == "sorry"
+    diags = check_rules(
+        config(proxy("acl dead nbsrv(appp) lt 1", name="fe"), proxy("", name="app", kind="backend"))
+    )
+    assert "unable to find backend 'appp' in ACL expression 'nbsrv(appp)' (did you mean 'app'?)" in diags[0].message

@@ -221,12 +221,18 @@ def _split_condition(words: tuple[str, ...] | list[str]) -> tuple[list[str], lis
 
 class _ProxyCompiler:
     def __init__(
-        self, config: Any, proxy: Any, tables: Mapping[str, object], diags: list[Diagnostic], rng: Any = None
+        self,
+        config: Any,
+        proxy: Any,
+        tables: Mapping[str, object],
+        diags: list[Diagnostic],
+        rng: Any = None,
+        backends: Mapping[str, object] | None = None,
     ):
         self.config = config
         self.proxy = proxy
         self.diags = diags
-        self.ctx = CompileContext(proxy, tables, config, diags, rng)
+        self.ctx = CompileContext(proxy, tables, config, diags, rng, backends)
         self.rules: dict[str, list[tuple[Any, Any]]] = {r: [] for r in A.RULESETS}
         self.redirects: list[tuple[Any, Any]] = []
         self.keyword_lines: list[tuple[str, list[str], Any, Any]] = []
@@ -593,12 +599,15 @@ def compile_rules(
     tables: Mapping[str, object],
     diagnostics: list[Diagnostic] | None = None,
     rng: Any = None,
+    backends: Mapping[str, object] | None = None,
 ) -> dict[str, ProxyRules]:
     """Proxy name -> `ProxyRules` for every frontend, backend and listen of ``config``.
 
     Raises `ConfigError` carrying every diagnostic (alerts and warnings) when any
     rule cannot be compiled; warnings of a successful compile go to ``diagnostics``.
     ``rng`` is the `random.Random` that ``rand()`` uses (a fixed seed when omitted).
+    ``backends`` maps backend names to their runtime objects (``servers`` with an ``up``
+    flag) for ``nbsrv()``; it is read at request time, so it may be filled afterwards.
     """
     load_features()
     diags: list[Diagnostic] = []
@@ -606,7 +615,7 @@ def compile_rules(
     for proxy in config.proxies:
         if proxy.kind == "defaults":
             continue
-        out[proxy.name] = _ProxyCompiler(config, proxy, tables, diags, rng).compile()
+        out[proxy.name] = _ProxyCompiler(config, proxy, tables, diags, rng, backends).compile()
     if any(d.severity == ALERT for d in diags):
         raise ConfigError(diags)
     if diagnostics is not None:

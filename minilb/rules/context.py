@@ -33,8 +33,11 @@ class CompileContext:
         config: Any = None,
         diagnostics: list[Diagnostic] | None = None,
         rng: Any = None,
+        backends: Mapping[str, object] | None = None,
     ):
         self.proxy = proxy
+        #: backend name -> runtime object with ``servers`` (each with ``up``), for nbsrv()
+        self.backends = backends
         #: the injected `random.Random` that ``rand()`` draws from
         self.rng = rng
         self.tables = tables

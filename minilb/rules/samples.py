@@ -1333,6 +1333,34 @@ def _rand(s, t, rng, span):
 
 
 _r("rand", _rand, (ARG_SINT, ARG_SINT), 0, SINT, resolve=_rand_resolve)
+
+
+def _backend_resolve(args: list, ctx: Any) -> list:
+    """``nbsrv([backend])``: the name checked against the config, the live mapping of
+    backend runtimes bound (``compile_rules(..., backends=...)``; filled later is fine)."""
+    name = args[0]
+    if ctx is None:
+        return [name, None]
+    if name is None:
+        name = ctx.proxy.name if ctx.proxy is not None else None
+    elif ctx.config is not None and name not in {p.name for p in ctx.config.proxies if p.is_backend}:
+        raise SampleError(
+            f"unable to find backend '{name}'{did_you_mean(name, [p.name for p in ctx.config.backends])}"
+        )
+    return [name, getattr(ctx, "backends", None)]
+
+
+def _nbsrv(s, t, name, backends):
+    """Usable servers of a backend: runtimes expose ``servers`` with an ``up`` flag."""
+    if backends is None:
+        return None
+    be = backends.get(name)
+    if be is None:
+        return None
+    return sum(1 for srv in be.servers if getattr(srv, "up", False))
+
+
+_r("nbsrv", _nbsrv, (ARG_STR, ARG_STR), 0, SINT, resolve=_backend_resolve)
 _r("baseq", _baseq, out=STR, needs=REQ)
 _r("base32", _base32, out=SINT, needs=REQ)
 _r("base32+src", _with_src(_base32), out=BIN, needs=REQ)
