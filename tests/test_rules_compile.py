@@ -74,6 +74,9 @@ WARN_LINES = {
     "http-request deny if { status 200 }": "anonymous acl will never match because it uses keyword 'status' which is incompatible with 'frontend http-request header rule'",
     "http-after-response set-header X y if { req.hdr(x) a }": "anonymous acl will never match because it uses keyword 'req.hdr' which is incompatible with 'frontend http-response header rule'",
     "http-response set-header X y if { src 1.2.3.4 }": None,
+    "use_backend be if a1\nhttp-request deny if a1": "a 'http-request' rule placed after a 'use_backend' rule will still be processed before.",
+    "redirect location /x if a1\nhttp-request deny if a1": "a 'http-request' rule placed after a 'redirect' rule will still be processed before.",
+    "use_backend be if a1\nredirect location /x if a1": "a 'redirect' rule placed after a 'use_backend' rule will still be processed before.",
     "tcp-request content set-var(sess.x) path": None,
     "tcp-request connection reject if { path /a }": "anonymous acl will never match in 'tcp-request connection' because it uses keyword 'path' which is incompatible with 'frontend tcp-request connection rule'",
     "tcp-request connection accept if { req.hdr(host) a }": "anonymous acl will never match in 'tcp-request connection' because it uses keyword 'req.hdr' which is incompatible with 'frontend tcp-request connection rule'",
@@ -112,7 +115,8 @@ def _haproxy_messages(line: str, tmp_path) -> tuple[list[str], list[str]]:
     cfg = tmp_path / "one.cfg"
     cfg.write_text(
         "defaults\n  mode http\n  timeout client 5s\n  timeout server 5s\n  timeout connect 5s\n"
-        f"frontend fe\n  bind 127.0.0.1:65001\n  {HEADER_LINES}  {line}\n  default_backend be\n"
+        f"frontend fe\n  bind 127.0.0.1:65001\n  {HEADER_LINES}  {line.replace(chr(10), chr(10) + '  ')}\n"
+        "  default_backend be\n"
         "backend be\n  server s1 127.0.0.1:1\n"
     )
     out = subprocess.run([haproxy_binary(), "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=20)
@@ -435,4 +439,7 @@ def test_nbsrv_reads_the_backend_runtimes_at_request_time():
     diags = check_rules(
         config(proxy("acl dead nbsrv(appp) lt 1", name="fe"), proxy("", name="app", kind="backend"))
     )
-    assert "unable to find backend 'appp' in ACL expression 'nbsrv(appp)' (did you mean 'app'?)" in diags[0].message
+    assert (
+        "unable to find backend 'appp' in ACL expression 'nbsrv(appp)' (did you mean 'app'?)"
+        in diags[0].message
+    )

@@ -365,6 +365,14 @@ class _ProxyCompiler:
                     )
             self.action_rule(kw, words, line.origin)
         elif kw == "redirect":
+            if "use_backend" in self.seen:
+                self.diags.append(
+                    Diagnostic(
+                        WARNING,
+                        "a 'redirect' rule placed after a 'use_backend' rule will still be processed before.",
+                        line.origin,
+                    )
+                )
             self.seen.add("redirect")
             self.redirect_rule(words, line.origin)
         elif kw == "use-server":
