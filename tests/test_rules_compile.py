@@ -443,3 +443,11 @@ def test_nbsrv_reads_the_backend_runtimes_at_request_time():
         "unable to find backend 'appp' in ACL expression 'nbsrv(appp)' (did you mean 'app'?)"
         in diags[0].message
     )
+
+
+def test_connection_rules_need_a_frontend():
+    be = proxy("tcp-request connection reject if { src 1.2.3.4 }", name="be", kind="backend")
+    # haproxy 2.6.12's words
+    assert [d.message for d in check_rules(config(be))] == [
+        "tcp-request connection is not allowed because backend be is not a frontend"
+    ]

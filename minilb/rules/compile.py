@@ -352,6 +352,11 @@ class _ProxyCompiler:
             return
         if kw == "tcp-response inspect-delay":
             return
+        if kw in (A.TCP_CONNECTION, A.TCP_SESSION) and not self.proxy.is_frontend:
+            self.alert(
+                f"{kw} is not allowed because {self.proxy.kind} {self.proxy.name} is not a frontend", line.origin
+            )
+            return
         if kw in A.RULESETS:
             if kw == A.HTTP_REQUEST:
                 earlier = next((k for k in ("redirect", "use_backend") if k in self.seen), None)
