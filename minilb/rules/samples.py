@@ -38,18 +38,23 @@ Registering a fetch (from any feature module, e.g. ``minilb.stick.fetches``)::
   substitute the proxy's own table), ``ARG_VAR`` (a `VarRef`), ``ARG_REG`` (a
   compiled regex), ``ARG_MSK4``/``ARG_MSK6`` (netmask ints), ``ARG_TIME`` (ms).
 - ``resolve(args: list, ctx) -> list``: optional hook run at compile time after the
-  generic parsing (raise `SampleError` to report a problem).  ``ctx`` is a
-  `minilb.rules.compile.CompileContext` (``ctx.tables``, ``ctx.proxy``,
-  ``ctx.own_table``).
+  generic parsing (raise `SampleError` to report a problem; a missing table raises
+  `TableNotFound`, reported in haproxy's words).  ``ctx`` is a
+  `minilb.rules.context.CompileContext` (``ctx.tables``, ``ctx.proxy``,
+  ``ctx.own_table``, ``ctx.config``, ``ctx.rng``, ``ctx.backends``); it is None when
+  an expression is parsed outside a config (tests, the stats socket).
 - ``multi(sess, txn, *args) -> iterable``: optional; the values an ACL iterates over
   (``hdr(x)`` yields every comma-separated value, ``sample`` context gets the last).
-- ``needs``: which rule sets can provide the fetch (``NEEDS_L4``, ``NEEDS_HTTP_REQ``,
-  ``NEEDS_HTTP_RES``, ``NEEDS_NONE``) -- used for "will never match" warnings.
+- ``needs``: what the fetch reads (``NEEDS_L4``, ``NEEDS_HTTP_REQ``, ``NEEDS_HTTP_RES``,
+  ``NEEDS_HTTP_RES_LINE``, ``NEEDS_BACKEND``, ``NEEDS_NONE``): a rule set that cannot
+  provide it makes an expression an error and an ACL a "will never match" warning
+  (`missing_need`).
 - ``match``: the ACL match method when ``-m`` is not given (default: from ``out``).
 
 Converters: ``register_converter(name, fn, args=..., min_args=..., in_type=STR, out=...)``
 with ``fn(value, *args)`` receiving the value already cast to ``in_type`` (``ANY``
-means uncast) and returning the new value or None.
+means uncast) and returning the new value or None; ``with_ctx=True`` passes
+``fn(value, sess, txn, *args)`` (converters reading variables or tables).
 
 `parse_expr(text, ctx)` returns a `SampleExpr` with ``eval(sess, txn)`` and
 ``eval_all(sess, txn)``; both are closures prepared at compile time.
