@@ -115,3 +115,19 @@ def test_http_content_rules_see_the_request_through_txn():
     rules = compile_rules(config(fe), {})["fe"]
     t = txn(b"GET / HTTP/1.1\r\nHost: evil\r\n\r\n")
     assert rules.tcp_content(t.sess, t) is False
+
+
+def test_rdp_cookie():
+    # TPKT header (3, 0, length), X.224 connection request header, then the cookie line
+    request = b"\x03\x00\x00\x2c\x27\xe0\x00\x00\x00\x00\x00Cookie: mstshash=alice\r\n\x01\x00\x08\x00\x03\x00\x00\x00"
+    assert ev("req.rdp_cookie", request) == "alice"
+    assert ev("req.rdp_cookie(MSTSHASH)", request) == "alice"
+    assert ev("rdp_cookie(msts)", request) is None
+    assert ev("req.rdp_cookie_cnt", request) == 1
+    fe = proxy("tcp-request content accept if RDP_COOKIE\ntcp-request content reject", name="fe")
+    rules = compile_rules(config(fe), {})["fe"]
+    sess = session()
+    sess.req_final, sess.req_data = False, request[:20]
+    assert rules.tcp_content_wait(sess) is None
+    sess.req_data = request
+    assert rules.tcp_content_wait(sess) is True

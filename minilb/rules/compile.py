@@ -354,7 +354,8 @@ class _ProxyCompiler:
             return
         if kw in (A.TCP_CONNECTION, A.TCP_SESSION) and not self.proxy.is_frontend:
             self.alert(
-                f"{kw} is not allowed because {self.proxy.kind} {self.proxy.name} is not a frontend", line.origin
+                f"{kw} is not allowed because {self.proxy.kind} {self.proxy.name} is not a frontend",
+                line.origin,
             )
             return
         if kw in A.RULESETS:

@@ -1,7 +1,8 @@
 """Owns the fetches over the raw bytes a client sent before any protocol was decided
 (``tcp-request content`` inspection): ``req.len``, ``req.payload``,
 ``req.payload_lv``, ``req.ssl_hello_type`` and ``req.ssl_sni`` (SNI routing of TLS
-passed through in TCP mode), with their old ``req_*`` names.
+passed through in TCP mode), ``req.rdp_cookie`` and ``req.rdp_cookie_cnt`` (the
+RDP_COOKIE ACL), with their old names.
 
 Contract with the TCP adapter: while ``tcp-request inspect-delay`` runs, it keeps the
 bytes received so far in ``sess.req_data`` with ``sess.req_final = False`` and calls
@@ -135,6 +136,39 @@ def fetch_ssl_sni(s: Any, t: Any) -> str | None:
     return None if hs is None else parse_sni(hs)
 
 
+def _rdp_cookie(s: Any) -> tuple[str, str] | None:
+    """(name, value) of the cookie of an RDP connection request (TPKT + X.224 header,
+    then ``Cookie: name=value\r\n``); None when the buffer is not one."""
+    data = _data(s)
+    if len(data) < 11 + 8:
+        _incomplete(s)
+        return None
+    if data[0] != 0x03 or data[1] != 0x00:  # TPKT version 3
+        return None
+    body = data[11:]
+    if body[:8].lower() != b"cookie: ":
+        return None
+    end = body.find(b"\r\n", 8)
+    if end < 0:
+        _incomplete(s)
+        return None
+    name, eq, value = body[8:end].partition(b"=")
+    if not eq:
+        return None
+    return name.decode("latin-1"), value.decode("latin-1")
+
+
+def fetch_rdp_cookie(s: Any, t: Any, name: str | None) -> str | None:
+    found = _rdp_cookie(s)
+    if found is None or (name is not None and found[0].lower() != name.lower()):
+        return None
+    return found[1]
+
+
+def fetch_rdp_cookie_cnt(s: Any, t: Any, name: str | None) -> int:
+    return 0 if fetch_rdp_cookie(s, t, name) is None else 1
+
+
 def _register() -> None:
     r = S.register_fetch
     for prefix in ("req.", "req_"):
@@ -142,6 +176,11 @@ def _register() -> None:
         d.may_change = True  # "does not return false as long as the buffer is changing"
         r(f"{prefix}ssl_hello_type", fetch_ssl_hello_type, out=S.SINT, needs=S.NEEDS_L4)
         r(f"{prefix}ssl_sni", fetch_ssl_sni, out=S.STR, needs=S.NEEDS_L4)
+    for name in ("req.rdp_cookie", "rdp_cookie"):
+        r(name, fetch_rdp_cookie, (S.ARG_STR,), 0, S.STR, S.NEEDS_L4)
+    for name in ("req.rdp_cookie_cnt", "rdp_cookie_cnt"):
+        d = r(name, fetch_rdp_cookie_cnt, (S.ARG_STR,), 0, S.SINT, S.NEEDS_L4)
+        d.may_change = True
     r("req.payload", fetch_payload, (S.ARG_SINT, S.ARG_SINT), out=S.BIN, needs=S.NEEDS_L4)
     r("payload", fetch_payload, (S.ARG_SINT, S.ARG_SINT), out=S.BIN, needs=S.NEEDS_L4)
     r("req.payload_lv", fetch_payload_lv, (S.ARG_SINT, S.ARG_SINT, S.ARG_STR), 2, S.BIN, S.NEEDS_L4)
