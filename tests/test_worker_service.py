@@ -109,7 +109,7 @@ def test_loopback_http_and_tcp(tmp_path, free_port):
 
     origin_port = reactor.listenTCP(0, protocol.Factory.forProtocol(Origin), interface="127.0.0.1")
     origin = origin_port.getHost().port
-    with_tcp = free_port + 1 if free_port < 65000 else free_port - 1
+    with_tcp = _another_free_port(free_port)
     config = load(tmp_path, CFG.format(port=free_port, origin=origin, tcp_port=with_tcp))
     svc = WorkerService(config, reactor, log=lambda level, msg: None)
     svc.startService()
@@ -133,6 +133,17 @@ def test_loopback_http_and_tcp(tmp_path, free_port):
     finally:
         yield svc.stopService()
         yield origin_port.stopListening()
+
+
+def _another_free_port(taken: int) -> int:
+    import socket
+
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port != taken:
+            return port
 
 
 def _wait_for(predicate, reactor, timeout=5.0):
