@@ -34,6 +34,8 @@ BAD_LINES = {
     "http-request deny if { int(x) 1 }": "error detected while parsing an 'http-request deny' condition : fetch method 'int' : failed to parse 'x' as type 'integer' at position 1 in ACL expression 'int(x)'.",
     "http-request deny if { str(a),foo }": "error detected while parsing an 'http-request deny' condition : unknown converter 'foo' in ACL expression 'str(a),foo'.",
     "http-request deny if { str(a),lower(1) a }": "error detected while parsing an 'http-request deny' condition : invalid arg 1 in converter 'lower' : expected ')' before '1)' in ACL expression 'str(a),lower(1)'.",
+    # haproxy 2.6 has no HTTP_3.0 predefined ACL
+    "http-request deny if HTTP_3.0": "error detected while parsing an 'http-request deny' condition : no such ACL : 'HTTP_3.0' (did you mean 'HTTP_2.0'?).",
     "http-request deny if { src,ipmask(33) 1.2.3.4 }": "error detected while parsing an 'http-request deny' condition : invalid arg 1 in converter 'ipmask' : failed to parse '33' as type 'IPv4 mask' at position 1 in ACL expression 'src,ipmask(33)'.",
     "http-request deny if { hdr_cnt gt x }": "error detected while parsing an 'http-request deny' condition : 'x' is neither a number nor a supported operator.",
     "http-request deny if { src 10.0.0.0/33 }": "error detected while parsing an 'http-request deny' condition : '10.0.0.0/33' is not a valid IPv4 or IPv6 address.",
@@ -130,7 +132,8 @@ def _haproxy_messages(line: str, tmp_path) -> tuple[list[str], list[str]]:
 @pytest.mark.parametrize("line", sorted(BAD_LINES))
 def test_messages_are_haproxys_own(line, tmp_path):
     alerts, _ = _haproxy_messages(line, tmp_path)
-    assert alerts == [BAD_LINES[line]]
+    ours = re.sub(r" \(did you mean '[^']*'\?\)", "", BAD_LINES[line])  # minilb adds hints
+    assert alerts == [ours]
 
 
 @requires_haproxy

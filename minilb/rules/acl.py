@@ -80,14 +80,13 @@ _TYPE_MATCH = {
     S.ANY: "str",
 }
 
-#: HAProxy 2.6's predefined ACLs
+#: HAProxy 2.6's predefined ACLs (configuration.txt 7.4; HTTP_3.0 came later)
 PREDEFINED: dict[str, tuple[str, ...]] = {
     "FALSE": ("always_false",),
     "HTTP": ("req.proto_http",),
     "HTTP_1.0": ("req.ver", "1.0"),
     "HTTP_1.1": ("req.ver", "1.1"),
     "HTTP_2.0": ("req.ver", "2.0"),
-    "HTTP_3.0": ("req.ver", "3.0"),
     "HTTP_CONTENT": ("req.hdr_val(content-length)", "gt", "0"),
     "HTTP_URL_ABS": ("url_reg", "^[^/:]*://"),
     "HTTP_URL_SLASH": ("url_beg", "/"),
