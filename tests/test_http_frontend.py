@@ -371,3 +371,12 @@ def test_reuse_never_keeps_a_private_connection_per_client():
     assert st.value() == b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n"
     c.connectionLost(None)
     assert st.disconnecting
+
+
+def test_monitor_uri_is_answered_by_the_proxy():
+    h = Harness(proxy(servers=[server_model()], monitor_uri="/health"))
+    c, ct = h.client()
+    c.dataReceived(b"GET /health HTTP/1.1\r\n\r\n")
+    assert ct.value() == error_response(200)
+    assert h.connector.attempts == []
+    assert not ct.disconnecting

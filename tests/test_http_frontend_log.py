@@ -136,3 +136,16 @@ def test_one_line_per_request_when_a_reply_closes():
     c.dataReceived(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
     assert len(sink.lines) == 1
     assert ct.value().endswith(b"connection: close\r\n\r\nok")
+
+
+def test_dontlognull_skips_empty_connections_only():
+    h, sink = harness(
+        timeouts=Timeouts(connect=1000, client=5000, server=5000, http_request=1000), dontlognull=True
+    )
+    c, ct = h.client()
+    h.reactor.advance(1.001)
+    assert sink.lines == []
+    c2, ct2 = h.client()
+    c2.dataReceived(b"GET / HT")
+    h.reactor.advance(1.001)
+    assert len(sink.lines) == 1

@@ -168,6 +168,7 @@ class FrontendRuntime(protocol.Factory):
         self.connections: set[ClientConnection] = set()
         self.cur_conns = 0
         self.maxconn = proxy.maxconn
+        self.monitor_uri = proxy.monitor_uri.encode("latin-1") if proxy.monitor_uri else None
         self.stopping = False
 
     def buildProtocol(self, addr):
@@ -187,6 +188,9 @@ class FrontendRuntime(protocol.Factory):
         for conn in list(self.connections):
             conn.graceful_close()
 
+
+#: what ``monitor-uri`` answers (HAProxy's 200 page), before any rule runs
+_MONITOR_REPLY = http_errors.error_reply(200)
 
 #: the per-request fields of a ClientConnection, reset in one step between requests
 _REQUEST_DEFAULTS = {
@@ -403,6 +407,10 @@ class ClientConnection(protocol.Protocol):
                 if head.chunked:
                     self.held_body = (self.held_body or []) + [None]
                     self.held_trailers = held.trailers
+        if fe.monitor_uri is not None and head.uri == fe.monitor_uri:
+            self.term = "--"
+            self._send_reply(_MONITOR_REPLY)
+            return
         if fe.has_tcp_content or fe.has_http_request or fe.has_use_backend:
             sess.now_ms = int(self.reactor.seconds() * 1000)
             if fe.tracking is not None and _tracked(sess):
@@ -1000,7 +1008,7 @@ class ClientConnection(protocol.Protocol):
             self.status = 408
             page = fe.errorfiles.get(408) or mux_error(408)
             self.write(page)
-            if fe.httplog:
+            if fe.httplog and not (fe.dontlognull and self.reads == 0):
                 self._emit_log(badreq=True)
             self._close_now()
         elif kind == "keepalive":
