@@ -16,9 +16,11 @@ Unknown classes and types are returned as `Unknown` and otherwise skipped.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import struct
 from collections.abc import Callable
+from typing import Any
 
 from minilb.errors import ProtocolError
 from minilb.peers import messages as m
@@ -185,6 +187,8 @@ class Encoder:
         self.current: m.Define | None = None
         self.defines: dict[int, m.Define] = {}
         self.dictionary = DictionaryEncoderCache()
+        self._plan_for: m.Define | None = None
+        self._plan: tuple = ((), True)
 
     def encode(self, msg: m.Message) -> bytes:
         code = m.SIMPLE_CODES.get(type(msg))
@@ -208,30 +212,51 @@ class Encoder:
         raise TypeError(f"not a peers message: {msg!r}")
 
     def encode_update(self, msg: m.Update) -> bytes:
+        return self.encode_entry(msg.update_id, msg.expire, msg.key, dict(msg.values))
+
+    def encode_entry(self, update_id: int | None, expire: int | None, key: Any, values: dict) -> bytes:
+        """An update of the current table without building an `Update` first (the
+        replication hot path): ``update_id`` None means incremental, ``expire`` None
+        non-timed; ``values`` maps data-type names to values (missing ones are 0)."""
         table = self.current
         if table is None:
             raise ValueError("an update needs a DEFINE (or SWITCH) first")
-        parts: list[bytes] = []
-        if msg.update_id is not None:
-            if msg.expire is not None:
-                parts.append(_U32_2.pack(msg.update_id & _MASK32, msg.expire & _MASK32))
+        if table is not self._plan_for:
+            self._plan_for, self._plan = table, _plan(table)
+        plan, complete = self._plan
+        if not complete:
+            raise ValueError(
+                f"cannot encode data types of table {table.name!r} (bits 0x{table.data_types:x})"
+            )
+        if update_id is not None:
+            if expire is not None:
+                parts = [_U32_2.pack(update_id & _MASK32, expire & _MASK32)]
+                msg_type = m.STKT_UPDATE_TIMED
             else:
-                parts.append(_U32.pack(msg.update_id & _MASK32))
-        elif msg.expire is not None:
-            parts.append(_U32.pack(msg.expire & _MASK32))
-        parts.append(encode_key(msg.key, table.key_type, table.key_len))
-        values = dict(msg.values)
-        for bit in table.bits():
-            dt = BY_BIT.get(bit)
-            if dt is None:
-                raise ValueError(f"cannot encode unknown data type bit {bit}")
-            parts.append(self._encode_value(dt.kind, values.get(dt.name), table.param_for(bit)))
+                parts = [_U32.pack(update_id & _MASK32)]
+                msg_type = m.STKT_UPDATE
+        elif expire is not None:
+            parts = [_U32.pack(expire & _MASK32)]
+            msg_type = m.STKT_INCUPDATE_TIMED
+        else:
+            parts = []
+            msg_type = m.STKT_INCUPDATE
+        parts.append(encode_key(key, table.key_type, table.key_len))
+        append = parts.append
+        for name, kind, count in plan:
+            value = values.get(name)
+            if kind == "u32" or kind == "u64":
+                append(_venc(value) if value else b"\x00")
+            elif kind == "rate":
+                append(_encode_rate(value))
+            else:
+                append(self._encode_value(kind, value, count))
         body = b"".join(parts)
         if len(body) > self.limit:
             raise ValueError(f"peers message of {len(body)} bytes exceeds the {self.limit}-byte limit")
-        return _frame(msg.type_code, body)
+        return bytes((m.CLASS_STICKTABLE, msg_type)) + _venc(len(body)) + body
 
-    def _encode_value(self, kind: str, value: m.Value, param: m.DefineParam | None) -> bytes:
+    def _encode_value(self, kind: str, value: m.Value, count: int) -> bytes:
         if kind == "u32" or kind == "u64":
             return _venc(value or 0)  # type: ignore[arg-type]
         if kind == "rate":
@@ -247,13 +272,27 @@ class Encoder:
                 raw = value.encode("utf-8", "surrogateescape")  # type: ignore[union-attr]
                 ref += _venc(len(raw)) + raw
             return _venc(len(ref)) + ref
-        count = (param.count if param is not None else None) or 0
         items = tuple(value or ())  # type: ignore[arg-type]
         if kind == "array_u32":
             return b"".join(_venc(items[i] if i < len(items) else 0) for i in range(count))
         if kind == "array_rate":
             return b"".join(_encode_rate(items[i] if i < len(items) else None) for i in range(count))
         raise ValueError(f"unknown data kind {kind}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(define: m.Define) -> tuple[tuple[tuple[str, str, int], ...], bool]:
+    """(name, kind, element count) of each value of the table's updates, in wire order,
+    and whether every data type is known (values of unknown newer types come last
+    and are skipped by a decoder)."""
+    plan = []
+    for bit in define.bits():
+        dt = BY_BIT.get(bit)
+        if dt is None:
+            return tuple(plan), False
+        param = define.param_for(bit)
+        plan.append((dt.name, dt.kind, (param.count or 0) if param is not None else 0))
+    return tuple(plan), True
 
 
 def _encode_rate(rate: tuple[int, int, int] | None) -> bytes:
@@ -295,7 +334,7 @@ class _Body:
             self.pos = pos + 1
             return data[pos]
         try:
-            value, new = varint.decode(data[: self.end], pos, max_bytes)
+            value, new = varint.decode(data if self.end == len(data) else data[: self.end], pos, max_bytes)
         except varint.VarintTruncated:
             raise _Truncated("truncated varint") from None
         except varint.VarintTooLong as exc:
@@ -371,6 +410,8 @@ class Decoder:
         self._current_usable = False
         self.last_update_ids: dict[int, int] = {}
         self.dictionary = DictionaryDecoderCache()
+        self._plan_for: m.Define | None = None
+        self._plan: tuple = ()
 
     @property
     def buffered(self) -> int:
@@ -496,15 +537,28 @@ class Decoder:
         expire = reader.u32() if msg_type in (m.STKT_UPDATE_TIMED, m.STKT_INCUPDATE_TIMED) else None
         key = decode_key(reader, table.key_type, table.key_len)
         values: list[tuple[str, m.Value]] = []
-        for bit in table.bits():
-            dt = BY_BIT.get(bit)
-            if dt is None:
-                break  # a newer data type: the rest of the body is skipped
-            values.append((dt.name, self._decode_value(reader, dt.kind, table.param_for(bit))))
+        append = values.append
+        # values of data types newer than ours come last: the rest of the body is skipped
+        if table is not self._plan_for:
+            self._plan_for, self._plan = table, _plan(table)[0]
+        for name, kind, count in self._plan:
+            if kind == "u32":
+                append((name, reader.varint() & _MASK32))
+            elif kind == "rate":
+                append(
+                    (
+                        name,
+                        m.RateValue(
+                            reader.varint() & _MASK32, reader.varint() & _MASK32, reader.varint() & _MASK32
+                        ),
+                    )
+                )
+            else:
+                append((name, self._decode_value(reader, kind, count)))
         self.last_update_ids[table.table_id] = resolved
         return m.Update(update_id, expire, key, tuple(values), table_id=table.table_id, resolved_id=resolved)
 
-    def _decode_value(self, reader: _Body, kind: str, param: m.DefineParam | None) -> m.Value:
+    def _decode_value(self, reader: _Body, kind: str, count: int) -> m.Value:
         if kind == "u32":
             return reader.varint() & _MASK32
         if kind == "rate":
@@ -532,7 +586,6 @@ class Decoder:
                 value = self.dictionary.get(slot_id)
             reader.pos = end
             return value
-        count = param.count if param is not None and param.count else 0
         if kind == "array_u32":
             return tuple(reader.varint() & _MASK32 for _ in range(count))
         if kind == "array_rate":

@@ -559,11 +559,8 @@ class PeersSync:
                 update_id = entry.update_id
                 implicit = previous is not None and update_id == (previous + 1) & MASK32
                 expire = entry.expire_in() if timed else None
-                msg = m.Update(
-                    None if implicit else update_id, expire, key, tuple(entry.wire_values().items())
-                )
                 previous = update_id
-                yield encoder.encode_update(msg)
+                yield encoder.encode_entry(None if implicit else update_id, expire, key, entry.wire_values())
         # issue 6: hand over even when not synchronised, but say so with PARTIAL
         yield encoder.encode(m.ResyncFinished() if self.synced else m.ResyncPartial())
 
@@ -647,10 +644,11 @@ class PeersSync:
             exhausted = True
             for update_id, entry in iterator:
                 implicit = previous is not None and update_id == (previous + 1) & MASK32
-                msg = m.Update(
-                    None if implicit else update_id, None, entry.key, tuple(entry.wire_values().items())
+                session.send_raw(
+                    encoder.encode_entry(
+                        None if implicit else update_id, None, entry.key, entry.wire_values()
+                    )
                 )
-                session.send_raw(encoder.encode_update(msg))
                 previous = cursor.last_pushed = update_id
                 sent += 1
                 if sent >= budget:
