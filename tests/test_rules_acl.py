@@ -362,3 +362,13 @@ def test_var_with_explicit_method():
     term = parse_acl_expr(["var(txn.n)", "-m", "int", "gt", "3"])
     t.vars["txn.n"] = 4
     assert term.pred(t.sess, t) is True
+
+
+def test_sni_of_the_tls_frontend():
+    for expr, expected in (
+        ("ssl_fc_sni a.example.com", True),
+        ("ssl_fc_sni_end .example.com", True),
+        ("ssl_fc_sni_reg ^b", False),
+    ):
+        assert acl_true(expr, ssl=True, sni="a.example.com") is expected, expr
+    assert acl_true("ssl_fc_sni -m found") is False

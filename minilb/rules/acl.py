@@ -66,6 +66,8 @@ register_acl_keyword("method", "method", "meth")
 register_acl_keyword("req.ver", "req.ver", "str")
 register_acl_keyword("req_ver", "req.ver", "str")
 register_acl_keyword("status", "status", "int")
+register_acl_keyword("ssl_fc_sni_end", "ssl_fc_sni", "end")
+register_acl_keyword("ssl_fc_sni_reg", "ssl_fc_sni", "reg")
 
 #: default match per output type, for fetches that are not ACL keywords (or have converters)
 _TYPE_MATCH = {
