@@ -2,7 +2,8 @@
 same nginx origin, and write the results into BENCHMARKS.md.
 
     python scripts/bench_http.py --quick      # about 2 minutes: 3 repetitions x 2 s
-    python scripts/bench_http.py              # the full run, within 15 minutes: 5 repetitions x 8 s
+    python scripts/bench_http.py              # the full run, within 15 minutes: 5 repetitions x 6 s,
+                                              # then the stick/peers/reload scripts in the time left
 
 The system under test runs on CPU 0, wrk and the origin on CPU 1 (taskset). The systems are measured
 interleaved (A B C A B C ...) so that drift of a shared machine hits all alike; the table shows medians,
@@ -155,9 +156,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     quick = args.quick
     args.repetitions = args.repetitions or (3 if quick else 5)
-    args.duration = args.duration or (2.0 if quick else 8.0)
+    args.duration = args.duration or (2.0 if quick else 6.0)
     args.warmup = args.warmup if args.warmup is not None else (1.0 if quick else 2.0)
-    args.budget = args.budget or (180.0 if quick else 850.0)
+    profiled = len([name for name in args.profile_scenarios.split(",") if name]) if args.profile else 0
+    args.budget = args.budget or (180.0 if quick else 850.0) + profiled * args.profile_seconds
     if args.extras is None:
         args.extras = "" if quick else ",".join(EXTRAS_BY_NAME)
     args.extras = tuple(name for name in args.extras.split(",") if name and name != "none")
