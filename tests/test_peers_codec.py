@@ -125,7 +125,7 @@ def _normalise(msgs: list[m.Message]) -> list[m.Message]:
     ]
 
 
-@settings(derandomize=True, max_examples=60, deadline=None)
+@settings(derandomize=True, max_examples=30, deadline=None)
 @given(sessions(), st.data())
 def test_round_trip_of_message_sequences_in_any_chunking(msgs: list[m.Message], data: st.DataObject) -> None:
     encoder = codec.Encoder()
