@@ -78,7 +78,8 @@ origin with the same generated haproxy.cfg (minilb reads HAProxy's configuration
 ### Where the time goes (profile)
 
 `python scripts/bench_http.py --profile` records minilb with py-spy (`pip install py-spy`; a tool of the
-harness, not a dependency of minilb) during the plain scenario and writes the top functions here.
+harness, not a dependency of minilb) during an extra run of the plain scenario, or of each scenario of
+`--profile-scenarios plain,track,deny,newconn`, and writes the top functions here.
 
 <!-- bench_http_profile:begin -->
 (not recorded yet)
