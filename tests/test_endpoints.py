@@ -94,7 +94,7 @@ def test_ipv6_listen_and_connect():
 
 
 @pytest_twisted.inlineCallbacks
-def test_unix_socket_with_mode_and_stale_file_removed(tmp_path):
+def test_unix_socket_with_mode_and_stale_file_replaced(tmp_path):
     path = str(tmp_path / "lb.sock")
     stale = socket.socket(socket.AF_UNIX)
     stale.bind(path)  # a socket file nobody listens on, as a crashed process leaves
@@ -104,10 +104,30 @@ def test_unix_socket_with_mode_and_stale_file_removed(tmp_path):
         assert oct(os.stat(path).st_mode & 0o777) == oct(0o600)
         data = yield fetch_greeting(Address("unix", path=path))
         assert data == b"hello from minilb\n"
-        with pytest.raises(OSError, match="another process listens"):
-            listen(reactor, bind(Address("unix", path=path)), greeter_factory())
     finally:
         yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_unix_socket_taken_over_by_a_new_listener_like_a_reload(tmp_path):
+    path = str(tmp_path / "lb.sock")
+    old = listen(reactor, bind(Address("unix", path=path)), greeter_factory())
+    new = listen(reactor, bind(Address("unix", path=path)), protocol.Factory.forProtocol(Greeter))
+    try:
+        yield old.stopListening()  # the old process stopping must not remove the new socket
+        assert os.path.exists(path)
+        data = yield fetch_greeting(Address("unix", path=path))
+        assert data == b"hello from minilb\n"
+    finally:
+        yield new.stopListening()
+
+
+def test_unix_path_that_is_not_a_socket_is_refused(tmp_path):
+    path = tmp_path / "config.txt"
+    path.write_text("precious")
+    with pytest.raises(OSError, match="exists and is not a socket"):
+        listen(reactor, bind(Address("unix", path=str(path))), greeter_factory())
+    assert path.read_text() == "precious"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract sockets are Linux-only")

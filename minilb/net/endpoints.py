@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
-from twisted.internet import defer, endpoints, error, interfaces, ssl
+from twisted.internet import defer, endpoints, error, interfaces, ssl, tcp, unix
 from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
@@ -110,23 +110,56 @@ def check_inherited_listener(fd: int) -> int:
         probe.close()
 
 
-def _unlink_stale_unix_socket(path: str) -> None:
-    """Remove a socket file left by a dead process (as HAProxy does), never a live one."""
+def bound_unix_socket(path: str, mode: int | None, backlog: int = 1024) -> socket.socket:
+    """A listening UNIX socket at ``path``, made the way HAProxy makes them: bound on a
+    temporary name, given its ``mode``, then renamed over ``path``.  A socket left by
+    a dead process, or one an older minilb still listens on (``-sf``, a reload), is
+    replaced atomically: clients never find the path missing, and the old process
+    keeps its own socket until it stops.  A file that is not a socket is refused."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise OSError(errno.EADDRINUSE, f"'{path}' exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-    except OSError:
-        os.unlink(path)
+        pass
     else:
-        raise OSError(errno.EADDRINUSE, f"another process listens on '{path}'")
-    finally:
-        probe.close()
+        if not stat.S_ISSOCK(st.st_mode):
+            raise OSError(errno.EADDRINUSE, f"'{path}' exists and is not a socket")
+    tmp = f"{path}.{os.getpid()}.tmp"
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(tmp)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        sock.listen(backlog)
+        sock.setblocking(False)
+        os.rename(tmp, path)
+    except OSError as e:
+        sock.close()
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise OSError(e.errno, f"cannot bind UNIX socket ({e.strerror}) [{path}]") from e
+    return sock
+
+
+class UnixListener(unix.Port):
+    """A UNIX listener on a socket made by `bound_unix_socket`.  Unlike Twisted's own
+    port it neither chmods nor unlinks the path: when it stops after a reload, the
+    path already belongs to the newer process's socket."""
+
+    def adopt(self, sock: socket.socket) -> None:
+        self.factory.doStart()
+        self.socket = sock
+        self.fileno = sock.fileno
+        self.numberAccepts = 100  # Twisted's starting accept batch
+        self.connected = True
+        self.startReading()
+
+    def startListening(self) -> None:  # pragma: no cover - adopt() is the way in
+        raise NotImplementedError("UnixListener only adopts sockets made by bound_unix_socket")
+
+    def connectionLost(self, reason) -> None:
+        tcp.Port.connectionLost(self, reason)
 
 
 def listen(reactor, bind: Bind, factory: Factory, backlog: int = 1024) -> interfaces.IListeningPort:
@@ -145,9 +178,9 @@ def listen(reactor, bind: Bind, factory: Factory, backlog: int = 1024) -> interf
         finally:
             sock.close()  # the port holds its own duplicate
     if family == "unix":
-        _unlink_stale_unix_socket(address.path)
-        mode = bind.mode if bind.mode is not None else 0o666
-        return reactor.listenUNIX(address.path, factory, backlog=backlog, mode=mode, wantPID=False)
+        port = UnixListener(address.path.encode(), factory, reactor=reactor)
+        port.adopt(bound_unix_socket(address.path, bind.mode, backlog))
+        return port
     if family == "abns":
         return reactor.listenUNIX("\0" + address.path, factory, backlog=backlog, wantPID=False)
     if family == "fd":
