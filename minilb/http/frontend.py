@@ -413,7 +413,10 @@ class ClientConnection(protocol.Protocol):
             return
         if fe.has_tcp_content or fe.has_http_request or fe.has_use_backend:
             sess.now_ms = int(self.reactor.seconds() * 1000)
-            if fe.tracking is not None and _tracked(sess):
+            stkctr = sess.stkctr
+            if fe.tracking is not None and (
+                stkctr[0] is not None or stkctr[1] is not None or stkctr[2] is not None
+            ):
                 fe.tracking.on_http_request(txn)
             if fe.has_tcp_content and not fe.rules.tcp_content(sess, txn):
                 self._close_now(abort=True)

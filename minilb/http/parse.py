@@ -69,6 +69,7 @@ class RequestHead:
         "content_length",
         "expect_continue",
         "conn_tokens",
+        "has_body",
     )
 
     def __init__(self, method, uri, version, headers, keep_alive, upgrade):
@@ -82,10 +83,7 @@ class RequestHead:
         self.content_length: int | None = None
         self.expect_continue = False
         self.conn_tokens: tuple[bytes, ...] = ()
-
-    @property
-    def has_body(self) -> bool:
-        return self.chunked or bool(self.content_length)
+        self.has_body = False  # chunked, or a non-zero content-length (set by _analyse)
 
 
 def _analyse(head, headers) -> None:
@@ -102,6 +100,7 @@ def _analyse(head, headers) -> None:
             elif lname == b"expect":
                 if value.lower() == b"100-continue":
                     head.expect_continue = True
+    head.has_body = head.chunked or bool(head.content_length)
 
 
 class _Parser:
