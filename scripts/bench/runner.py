@@ -266,6 +266,9 @@ class Harness:
             )
             self.log(f"  {scenario.name:8} {cell.system:7} exited during run {repetition + 1}")
             return
+        if result.requests == 0:
+            cell.failed_runs.append(f"run {repetition + 1}: no request completed")
+            return
         cpu_after = procs.process_tree_cpu_seconds(managed.pid)
         core_after = procs.read_cpu_times(SUT_CPU)
         origin_after = self.origin_requests()
