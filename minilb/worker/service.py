@@ -24,7 +24,7 @@ from twisted.internet import defer
 from minilb.http.backend import BackendRuntime
 from minilb.http.balance import ServerState, make_balancer
 from minilb.http.frontend import ActiveCounter, FrontendRuntime
-from minilb.http.log import make_sink
+from minilb.http.log import flush_all, make_sink
 from minilb.http.parse import Limits
 from minilb.tcp.proxy import TcpFrontend
 
@@ -179,6 +179,7 @@ class WorkerService(service.Service):
                     conn.transport.abortConnection()
                 for be in self.backends.values():
                     be.stop()
+                flush_all()  # traffic log lines still waiting for their batch write
                 d.callback(None)
             else:
                 self.reactor.callLater(0.05, poll)
