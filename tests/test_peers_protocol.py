@@ -1,0 +1,137 @@
+"""The Twisted adapter: PeerProtocol on fake transports, PeersService on a MemoryReactorClock."""
+
+from __future__ import annotations
+
+import random
+
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+from twisted.test import iosim
+
+from minilb.config.model import Address, Bind, Peer, PeersSection, StoreItem, TableSpec
+from minilb.errors import BUILTIN
+from minilb.peers import sync as s
+from minilb.peers.protocol import PeerFactory
+from minilb.peers.service import PeersService
+from minilb.stick.table import StickTable
+
+SPEC = TableSpec(BUILTIN, "st_ip", "st_ip", "ip", 4, 100, expire=60000, peers="p", store=(StoreItem("gpc0"),))
+
+
+class Owner:
+    def __init__(self) -> None:
+        self.changes = 0
+
+    def changed(self) -> None:
+        self.changes += 1
+
+
+def make_sync(name: str, clock) -> s.PeersSync:
+    sync = s.PeersSync(name, ("hapA", "hapB"), [StickTable(SPEC, clock)], clock, random.Random(name), 1)
+    sync.local_done = sync.remote_done = True
+    sync.resync_deadline_ms = None
+    return sync
+
+
+def test_accepted_connection_answers_the_hello_and_pushes() -> None:
+    clock = MemoryReactorClock()
+    sync = make_sync("hapA", clock)
+    table = sync.tables[0].table
+    row = table.get_or_create(0x0A000001)
+    table.set(row, "gpc0", 5)
+    table.touch_local(row)
+    owner = Owner()
+    proto = PeerFactory(sync, owner).buildProtocol(None)
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    proto.dataReceived(b"HAProxyS 2.1\nhapA\nhapB 42 1\n")
+    out = transport.value()
+    assert out.startswith(b"200\n\x0a\x82")  # status line, then DEFINE of the push
+    assert b"\x0a\x80" in out and owner.changes >= 2
+    transport.clear()
+    proto.dataReceived(b"\x01\x00")  # an error message from the peer is ignored
+    proto.dataReceived(b"\xff\x00")  # class 255: protocol error, then close
+    assert transport.value() == b"\x01\x00" and transport.disconnecting
+
+
+def test_refused_hello_gets_its_status_and_the_connection_closes() -> None:
+    sync = make_sync("hapA", MemoryReactorClock())
+    proto = PeerFactory(sync, Owner()).buildProtocol(None)
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    proto.dataReceived(b"HAProxyS 2.1\nhapA\nstranger 1 1\n")
+    assert transport.value() == b"504\n" and transport.disconnecting
+
+
+def test_full_transport_pauses_pushes_until_resumed() -> None:
+    clock = MemoryReactorClock()
+    sync = make_sync("hapA", clock)
+    table = sync.tables[0].table
+    proto = PeerFactory(sync, Owner()).buildProtocol(None)
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    proto.dataReceived(b"HAProxyS 2.1\nhapA\nhapB 42 1\n")
+    transport.clear()
+    proto.pauseProducing()
+    row = table.get_or_create(0x0A000002)
+    table.touch_local(row)
+    sync.tick()
+    proto.flush()
+    assert transport.value() == b""
+    proto.resumeProducing()
+    assert b"\x0a\x80" in transport.value()
+
+
+def test_two_protocols_over_iosim_replicate() -> None:
+    clock = MemoryReactorClock()
+    a, b = make_sync("hapA", clock), make_sync("hapB", clock)
+    row = a.tables[0].table.get_or_create(0x0A000003)
+    a.tables[0].table.set(row, "gpc0", 9)
+    a.tables[0].table.touch_local(row)
+    assert a.dials_due() == ["hapB"]
+    client = PeerFactory(a, Owner(), "hapB").buildProtocol(None)
+    server = PeerFactory(b, Owner()).buildProtocol(None)
+    pump = iosim.connect(server, iosim.makeFakeServer(server), client, iosim.makeFakeClient(client))
+    pump.flush()
+    tb = b.tables[0].table
+    assert tb.get(tb.lookup(0x0A000003), "gpc0") == 9
+    clock.advance(3)
+    a.tick()
+    b.tick()
+    client.flush()
+    server.flush()
+    pump.flush()
+    assert a.peers["hapB"].rx_heartbeats == 1 and b.peers["hapA"].rx_heartbeats == 1
+
+
+def test_service_dials_remote_peers_and_arms_one_timer() -> None:
+    reactor = MemoryReactorClock()
+    reactor.advance(100)
+    section = PeersSection(
+        BUILTIN,
+        "p",
+        peers=(
+            Peer(BUILTIN, "hapA", Address("ipv4", "127.0.0.1", 20001)),
+            Peer(BUILTIN, "hapB", Address("ipv4", "127.0.0.1", 20002)),
+        ),
+        bind=Bind(BUILTIN, Address("ipv4", "127.0.0.1", 20001), name="hapA"),
+        local_peer="hapA",
+    )
+    table = StickTable(SPEC, reactor)
+    service = PeersService(reactor, section, "hapA", [table], rng=random.Random(1), pid=7, listen=False)
+    service.startService()
+    assert [(host, port) for host, port, *_ in reactor.tcpClients] == [("127.0.0.1", 20002)]
+    timers = [c for c in reactor.getDelayedCalls() if c.active()]
+    assert len(timers) == 1 and timers[0].getTime() == 105.0  # one timer: the resync timer
+    # the dial fails: a retry 1 s later
+    factory = reactor.tcpClients[0][2]
+    factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+    reactor.advance(1.0)
+    assert len(reactor.tcpClients) == 2
+    # a local change re-arms the timer for now
+    row = table.get_or_create(1)
+    table.touch_local(row)
+    assert min(c.getTime() for c in reactor.getDelayedCalls() if c.active()) == reactor.seconds()
+    service.stopService()
+    assert not [c for c in reactor.getDelayedCalls() if c.active() and c.func == service._fire]
