@@ -105,6 +105,7 @@ def test_body_split_over_feeds():
         b"G\x01T / HTTP/1.1\r\n\r\n",
         b"GET / HTTP/9.9\r\n\r\n",
         b"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
     ],
 )
 def test_malformed_requests_are_400(raw):

@@ -51,8 +51,8 @@ class Limits:
 
 
 # Lengths of the header names framing cares about, to skip .lower() on all others:
-# expect(6) upgrade(7) connection(10) content-length(14) transfer-encoding(17).
-_INTERESTING_LENGTHS = frozenset((6, 7, 10, 14, 17))
+# host(4) expect(6) upgrade(7) connection(10) content-length(14) transfer-encoding(17).
+_INTERESTING_LENGTHS = frozenset((4, 6, 7, 10, 14, 17))
 
 
 class RequestHead:
@@ -87,11 +87,17 @@ class RequestHead:
 
 
 def _analyse(head, headers) -> None:
-    """Set chunked / content_length / expect / connection tokens from the headers."""
+    """Set chunked / content_length / expect / connection tokens from the headers.
+    Several Host headers that disagree are a 400, as HAProxy answers."""
+    host = None
     for name, value in headers:
         if len(name) in _INTERESTING_LENGTHS:
             lname = name.lower()
-            if lname == b"transfer-encoding":
+            if lname == b"host":
+                if host is not None and host != value:
+                    raise HTTPError(400, "several different Host headers")
+                host = value
+            elif lname == b"transfer-encoding":
                 head.chunked = True
             elif lname == b"content-length":
                 head.content_length = int(value)  # llhttp already checked the digits
