@@ -149,3 +149,14 @@ def test_dontlognull_skips_empty_connections_only():
     c2.dataReceived(b"GET / HT")
     h.reactor.advance(1.001)
     assert len(sink.lines) == 1
+
+
+def test_proxies_logging_to_stdout_share_one_batch():
+    class Owner:
+        def schedule(self, fn):
+            pass
+
+    owner = Owner()
+    a = make_sink([LogTarget(BUILTIN, "stdout")], (), owner.schedule)
+    b = make_sink([LogTarget(BUILTIN, "stdout")], (), owner.schedule)
+    assert a.targets[0][0] is b.targets[0][0]

@@ -229,7 +229,7 @@ def make_sink(targets, global_targets=(), scheduler=None) -> LogSink | None:
             fd = 1 if t.target == "stdout" else 2
             key = (fd, fmt, facility)
             target = _shared_streams.get(key)
-            if target is None or target.scheduler is not scheduler:
+            if target is None or target.scheduler != scheduler:
                 target = _StreamTarget(fd, fmt, facility, scheduler or (lambda f: f()))
                 _shared_streams[key] = target
         else:
