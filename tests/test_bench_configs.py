@@ -80,3 +80,13 @@ def test_stub_status_request_count():
     assert configs.parse_stub_status_requests(page) == 12345
     with pytest.raises(ValueError):
         configs.parse_stub_status_requests("<html>404</html>")
+
+
+@pytest.mark.parametrize("scenario", configs.SCENARIOS, ids=lambda scenario: scenario.name)
+def test_minilb_accepts_every_generated_config_without_warnings(tmp_path, scenario):
+    from minilb.check import check_config
+
+    cfg = tmp_path / "minilb.cfg"
+    cfg.write_text(configs.haproxy_config(scenario, listen_port=1, origin_port=2))
+    result = check_config([str(cfg)])
+    assert result.ok and result.diagnostics == (), [d.message for d in result.diagnostics]
