@@ -201,6 +201,9 @@ class StickTable:
         self._c_conn_rate = cols.get("conn_rate")
         self._c_http_req_rate = cols.get("http_req_rate")
 
+        # the hot path, specialised for this table's columns (shadows the method)
+        self.track_key = self._build_track_key()  # type: ignore[method-assign]
+
     def _first_array(self, name: str) -> array | None:
         col = self.columns.get(name)
         return col.arrays[0] if col is not None else None
@@ -549,47 +552,70 @@ class StickTable:
         """The hot path of ``track-scN``: find or create the entry, take a reference,
         count ``conn_cur``/``conn_cnt``/``conn_rate`` and touch it; with
         ``http_request`` also count ``http_req_cnt``/``http_req_rate`` and touch
-        again (HAProxy numbers the entry twice).  None when the table is full."""
-        row = self._index.get(key)
-        if row is None:
-            row = self.get_or_create(key)
+        again (HAProxy numbers the entry twice).  None when the table is full.
+
+        Shadowed at construction by a closure specialised for this table's columns
+        (`_build_track_key`); this method only documents the signature."""
+        return self._build_track_key()(key, http_request)
+
+    def _build_track_key(self):
+        """A ``track_key`` with this table's arrays and constants bound as locals."""
+        index = self._index
+        get_or_create = self.get_or_create
+        seconds = self._seconds
+        ref = self._ref
+        exp = self._exp
+        expire = self.expire
+        renumber = self._renumber_local
+        to_tail = self._lru_to_tail
+        increment = counters.increment
+        conn_cur = self._c_conn_cur
+        conn_cnt = self._c_conn_cnt
+        http_cnt = self._c_http_req_cnt
+        conn_rate = self._c_conn_rate.arrays if self._c_conn_rate is not None else None
+        conn_period = self._c_conn_rate.period if self._c_conn_rate is not None else 0
+        http_rate = self._c_http_req_rate.arrays if self._c_http_req_rate is not None else None
+        http_period = self._c_http_req_rate.period if self._c_http_req_rate is not None else 0
+        http_hits = 2 if (http_cnt is not None or http_rate is not None) else 1
+        table = self
+
+        def track_key(key: Any, http_request: bool) -> int | None:
+            row = index.get(key)
             if row is None:
-                return None
-        now = int(self._seconds() * 1000) & MASK32
-        self._ref[row] += 1
-        c = self._c_conn_cur
-        if c is not None:
-            c[row] = (c[row] + 1) & MASK32
-        c = self._c_conn_cnt
-        if c is not None:
-            c[row] = (c[row] + 1) & MASK32
-        col = self._c_conn_rate
-        if col is not None:
-            t, c, p = col.arrays
-            if (now - t[row]) & MASK32 < col.period:
-                c[row] = (c[row] + 1) & MASK32
-            else:
-                t[row], c[row], p[row] = counters.increment(t[row], c[row], p[row], now, col.period, 1)
-        if self.expire:
-            self._exp[row] = ((now + self.expire) & MASK32) or 1
-        if row != self._lru_tail:
-            self._lru_to_tail(row)
-        hits = 1
-        if http_request:
-            c = self._c_http_req_cnt
-            if c is not None:
-                c[row] = (c[row] + 1) & MASK32
-                hits = 2
-            col = self._c_http_req_rate
-            if col is not None:
-                hits = 2
-                t, c, p = col.arrays
-                if (now - t[row]) & MASK32 < col.period:
+                row = get_or_create(key)
+                if row is None:
+                    return None
+            now = int(seconds() * 1000) & MASK32
+            ref[row] += 1
+            if conn_cur is not None:
+                conn_cur[row] = (conn_cur[row] + 1) & MASK32
+            if conn_cnt is not None:
+                conn_cnt[row] = (conn_cnt[row] + 1) & MASK32
+            if conn_rate is not None:
+                t, c, p = conn_rate
+                if (now - t[row]) & MASK32 < conn_period:
                     c[row] = (c[row] + 1) & MASK32
                 else:
-                    t[row], c[row], p[row] = counters.increment(t[row], c[row], p[row], now, col.period, 1)
-        self._renumber_local(row, hits)
-        return row
+                    t[row], c[row], p[row] = increment(t[row], c[row], p[row], now, conn_period, 1)
+            if expire:
+                exp[row] = ((now + expire) & MASK32) or 1
+            if row != table._lru_tail:
+                to_tail(row)
+            if not http_request:
+                renumber(row, 1)
+                return row
+            if http_cnt is not None:
+                http_cnt[row] = (http_cnt[row] + 1) & MASK32
+            if http_rate is not None:
+                t, c, p = http_rate
+                if (now - t[row]) & MASK32 < http_period:
+                    c[row] = (c[row] + 1) & MASK32
+                else:
+                    t[row], c[row], p[row] = increment(t[row], c[row], p[row], now, http_period, 1)
+            renumber(row, http_hits)
+            return row
+
+        return track_key
 
     @staticmethod
     def _count_rate(col: Column, row: int, now: int, inc: int) -> None:
