@@ -416,3 +416,23 @@ def test_second_old_process_gets_300(clock: task.Clock) -> None:
     second = a.incoming()
     a.data_received(second, b"HAProxyS 2.1\nhapA\nhapA 11 1\n")
     assert second.data_to_send() == b"300\n" and second.should_close
+
+
+def test_show_peers_lists_peers_states_and_cursors(clock: task.Clock) -> None:
+    net = PeerNet(clock)
+    a = net.add("hapA", make("hapA", clock, synced=True))
+    b = net.add("hapB", make("hapB", clock, synced=True))
+    net.run(3)  # past the start-up collision
+    b.tables[0].table.set_local(IP1, gpc0=1)
+    a.tables[0].table.set_local(IP2, gpc0=2)
+    net.run(0.5)
+    lines = a.show_peers("mypeers", {"hapA": "127.0.0.1:20001", "hapB": "127.0.0.1:20002"})
+    text = "\n".join(lines)
+    assert lines[0].split(": ", 1)[1].startswith("id=mypeers disabled=0 flags=0x3 resync_timeout=<NEVER>")
+    assert "id=hapA(local,inactive) addr=127.0.0.1:20001 last_status=NONE last_hdshk=<NEVER>" in text
+    assert "id=hapB(remote,active) addr=127.0.0.1:20002 last_status=ESTA" in text
+    remote = text[text.index("id=hapB(remote") :]
+    assert "local_id=1 remote_id=1 flags=0x0 remote_data=0x614" in remote
+    assert "last_acked=1 last_pushed=1 last_get=1 teaching_origin=0 update=1" in remote
+    assert "id=st_ip update=2 localupdate=1 commitupdate=1 refcnt=1" in remote
+    assert f"coll={a.peers['hapB'].collisions}" in remote and "tx_hbt=" in remote

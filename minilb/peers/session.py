@@ -71,6 +71,7 @@ class Session:
         self._lines: list[str] = []
         self._inbuf = bytearray()
         self.messages_received = 0
+        self._decoder_failed = False
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -114,6 +115,11 @@ class Session:
     @property
     def closed(self) -> bool:
         return self.state == CLOSED
+
+    @property
+    def decoder_failed(self) -> bool:
+        """The remote side sent a malformed message (we answered 01 00 / 01 01)."""
+        return self._decoder_failed
 
     @property
     def remote_is_2_0(self) -> bool:
@@ -182,6 +188,7 @@ class Session:
         try:
             msgs = self.decoder.feed(data)
         except codec.PeersProtocolError as exc:
+            self._decoder_failed = True
             self._out += exc.answer
             self.close(str(exc))
             self.messages_received += len(exc.messages)

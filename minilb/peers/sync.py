@@ -138,6 +138,9 @@ class Peer:
         self.collisions = 0
         self.tx_heartbeats = 0
         self.rx_heartbeats = 0
+        self.new_conn = 0
+        self.proto_err = 0
+        self.last_handshake_ms: int | None = None
 
 
 class Link:
@@ -393,6 +396,8 @@ class PeersSync:
             peer.gave_up = False
         peer = link.peer
         peer.last_status = "ESTA"
+        peer.new_conn += 1
+        peer.last_handshake_ms = now
         link.established_seen = True
         link.last_push_ms = now
         link.alive_deadline_ms = now + LIVENESS_MS
@@ -440,6 +445,8 @@ class PeersSync:
         session = link.session
         link.should_close = True
         link.close_reason = session.close_reason
+        if link.peer is not None and session.decoder_failed:
+            link.peer.proto_err += 1
         if session.role == "connect" and link.peer is not None and session.status not in (None, m.STATUS_OK):
             link.peer.last_status = str(session.status)
             if session.downgrade_next:
@@ -770,3 +777,84 @@ class PeersSync:
     def close_all(self, reason: str = "shutting down") -> None:
         for link in list(self.links):
             self._kill(link, reason)
+
+    # ------------------------------------------------------------------ show peers
+    def show_peers(self, section: str, addresses: dict[str, str] | None = None) -> list[str]:
+        """The section's part of the stats socket's ``show peers``, in HAProxy 2.6's
+        layout (object addresses are Python ids; flags: 0x1 local resync done, 0x2
+        remote resync done, 0x4 a resync source is assigned)."""
+        now = self.now()
+        addresses = addresses or {}
+        flags = (1 if self.local_done else 0) | (2 if self.remote_done else 0) | (4 if self.source else 0)
+        lines = [
+            f"0x{id(self):x}: id={section} disabled=0 flags=0x{flags:x} "
+            f"resync_timeout={_human(self.resync_deadline_ms, now)} task_calls=0"
+        ]
+        for peer in sorted(self.peers.values(), key=lambda p: (not p.is_local, p.name)):
+            link = peer.link if peer.link is not None and not peer.link.should_close else None
+            active = "active" if link is not None and link.session.established else "inactive"
+            kind = "local" if peer.is_local else "remote"
+            since = (
+                "<NEVER>" if peer.last_handshake_ms is None else f"{_ms_text(now - peer.last_handshake_ms)}"
+            )
+            reconnect = _human(peer.next_dial_ms if link is None else peer.reconnect_at_ms, now)
+            heartbeat = _human(link.last_push_ms + HEARTBEAT_MS, now) if link is not None else "<NEVER>"
+            lines.append(
+                f"  0x{id(peer):x}: id={peer.name}({kind},{active}) addr={addresses.get(peer.name, '-')} "
+                f"last_status={peer.last_status} last_hdshk={since}"
+            )
+            lines.append(
+                f"        reconnect={reconnect} heartbeat={heartbeat} confirm=0 tx_hbt={peer.tx_heartbeats} "
+                f"rx_hbt={peer.rx_heartbeats} no_hbt=0 new_conn={peer.new_conn} proto_err={peer.proto_err} "
+                f"coll={peer.collisions}"
+            )
+            lines.append("        flags=0x0" + (" state=EST" if active == "active" else ""))
+            lines.append("        shared tables:")
+            for shared in self.tables:
+                cursor = peer.cursors[shared.table_id]
+                remote_id, remote_data = 0, 0
+                if link is not None:
+                    for rid, mapped in link.remote_tables.items():
+                        if mapped is shared:
+                            remote_id = rid
+                            define = link.session.decoder.defines.get(rid)
+                            remote_data = define.data_types if define is not None else 0
+                table = shared.table
+                lines.append(
+                    f"          0x{id(cursor):x} local_id={shared.table_id} remote_id={remote_id} flags=0x0 "
+                    f"remote_data=0x{remote_data:x}"
+                )
+                lines.append(
+                    f"              last_acked={cursor.last_acked} last_pushed={cursor.last_pushed} "
+                    f"last_get={cursor.last_get} teaching_origin={cursor.teaching_origin} update={cursor.acked}"
+                )
+                lines.append(
+                    f"              table:0x{id(table):x} id={table.spec.name} update={table.update} "
+                    f"localupdate={table.local_update} commitupdate={table.commit_update} refcnt=1"
+                )
+            lines.append('        Dictionary cache not dumped (use "show peers dict")')
+        return lines
+
+
+def _ms_text(ms: int) -> str:
+    """HAProxy's human time: 12s, 1m5s, 2h3m, 1d4h; below a second, <1s... as ``Nms``."""
+    if ms < 1000:
+        return f"{ms}ms"
+    secs = ms // 1000
+    days, rest = divmod(secs, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes}m"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+def _human(deadline_ms: int | None, now: int) -> str:
+    if deadline_ms is None:
+        return "<NEVER>"
+    left = _s32(deadline_ms - now)
+    return "<PAST>" if left <= 0 else _ms_text(left)
