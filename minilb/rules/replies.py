@@ -116,18 +116,26 @@ def make_reply(
     return Reply(status=status, headers=headers, body=body, reason=reason or reason_for(status))
 
 
-def wire_bytes(reply: Reply, close: bool = False) -> bytes:
-    """The bytes HAProxy sends for ``reply`` (``close``: the connection closes after it)."""
+def wire_bytes(reply: Reply, close: bool = False, version: str = "1.1", head: bool = False) -> bytes:
+    """The bytes HAProxy 2.6 sends for ``reply`` to a client speaking HTTP/``version``:
+    ``connection: close`` is added as the last header when the connection closes after
+    it, ``connection: keep-alive`` to an HTTP/1.0 client that keeps it (error pages
+    included); a ``head`` request gets no body."""
     if reply.raw is not None:
-        return reply.raw
-    raw = render(reply.status, reply.reason or reason_for(reply.status), reply.headers, reply.body)
-    return with_close(raw) if close else raw
-
-
-def with_close(raw: bytes) -> bytes:
-    """``raw`` with ``connection: close`` added as its last header."""
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    return head + b"\r\nconnection: close" + sep + body
+        raw = reply.raw
+    else:
+        raw = render(reply.status, reply.reason or reason_for(reply.status), reply.headers, reply.body)
+    header_end = raw.find(b"\r\n\r\n")
+    if header_end < 0:
+        return raw
+    if close:
+        if b"\r\nconnection:" not in raw[:header_end].lower():
+            raw = raw[:header_end] + b"\r\nconnection: close" + raw[header_end:]
+    elif version == "1.0":
+        raw = raw[:header_end] + b"\r\nconnection: keep-alive" + raw[header_end:]
+    if head:
+        raw = raw[: raw.find(b"\r\n\r\n") + 4]
+    return raw
 
 
 HeaderFmt = tuple[bytes, Callable[[Any, Any], str], str | None]  # name, render, constant

@@ -21,6 +21,12 @@ REQUESTS = [
     ("deny", b"GET /deny HTTP/1.1\r\nHost: a\r\n\r\n"),
     ("deny429", b"GET /deny429 HTTP/1.1\r\nHost: a\r\n\r\n"),
     ("deny_string", b"GET /denystr HTTP/1.1\r\nHost: a\r\n\r\n"),
+    ("deny400", b"GET /deny400 HTTP/1.1\r\nHost: a\r\n\r\n"),
+    ("deny_hdr", b"GET /denyhdr HTTP/1.1\r\nHost: a\r\n\r\n"),
+    ("deny_http10", b"GET /deny HTTP/1.0\r\n\r\n"),
+    ("deny_http10_keepalive", b"GET /deny HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+    ("return_http10", b"GET /ret HTTP/1.0\r\n\r\n"),
+    ("return_head", b"HEAD /ret HTTP/1.1\r\nHost: a\r\n\r\n"),
     ("return_string", b"GET /ret HTTP/1.1\r\nHost: a\r\n\r\n"),
     ("return_empty", b"GET /retnone HTTP/1.1\r\nHost: a\r\n\r\n"),
     ("return_status_only", b"GET /ret404 HTTP/1.1\r\nHost: a\r\n\r\n"),
@@ -70,6 +76,8 @@ frontend fe
   http-request deny if {{ path /deny }}
   http-request deny deny_status 429 if {{ path /deny429 }}
   http-request deny deny_status 403 content-type text/plain string "nope" if {{ path /denystr }}
+  http-request deny deny_status 400 if {{ path /deny400 }}
+  http-request deny deny_status 403 hdr X-Why "rule %[path]" if {{ path /denyhdr }}
   http-request return status 200 content-type text/plain string "hello" if {{ path /ret }}
   http-request return if {{ path /retnone }}
   http-request return status 404 if {{ path /ret404 }}
