@@ -295,7 +295,7 @@ def test_deny_before_body_arrives_closes_after_reply():
     h = Harness(rules=rules)
     c, ct = h.client()
     c.dataReceived(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
-    assert ct.value() == error_response(403)
+    assert ct.value() == error_response(403, close=True)
     assert ct.disconnecting
 
 
@@ -380,3 +380,26 @@ def test_monitor_uri_is_answered_by_the_proxy():
     assert ct.value() == error_response(200)
     assert h.connector.attempts == []
     assert not ct.disconnecting
+
+
+class FakePort:
+    def __init__(self):
+        self.reading = True
+
+    def stopReading(self):
+        self.reading = False
+
+    def startReading(self):
+        self.reading = True
+
+
+def test_frontend_maxconn_stops_accepting_until_a_connection_closes():
+    h = Harness(proxy(servers=[server_model()], maxconn=2))
+    port = FakePort()
+    h.fe.gate.ports.append(port)
+    c1, _ = h.client(port=1)
+    assert port.reading
+    c2, _ = h.client(port=2)
+    assert not port.reading
+    c1.connectionLost(None)
+    assert port.reading

@@ -380,3 +380,23 @@ def test_broken_chunked_body_after_forwarding_aborts_without_400():
     assert ct.value() == b""
     assert ct.disconnecting and st.disconnecting
     assert h.server().cur_conns == 0
+
+
+def test_503_framing_follows_the_client_connection_like_haproxy():
+    import pytest
+
+    from minilb.http import frontend
+
+    if not frontend._WIRE_BYTES_KNOWS_VERSION:
+        pytest.skip("rules.replies.wire_bytes without the version argument")
+    h = Harness()
+    h.server().up = False
+    c, ct = h.client()
+    c.dataReceived(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    page = error_response(503)
+    assert ct.value() == page.replace(b"\r\n\r\n", b"\r\nconnection: keep-alive\r\n\r\n", 1)
+    assert not ct.disconnecting
+    c2, ct2 = h.client(port=2)
+    c2.dataReceived(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert ct2.value() == error_response(503, close=True)
+    assert ct2.disconnecting

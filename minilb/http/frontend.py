@@ -19,6 +19,7 @@ proxy's ``errorfile``.  One timer per connection (`minilb.tcp.timer.ConnTimer`).
 from __future__ import annotations
 
 import collections
+import inspect
 
 from twisted.internet import protocol
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer, ISSLTransport
@@ -39,7 +40,8 @@ from minilb.http.parse import (
     split_uri,
 )
 from minilb.rules.replies import wire_bytes
-from minilb.rules.txn import Session, Txn
+from minilb.rules.txn import Reply, Session, Txn
+from minilb.tcp.gate import AcceptGate
 from minilb.tcp.io import direct_writer
 from minilb.tcp.timer import ConnTimer
 
@@ -168,6 +170,7 @@ class FrontendRuntime(protocol.Factory):
         self.connections: set[ClientConnection] = set()
         self.cur_conns = 0
         self.maxconn = proxy.maxconn
+        self.gate = AcceptGate(proxy.maxconn)
         self.monitor_uri = proxy.monitor_uri.encode("latin-1") if proxy.monitor_uri else None
         self.stopping = False
 
@@ -284,9 +287,8 @@ class ClientConnection(protocol.Protocol):
             nodelay(True)
         if fe.connect_log:
             fe.sink.emit(format_connect(sess.src, sess.src_port, sess.dst, sess.dst_port, fe.name, "http"))
-        if fe.maxconn is not None and fe.cur_conns > fe.maxconn:
-            transport.abortConnection()
-            return
+        if fe.maxconn is not None:
+            fe.gate.opened(fe.cur_conns)
         if fe.has_tcp_connection:
             sess.now_ms = int(self.accept_time * 1000)
             if not fe.rules.tcp_connection(sess):
@@ -823,7 +825,7 @@ class ClientConnection(protocol.Protocol):
             self._finish_log()
             self._close_now(abort=True)
             return
-        data = wire_bytes(reply, close)
+        data = _reply_bytes(reply, close, head)
         if close:
             self.closing = True
         self.bytes_out += len(data)
@@ -838,13 +840,17 @@ class ClientConnection(protocol.Protocol):
             self.txn.status = status
         self.replied = True
         head = self.head
-        if (not self.req_done and head.has_body) or not head.keep_alive:
+        if (not self.req_done and head.has_body) or not head.keep_alive or self.fe.stopping:
             self.closing = True
-        self._write_error(status, be)
+        # the proxy's own answer is framed like a rule's reply (connection header)
+        data = _reply_bytes(Reply(status, raw=self.fe.error_page(status, be)), self.closing, head)
+        self.bytes_out += len(data)
+        self.write(data)
         if self.req_done or self.closing:
             self._finish()
 
     def _write_error(self, status: int, be=None) -> None:
+        """A 502/504 after the request went to a server: sent as is, then closed."""
         data = self.fe.error_page(status, be)
         self.bytes_out += len(data)
         self.write(data)
@@ -1131,10 +1137,26 @@ class ClientConnection(protocol.Protocol):
             fe.connections.discard(self)
             fe.cur_conns -= 1
             fe.active.value -= 1
+            if fe.maxconn is not None:
+                fe.gate.closed(fe.cur_conns)
         if fe.tracking is not None and _tracked(self.sess):
             if self.bytes_in:
                 fe.tracking.on_bytes(self.sess, self.bytes_in, 0)
             fe.tracking.on_session_end(self.sess)
+
+
+try:
+    _WIRE_BYTES_KNOWS_VERSION = "version" in inspect.signature(wire_bytes).parameters
+except (TypeError, ValueError):  # pragma: no cover
+    _WIRE_BYTES_KNOWS_VERSION = False
+
+
+def _reply_bytes(reply, close: bool, head) -> bytes:
+    """A rule's (or the proxy's) reply as sent to this client: `wire_bytes` adds the
+    connection header HAProxy adds and drops the body for HEAD."""
+    if _WIRE_BYTES_KNOWS_VERSION:
+        return wire_bytes(reply, close, head.version, head.method == "HEAD")
+    return wire_bytes(reply, close)
 
 
 def _tracked(sess) -> bool:

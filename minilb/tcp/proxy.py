@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from minilb.http.log import format_connect, format_tcplog
 from minilb.rules.txn import Session
+from minilb.tcp.gate import AcceptGate
 from minilb.tcp.io import direct_writer
 from minilb.tcp.timer import ConnTimer
 
@@ -65,6 +66,7 @@ class TcpFrontend(protocol.Factory):
         self.connections: set[TcpClient] = set()
         self.cur_conns = 0
         self.maxconn = proxy.maxconn
+        self.gate = AcceptGate(proxy.maxconn)
         self.stopping = False
 
     def buildProtocol(self, addr):
@@ -116,9 +118,8 @@ class TcpClient(protocol.Protocol):
         self.reads_at_arm = 0
         if fe.connect_log:
             fe.sink.emit(format_connect(sess.src, sess.src_port, sess.dst, sess.dst_port, fe.name, "tcp"))
-        if fe.maxconn is not None and fe.cur_conns > fe.maxconn:
-            self.transport.abortConnection()
-            return
+        if fe.maxconn is not None:
+            fe.gate.opened(fe.cur_conns)
         if fe.has_tcp_connection:
             sess.now_ms = int(self.accept_time * 1000)
             if not fe.rules.tcp_connection(sess):
@@ -278,6 +279,8 @@ class TcpClient(protocol.Protocol):
             fe.connections.discard(self)
             fe.cur_conns -= 1
             fe.active.value -= 1
+            if fe.maxconn is not None:
+                fe.gate.closed(fe.cur_conns)
             if fe.tcplog:
                 now = self.reactor.seconds()
                 be = self.be

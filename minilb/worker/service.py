@@ -146,7 +146,9 @@ class WorkerService(service.Service):
         try:
             for px, factory in self.frontends:
                 for bind in px.binds:
-                    self.ports.append(listen(self.reactor, bind, factory))
+                    port = listen(self.reactor, bind, factory)
+                    self.ports.append(port)
+                    factory.gate.ports.append(port)
         except Exception:
             for port in self.ports:
                 port.stopListening()
