@@ -23,6 +23,7 @@ from minilb.net.endpoints import (
     server_tls_context,
     sni_literal,
 )
+from tests.support.procs import has_ipv6
 from tests.support.tlscerts import ScratchCA
 
 
@@ -59,15 +60,6 @@ def fetch_greeting(address: Address, tls=None, sni=None):
     )
     data = yield proto.done
     return data
-
-
-def has_ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 @pytest_twisted.inlineCallbacks

@@ -7,21 +7,28 @@ import re
 import pytest
 
 from tests.conftest import haproxy_binary, requires_haproxy
-from tests.support.procs import Proc, ProcessGroup, free_port, wait_for_port
+from tests.support.procs import (
+    Proc,
+    free_port,
+    procs_fixture,  # noqa: F401 (the `procs` fixture)
+    wait_for_port,
+)
 from tests.test_integration_proxy import needs_plugin
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 
+HEADER = """\
+global
+    log stdout format raw local0 info
+defaults
+    mode http
+    log global
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+"""
+
 TRANSITION = re.compile(r"((?:Backup )?Server \S+ is (?:UP|DOWN), .*)$")
-
-
-@pytest.fixture
-def procs():
-    group = ProcessGroup()
-    try:
-        yield group
-    finally:
-        group.cleanup()
 
 
 def transitions(output: str) -> set[str]:
@@ -41,15 +48,9 @@ def test_down_lines_match_haproxy(procs):
     dead = free_port()
 
     def config(port: int) -> str:
-        return f"""\
-global
-    log stdout format raw local0 info
-defaults
-    mode http
-    log global
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
+        return (
+            HEADER
+            + f"""\
     timeout check 1s
 frontend fe
     bind 127.0.0.1:{port}
@@ -68,6 +69,7 @@ backend strchk
 backend backups
     server b1 127.0.0.1:{dead} check inter 200 fall 1 rise 1 backup
 """
+        )
 
     expected_lines = 4
     hp_port = free_port()
@@ -95,15 +97,9 @@ def test_up_lines_match_haproxy(procs):
     late = free_port()  # nothing listens yet: DOWN first, UP once the origin starts
 
     def config(port: int) -> str:
-        return f"""\
-global
-    log stdout format raw local0 info
-defaults
-    mode http
-    log global
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
+        return (
+            HEADER
+            + f"""\
 frontend fe
     bind 127.0.0.1:{port}
     default_backend tcpchk
@@ -113,6 +109,7 @@ backend httpchk
     option httpchk GET /health
     server s1 127.0.0.1:{late} check inter 200 fall 1 rise 1
 """
+        )
 
     hp_port, lb_port = free_port(), free_port()
     hp = Proc([haproxy_binary(), "-db", "-f", procs.write_config(config(hp_port), "hp.cfg")], procs.env)

@@ -12,20 +12,16 @@ import time
 
 import pytest
 
-from tests.support.procs import ProcessGroup, free_port, wait_for_port
+from tests.support.procs import (
+    free_port,
+    has_ipv6,
+    procs_fixture,  # noqa: F401 (the `procs` fixture)
+    wait_for_port,
+)
 from tests.support.tlscerts import ScratchCA
 from tests.test_integration_proxy import DEFAULTS, get, needs_plugin
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def procs():
-    group = ProcessGroup()
-    try:
-        yield group
-    finally:
-        group.cleanup()
 
 
 @pytest.fixture
@@ -84,15 +80,6 @@ backend misnamed
     assert get(wrong_name, "/")[0].status == 503
     time.sleep(1)  # a few HTTP checks over TLS have run by now (a plain-text one would fail)
     assert "verified/s1 is DOWN" not in lb.output
-
-
-def has_ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 @needs_plugin

@@ -16,7 +16,13 @@ import time
 
 import pytest
 
-from tests.support.procs import REPO, ProcessGroup, free_port, rss_kb, wait_for_port
+from tests.support.procs import (
+    REPO,
+    free_port,
+    procs_fixture,  # noqa: F401 (the `procs` fixture)
+    rss_kb,
+    wait_for_port,
+)
 from tests.support.tlscerts import ScratchCA
 
 pytestmark = pytest.mark.integration
@@ -36,15 +42,6 @@ PLUGIN = _plugin_installed()
 needs_plugin = pytest.mark.skipif(
     not PLUGIN, reason="the twistd plugin is not installed: run `pip install .`"
 )
-
-
-@pytest.fixture
-def procs():
-    group = ProcessGroup()
-    try:
-        yield group
-    finally:
-        group.cleanup()
 
 
 DEFAULTS = """\

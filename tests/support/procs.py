@@ -19,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 20.0
 
@@ -197,3 +199,23 @@ class ProcessGroup:
         for p in reversed(self.procs):
             p.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@pytest.fixture(name="procs")
+def procs_fixture():
+    """The ``procs`` fixture: a `ProcessGroup` whose processes are all stopped after the test."""
+    group = ProcessGroup()
+    try:
+        yield group
+    finally:
+        group.cleanup()
+
+
+def has_ipv6() -> bool:
+    """True when this machine can bind the IPv6 loopback."""
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
