@@ -135,3 +135,67 @@ def test_service_dials_remote_peers_and_arms_one_timer() -> None:
     assert min(c.getTime() for c in reactor.getDelayedCalls() if c.active()) == reactor.seconds()
     service.stopService()
     assert not [c for c in reactor.getDelayedCalls() if c.active() and c.func == service._fire]
+
+
+def section_ab() -> PeersSection:
+    return PeersSection(
+        BUILTIN,
+        "mypeers",
+        peers=(
+            Peer(BUILTIN, "hapA", Address("ipv4", "127.0.0.1", 20001, text="127.0.0.1:20001")),
+            Peer(BUILTIN, "hapB", Address("ipv4", "127.0.0.1", 20002, text="127.0.0.1:20002")),
+        ),
+        bind=Bind(BUILTIN, Address("ipv4", "127.0.0.1", 20001, text="127.0.0.1:20001"), name="hapA"),
+        local_peer="hapA",
+    )
+
+
+def test_show_peers_command_on_the_stats_socket() -> None:
+    from minilb.peers.service import register_show_peers
+    from minilb.runtime.cli import CommandProcessor
+
+    reactor = MemoryReactorClock()
+    service = PeersService(reactor, section_ab(), "hapA", [StickTable(SPEC, reactor)], listen=False)
+    processor = CommandProcessor()
+    register_show_peers(processor, lambda: [service])
+    out, _ = processor.session("admin").handle_line("show peers")
+    assert ": id=mypeers disabled=0 flags=0x1 resync_timeout=5s" in out
+    assert "id=hapA(local,inactive) addr=127.0.0.1:20001 last_status=NONE" in out
+    assert "id=hapB(remote,inactive) addr=127.0.0.1:20002" in out
+    assert processor.session("admin").handle_line("show peers other")[0].strip() == ""
+    help_text = processor.session("admin").handle_line("help")[0]
+    assert "show peers [dict|-] [section]" in help_text
+
+
+def test_handover_deferred_fires_when_the_successor_confirms() -> None:
+    reactor = MemoryReactorClock()
+    reactor.advance(10)
+    table = StickTable(SPEC, reactor)
+    row = table.get_or_create(7)
+    table.touch_local(row)
+    old = PeersService(reactor, section_ab(), "hapA", [table], listen=False)
+    old.startService()
+    done = old.begin_handover()
+    results: list = []
+    done.addCallback(results.append)
+    # the successor listens at the local peer's address
+    assert ("127.0.0.1", 20001) in [(h, p) for h, p, *_ in reactor.tcpClients]
+    new_sync = s.PeersSync(
+        "hapA",
+        ("hapA", "hapB"),
+        [StickTable(SPEC, reactor)],
+        reactor,
+        random.Random(2),
+        2,
+        has_old_process=True,
+    )
+    client = reactor.tcpClients[-1][2].buildProtocol(None)
+    server = PeerFactory(new_sync, Owner()).buildProtocol(None)
+    pump = iosim.connect(server, iosim.makeFakeServer(server), client, iosim.makeFakeClient(client))
+    for _ in range(5):
+        pump.flush()
+        old.changed()
+    assert results == [True]
+    assert new_sync.synced is False and new_sync.local_done  # PARTIAL: old was not synced
+    tnew = new_sync.tables[0].table
+    assert tnew.lookup(7) is not None

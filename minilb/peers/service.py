@@ -69,6 +69,7 @@ class PeersService(Service):
         self._timer: Any = None
         self._due: float | None = None
         self._dials: dict[str, defer.Deferred] = {}
+        self._handover: defer.Deferred | None = None
         for table in tables:
             table.on_local_update = self._local_update
 
@@ -92,13 +93,18 @@ class PeersService(Service):
             return defer.maybeDeferred(port.stopListening)
         return None
 
-    def begin_handover(self) -> None:
-        """Soft stop: stop listening, drop the remote peers and teach the successor."""
-        if self.port is not None:
-            self.port.stopListening()
-            self.port = None
-        self.sync.begin_handover()
-        self.changed()
+    def begin_handover(self) -> defer.Deferred:
+        """Soft stop: stop listening, drop the remote peers and teach the successor at
+        the local peer address.  The Deferred fires with True once the successor
+        confirmed the whole transfer, False when it gave up (refused, or 5 s passed)."""
+        if self._handover is None:
+            self._handover = defer.Deferred()
+            if self.port is not None:
+                self.port.stopListening()
+                self.port = None
+            self.sync.begin_handover()
+            self.changed()
+        return self._handover
 
     # ------------------------------------------------------------------ events
     def _local_update(self, table: Any) -> None:
@@ -107,6 +113,8 @@ class PeersService(Service):
 
     def changed(self) -> None:
         """Something happened: start due dials and re-arm the timer."""
+        if self._handover is not None and self.sync.handover_done and not self._handover.called:
+            self._handover.callback(self.sync.handover_ok)
         if self.section.disabled or not self.running:
             return
         for name in self.sync.dials_due():
@@ -175,3 +183,36 @@ class _LocalTarget:
     def __init__(self, address: Any, tls: Any):
         self.address = address
         self.tls = tls
+
+
+def register_show_peers(processor: Any, services: Callable[[], Sequence[PeersService]]) -> None:
+    """Add ``show peers [dict|-] [section]`` to a `minilb.runtime.cli.CommandProcessor`;
+    ``services()`` returns the running sections."""
+
+    def show_peers(session: Any, args: list[str]) -> str:
+        rest = args[2:]
+        if rest and rest[0] in ("dict", "-"):
+            rest = rest[1:]
+        wanted = rest[0] if rest else None
+        lines: list[str] = []
+        for service in services():
+            name = service.section.name
+            if wanted is not None and name != wanted:
+                continue
+            addresses = {
+                peer.name: (peer.address.text or f"{peer.address.host}:{peer.address.port}")
+                for peer in service.section.peers
+                if peer.address is not None
+            }
+            if service.section.bind is not None:
+                bind = service.section.bind.address
+                addresses.setdefault(service.local_name, bind.text or f"{bind.host}:{bind.port}")
+            lines += service.sync.show_peers(name, addresses)
+        return "".join(line + "\n" for line in lines)
+
+    processor.register(
+        "show peers",
+        "show peers [dict|-] [section]",
+        "dump some information about all the peers or this peers section",
+        show_peers,
+    )
