@@ -185,8 +185,9 @@ class Managed:
 class ProcessRegistry:
     """Every process the harness starts goes through here, so that `stop_all` can end them all."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, niceness: int = 0) -> None:
         self._log_dir = log_dir
+        self._niceness = niceness  # applied to the pinned processes (systems, wrk, origin), 0: unchanged
         self._running: list[Managed] = []
 
     def start(
@@ -198,7 +199,11 @@ class ProcessRegistry:
         cwd: str | None = None,
         env: dict[str, str] | None = None,
     ) -> Managed:
-        full_argv = (["taskset", "-c", str(cpu)] if cpu is not None else []) + list(argv)
+        full_argv = list(argv)
+        if cpu is not None:
+            full_argv = ["taskset", "-c", str(cpu), *full_argv]
+            if self._niceness:
+                full_argv = ["nice", "-n", str(self._niceness), *full_argv]
         log_path = self._log_dir / f"{name}.log"
         with open(log_path, "ab") as log:
             try:
@@ -213,6 +218,8 @@ class ProcessRegistry:
                 )
             except OSError as error:
                 raise StartError(f"{name}: cannot run {full_argv[0]!r}: {error}") from error
+        if cpu is not None and self._niceness:
+            _set_autogroup_nice(popen.pid, self._niceness)
         managed = Managed(name=name, argv=full_argv, popen=popen, log_path=log_path)
         self._running.append(managed)
         return managed
@@ -237,6 +244,14 @@ class ProcessRegistry:
     def stop_all(self) -> None:
         for managed in reversed(list(self._running)):
             self.stop(managed)
+
+
+def _set_autogroup_nice(pid: int, niceness: int) -> None:
+    """With the kernel's session autogroups (sched_autogroup_enabled), a process's nice value counts
+    only inside its session; a new session competes with the others by its autogroup's nice."""
+    with contextlib.suppress(OSError):
+        with open(f"/proc/{pid}/autogroup", "w") as handle:
+            handle.write(str(niceness))
 
 
 def _alive(pid: int) -> bool:
