@@ -208,6 +208,21 @@ def test_zero_warning_turns_warnings_into_failure(tmp_path):
     )
 
 
+def test_missing_timeouts_warning_as_haproxy_prints_it(tmp_path):
+    path = write(tmp_path, "frontend x\n    bind :1\n")
+    status, lines = render_check(check_config([path], environ={}, hostname="h"))
+    assert status == 0
+    # haproxy -c 2.6.12 on the same file (its location omitted by haproxy, kept by minilb):
+    assert "\n".join(lines).replace(f"{tmp_path}/", "").splitlines() == [
+        "[WARNING]  (minilb) : config : parsing [t.cfg:1] : missing timeouts for frontend 'x'.",
+        "   | While not properly invalid, you will certainly encounter various problems",
+        "   | with such a configuration. To fix this, please ensure that all following",
+        "   | timeouts are set to a non-zero value: 'client', 'connect', 'server'.",
+        "Warnings were found.",
+        "Configuration file is valid",
+    ]
+
+
 def test_no_listener_exit_code(tmp_path):
     path = write(tmp_path, "frontend x\n    mode http\n    timeout client 1s\n")
     status, lines = render_check(check_config([path], environ={}, hostname="h"))

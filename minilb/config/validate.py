@@ -35,6 +35,14 @@ def _overlap(a: Proxy, b: Proxy) -> bool:
     return (a.is_frontend and b.is_frontend) or (a.is_backend and b.is_backend)
 
 
+# haproxy prints this hint on continuation lines, as here
+_MISSING_TIMEOUTS_HINT = (
+    "\n   | While not properly invalid, you will certainly encounter various problems"
+    "\n   | with such a configuration. To fix this, please ensure that all following"
+    "\n   | timeouts are set to a non-zero value: 'client', 'connect', 'server'."
+)
+
+
 def _kind_word(p: Proxy) -> str:
     """HAProxy names a listen section "proxy" in its messages."""
     return "proxy" if p.kind == "listen" else p.kind
@@ -144,9 +152,7 @@ def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = No
         if missing and not p.disabled:
             warn(
                 p.origin,
-                f"missing timeouts for {p.kind} '{p.name}'. While not properly invalid, you will certainly "
-                "encounter various problems with such a configuration. To fix this, please ensure that all "
-                "following timeouts are set to a non-zero value: 'client', 'connect', 'server'.",
+                f"missing timeouts for {_kind_word(p)} '{p.name}'.{_MISSING_TIMEOUTS_HINT}",
             )
         if p.is_frontend and p.default_backend is not None:
             _check_backend(
