@@ -396,3 +396,20 @@ def test_sf_lets_the_old_process_finish_its_requests(procs):
     assert old.wait(timeout=20) == 0
     assert get(port, "/")[0].status == 200  # the new one serves
     assert new.poll() is None
+
+
+@needs_plugin
+def test_several_config_files_and_a_directory(procs):
+    o = procs.origin("s1")
+    port = free_port()
+    base = procs.write_config(DEFAULTS, "00-base.cfg")
+    site = procs.write_config(
+        f"frontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n"
+        f"backend be\n    server s1 127.0.0.1:{o.port}\n",
+        "10-site.cfg",
+    )
+    lb = procs.twistd(base, "-c", site, wait_port=port)
+    assert get(port, "/")[1] == b"hello from s1"
+    lb.stop()
+    procs.minilb("-db", "-f", str(procs.tmp), wait_port=port)  # a directory: its *.cfg in order
+    assert get(port, "/")[1] == b"hello from s1"
