@@ -18,8 +18,6 @@ from tests.support.rules import exchange_head, free_port, haproxy_replies
 ADAPTER_PENDING = {
     "response_rules": "http-response set-status is not written on the wire yet",
     "after_response": "http-after-response rules run after the response was sent",
-    "deny_http10_keepalive": "an HTTP/1.0 keep-alive client gets no 'connection: keep-alive' on a raw page",
-    "return_head": "a rule's reply to HEAD still carries its body",
 }
 
 

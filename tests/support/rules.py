@@ -147,6 +147,8 @@ def exchange_head(port: int, request: bytes) -> bytes:
         data = b""
         while True:
             head, sep, body = data.partition(b"\r\n\r\n")
+            if sep and request.startswith(b"HEAD "):
+                return data  # no body follows, whatever content-length says
             if sep:
                 length = 0
                 for line in head.split(b"\r\n")[1:]:
