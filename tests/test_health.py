@@ -369,3 +369,22 @@ def test_checks_use_tls_like_haproxy(server_kw, expect_tls):
     checker.start()
     clock.advance(2.0)
     assert tls_seen == [expect_tls]
+
+
+def test_stop_during_a_check_records_nothing(logged):
+    clock = task.Clock()
+    checker, server, _, conn = make_checker(clock, lambda lvl, msg: logged.append(msg), httpchk=HttpCheck())
+    checker.start()
+    clock.advance(2.0)
+    proto, transport = conn.accept()  # an HTTP check waiting for its answer
+    checker.stop()
+    proto.connectionLost(None)  # the aborted connection reports its end
+    assert server.up and logged == [] and checker.checks_done == 0
+    assert clock.getDelayedCalls() == []
+    checker2, server2, _, conn2 = make_checker(clock, lambda lvl, msg: logged.append(msg))
+    checker2.start()
+    clock.advance(2.0)
+    d = conn2.calls[0]["d"]
+    checker2.stop()  # a connect in progress is cancelled
+    assert d.called and logged == [] and server2.up
+    d.addErrback(lambda f: None)

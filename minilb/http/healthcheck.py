@@ -170,6 +170,7 @@ class HealthChecker:
         self._call = None
         self._running = False
         self._in_flight = None
+        self._pending = None
         self.last_result: CheckResult | None = None
         self.checks_done = 0
 
@@ -186,11 +187,14 @@ class HealthChecker:
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
+        pending, self._pending = self._pending, None
+        if pending is not None and not pending.called:
+            pending.cancel()  # a connect still in progress
         if self._in_flight is not None:
             transport = getattr(self._in_flight, "transport", None)
+            self._in_flight = None
             if transport is not None:
                 transport.abortConnection()
-            self._in_flight = None
 
     def _schedule(self, delay_ms: int) -> None:
         if self._running:
@@ -214,7 +218,9 @@ class HealthChecker:
             if timer is not None and timer.active():
                 timer.cancel()
             self._in_flight = None
-            self._finish(result, round((self.reactor.seconds() - started) * 1000))
+            self._pending = None
+            if self._running:  # a check cut short by stop() is not a result
+                self._finish(result, round((self.reactor.seconds() - started) * 1000))
 
         if self.expectation is None:
             factory = protocol.Factory.forProtocol(protocol.Protocol)
@@ -257,6 +263,7 @@ class HealthChecker:
         except Exception as e:  # a bad address: report it as a layer-4 problem, keep checking
             done(l4_failure(str(e)))
             return
+        self._pending = d
         d.addCallbacks(connected, failed)
 
     def _sni(self) -> str | None:
