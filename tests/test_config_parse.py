@@ -469,3 +469,16 @@ def test_defaults_carry_over_to_later_files(tmp_path):
         ]
     else:
         raise AssertionError("expected the mode mismatch")
+
+
+def test_localpeer_after_peers_is_ignored(tmp_path):
+    config, lines = load(
+        tmp_path,
+        "peers p\n  peer vm 127.0.0.1:10000\n  peer other 127.0.0.1:10001\nglobal\n  localpeer me\n",
+        hostname="vm",
+    )
+    # haproxy: parsing [lp2.cfg:5] : 'localpeer' ignored since it is used after 'peers' section.
+    assert lines == [
+        "WARNING parsing [t.cfg:5] : 'localpeer' ignored since it is used after 'peers' section."
+    ]
+    assert config.localpeer == "vm" and config.peers[0].bind is not None

@@ -91,11 +91,8 @@ def _localpeer(b: GlobalBuilder, line: Line, args, prefix, ctx: ParseContext) ->
         )
         return
     if ctx.seen_peers_section:
-        ctx.warn(
-            line.location,
-            "'localpeer' is set after a 'peers' section: the local peer name must be known "
-            "before the peers sections that use it.",
-        )
+        ctx.warn(line.location, "'localpeer' ignored since it is used after 'peers' section.")
+        return
     b.fields["localpeer"] = args[0]
     ctx.environ["HAPROXY_LOCALPEER"] = args[0]
     b.fields["localpeer_origin"] = line.location
