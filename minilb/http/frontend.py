@@ -39,7 +39,7 @@ from minilb.http.parse import (
     response_head_bytes,
     split_uri,
 )
-from minilb.rules.replies import wire_bytes
+from minilb.rules.replies import reason_for, wire_bytes
 from minilb.rules.txn import Reply, Session, Txn
 from minilb.tcp.gate import AcceptGate
 from minilb.tcp.io import direct_writer
@@ -213,7 +213,8 @@ _REQUEST_DEFAULTS = {
     "resp_chunked": False,
     "resp_pending": None,  # response head not yet written (joins the first body bytes)
     "replied": False,  # answered by a rule or an error, not by a server
-    "reply_source": "server",  # for stick counters: server (or its 5xx), deny, internal
+    "reply_source": "server",
+    "after_done": False,  # http-after-response rules already ran for this response  # for stick counters: server (or its 5xx), deny, internal
     "retries_left": 0,
     "tried": frozenset(),
     "queued": False,
@@ -602,6 +603,7 @@ class ClientConnection(protocol.Protocol):
         if self.t_start is not None:
             self.t_response = self.reactor.seconds()
         headers = head.headers
+        reason = head.reason
         if txn is not None:
             txn.status = status
             be_rules = self.be.rules
@@ -619,14 +621,25 @@ class ClientConnection(protocol.Protocol):
                     self._drop_server(abort=True)
                     self._send_reply(reply)
                     return
+            # http-after-response rules see and edit the response before it is written
+            if be_rules is not None and be_rules is not fe.rules and be_rules.has_http_after_response:
+                txn.resp_headers = txn.resp_headers or headers
+                be_rules.http_after_response(txn)
+            if fe.has_http_after_response:
+                txn.resp_headers = txn.resp_headers or headers
+                fe.rules.http_after_response(txn)
             if txn.resp_headers:
                 headers = txn.resp_headers
+            if txn.status != status:  # http-response / http-after-response set-status
+                status = self.status = txn.status
+                reason = (txn.resp_reason or reason_for(status)).encode("latin-1")
+            self.after_done = True
         req = self.head
         if req.upgrade:
             if status == 101 or (req.method == "CONNECT" and 200 <= status < 300):
                 data, _, _, _ = client_response_head(
                     status,
-                    head.reason,
+                    reason,
                     headers,
                     version=head.version,
                     no_body=True,
@@ -644,7 +657,7 @@ class ClientConnection(protocol.Protocol):
         client_11 = req.version == "1.1"
         data, self.resp_chunked, closing, conn.eof_body = client_response_head(
             status,
-            head.reason,
+            reason,
             headers,
             version=head.version,
             no_body=no_body,
@@ -825,6 +838,9 @@ class ClientConnection(protocol.Protocol):
             self._finish_log()
             self._close_now(abort=True)
             return
+        txn = self.txn
+        if txn is not None and self.fe.has_http_after_response and reply.raw is None:
+            reply = self._after_response_reply(txn, reply)
         data = _reply_bytes(reply, close, head)
         if close:
             self.closing = True
@@ -832,6 +848,24 @@ class ClientConnection(protocol.Protocol):
         self.write(data)
         if self.req_done or close:
             self._finish()
+
+    def _after_response_reply(self, txn, reply):
+        """Run http-after-response rules on a rule's reply (not on raw pages) and
+        return the reply as they left it."""
+        txn.status = reply.status
+        txn.resp_reason = None
+        txn.resp_headers = [[k, v] for k, v in reply.headers]
+        self.fe.rules.http_after_response(txn)
+        self.after_done = True
+        status = txn.status
+        reason = txn.resp_reason or (reply.reason if status == reply.status else None) or reason_for(status)
+        return Reply(
+            status=status,
+            headers=tuple((k, v) for k, v in txn.resp_headers),
+            body=reply.body,
+            reason=reason,
+            close=reply.close,
+        )
 
     def _send_error(self, status: int, be=None) -> None:
         """Answer ``status`` for the request in progress (no server response was sent)."""
@@ -892,7 +926,7 @@ class ClientConnection(protocol.Protocol):
         fe = self.fe
         txn = self.txn
         if txn is not None:
-            if fe.has_http_after_response:
+            if fe.has_http_after_response and not self.after_done:
                 fe.rules.http_after_response(txn)
             if fe.tracking is not None and _tracked(self.sess):
                 fe.tracking.on_http_response(txn, self.status, self.reply_source)
