@@ -14,12 +14,6 @@ import pytest
 from tests.support import rules_capture
 from tests.support.rules import exchange_head, free_port, haproxy_replies
 
-#: answers that depend on HTTP adapter work not done yet (see the rules engineer's report)
-ADAPTER_PENDING = {
-    "response_rules": "http-response set-status is not written on the wire yet",
-    "after_response": "http-after-response rules run after the response was sent",
-}
-
 
 @pytest.fixture(scope="module")
 def minilb_port(tmp_path_factory):
@@ -56,15 +50,7 @@ def minilb_port(tmp_path_factory):
             proc.wait(5)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=ADAPTER_PENDING[n], strict=True))
-        if n in ADAPTER_PENDING
-        else n
-        for n, _ in rules_capture.REQUESTS
-    ],
-)
+@pytest.mark.parametrize("name", [n for n, _ in rules_capture.REQUESTS])
 def test_same_bytes_as_haproxy(minilb_port, name):
     request = dict(rules_capture.REQUESTS)[name]
     assert exchange_head(minilb_port, request) == haproxy_replies()[name]
