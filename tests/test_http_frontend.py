@@ -403,3 +403,30 @@ def test_frontend_maxconn_stops_accepting_until_a_connection_closes():
     assert not port.reading
     c1.connectionLost(None)
     assert port.reading
+
+
+def test_response_set_status_and_after_response_reach_the_wire():
+    def on_response(txn):
+        txn.resp_headers.append([b"x-r", b"1"])
+        txn.status = 202
+        txn.resp_reason = "Fine"
+
+    def after(txn):
+        txn.resp_headers.append([b"x-after", b"%d" % txn.status])
+        txn.status = 299
+
+    h = Harness(rules=FakeRules(http_response=on_response, http_after_response=after))
+    c, ct, conn, st = one_exchange(h)
+    assert ct.value() == b"HTTP/1.1 299 Success\r\ncontent-length: 2\r\nx-r: 1\r\nx-after: 202\r\n\r\nhi"
+
+
+def test_after_response_edits_a_rule_reply():
+    reply = Reply(200, headers=((b"content-length", b"2"),), body=b"ok")
+
+    def after(txn):
+        txn.resp_headers.append([b"x-after", b"yes"])
+
+    h = Harness(rules=FakeRules(http_request=lambda txn: reply, http_after_response=after))
+    c, ct = h.client()
+    c.dataReceived(b"GET / HTTP/1.1\r\n\r\n")
+    assert ct.value() == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-after: yes\r\n\r\nok"
