@@ -86,8 +86,14 @@ class ProxyBuilder:
         self.default_server: ServerDefaults = self.fields.pop("default_server", ServerDefaults())
         self.server_defaults: dict = {"tls": {}}
         if self.default_server.words:
+            # already checked (and warned about) where the defaults section declared them
             parse_server_options(
-                self.default_server.words, self.server_defaults, lambda m: None, "default-server"
+                self.default_server.words,
+                self.server_defaults,
+                lambda m: None,
+                "default-server",
+                ctx.crt_base,
+                ctx.ca_base,
             )
         self.stick_table = None
         self.check_rules_origin = None  # first `http-check` line of this section
