@@ -413,7 +413,8 @@ def test_response_set_status_and_after_response_reach_the_wire():
 
     def after(txn):
         txn.resp_headers.append([b"x-after", b"%d" % txn.status])
-        txn.status = 299
+        txn.status = 299  # set-status without reason, as the real action does
+        txn.resp_reason = None
 
     h = Harness(rules=FakeRules(http_response=on_response, http_after_response=after))
     c, ct, conn, st = one_exchange(h)
