@@ -43,7 +43,7 @@ def test_server_without_port_and_env_expansion():
     ("text", "message"),
     [
         ("1.2.3.4:99999", "invalid port '99999'"),
-        ("1.2.3.4", "missing port number: '1.2.3.4'"),
+        ("1.2.3.4", "missing port specification in '1.2.3.4'"),  # haproxy: same words
         ("1.2.3.4:70-80", "port ranges are not supported by minilb"),
         ("1.2.3.4:+1", "port offsets are not supported by minilb"),
         ("sockpair@3", "socket pairs"),

@@ -383,3 +383,13 @@ def test_balance_and_forwardfor_arguments(tmp_path):
         "(got 'frob').",
         "ALERT parsing [t.cfg:10] : balance hdr(host) only accepts 'use_domain_only' modifier (got 'frob').",
     ]
+
+
+def test_bad_bind_addresses(tmp_path):
+    _, lines = load(tmp_path, "frontend f\n  timeout client 1s\n  bind :99999\n  bind 1.2.3.4\n  bind :80\n")
+    assert lines == [
+        # haproxy: parsing [ba.cfg:2] : 'bind' : invalid port '99999'
+        "ALERT parsing [t.cfg:3] : 'bind' : invalid port '99999'",
+        # haproxy: parsing [ba.cfg:3] : 'bind' : missing port specification in '1.2.3.4'
+        "ALERT parsing [t.cfg:4] : 'bind' : missing port specification in '1.2.3.4'",
+    ]

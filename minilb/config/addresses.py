@@ -117,7 +117,7 @@ def parse_address(
     port: int | None = None
     if port_text is None or port_text == "":
         if port_required:
-            raise ValueError(f"missing port number: '{original}'")
+            raise ValueError(f"missing port specification in '{original}'")
     else:
         port = parse_port(port_text, original)
     if host == "*":

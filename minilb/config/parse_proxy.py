@@ -156,7 +156,7 @@ def _bind(b: ProxyBuilder, line: Line, args, prefix, ctx: ParseContext) -> None:
         try:
             address = parse_address(text, ctx.environ)
         except ValueError as exc:
-            raise Problem(f"'bind {args[0]}' : {exc}") from None
+            raise Problem(f"'bind' : {exc}") from None
         b.binds.append(Bind(origin=line.location, address=address, tls=tls, **opts))
 
 
