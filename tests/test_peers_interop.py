@@ -205,9 +205,10 @@ def test_entries_flow_both_ways_with_haproxy(haproxy_a):
 
 
 @pytest_twisted.inlineCallbacks
-def test_tls_peers_with_haproxy(tmp_path):
+def test_tls_peers_with_haproxy(tmp_path, request):
     pem = self_signed_pem(tmp_path / "peer.pem")
     hap = HAProxy(tmp_path, pem=pem)
+    request.addfinalizer(hap.kill)
     hap.start()
     table = StickTable(SPEC, reactor)
     service = PeersService(reactor, section_for(hap, pem), "hapB", [table], rng=random.Random(8))
@@ -254,13 +255,14 @@ frontend fe
 
 
 @pytest_twisted.inlineCallbacks
-def test_three_node_mesh_with_haproxy_and_traffic(tmp_path):
+def test_three_node_mesh_with_haproxy_and_traffic(tmp_path, request):
     """haproxy (hapA) and two minilb (hapB, hapC) in one section: an entry made by
     traffic on haproxy reaches both with equal counters; an entry set on one minilb
     reaches haproxy and the other minilb."""
     import urllib.request
 
     hap = HAProxy(tmp_path)
+    request.addfinalizer(hap.kill)
     port_c, port_fe = free_port(), free_port()
     hap.cfg.write_text(
         MESH_CONFIG.format(
