@@ -82,6 +82,8 @@ def test_binary_keys_pad_and_truncate():
     assert t.normalize_key(b"abc") == b"abc\0\0\0"
     assert t.normalize_key(b"abcdefgh") == b"abcdef"
     assert t.key_to_text(b"abc\0\0\0") == "616263000000"
+    # haproxy 2.6.12, "track-sc0 str(ab\x01z)" in a "binary len 6" table: key=6162017A0000
+    assert t.key_to_text(t.normalize_key(b"ab\x01z")) == "6162017A0000"
 
 
 # --------------------------------------------------------------------------- data types

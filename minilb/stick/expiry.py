@@ -17,7 +17,7 @@ from typing import Any
 
 
 class TableExpiry:
-    def __init__(self, tables: Iterable[Any], scheduler: Any, step: int = 5000, max_wait: float = 1.0):
+    def __init__(self, tables: Iterable[Any], scheduler: Any, step: int = 2000, max_wait: float = 1.0):
         self.tables = [t for t in tables if t.expire]
         self.scheduler = scheduler
         self.step = step

@@ -689,7 +689,7 @@ class StickTable:
         delta = _s32(exp - (int(now * 1000) & MASK32))
         return now + max(delta, 0) / 1000.0
 
-    def expire_step(self, max_entries: int = 5000) -> int:
+    def expire_step(self, max_entries: int = 2000) -> int:
         """Remove up to ``max_entries`` expired entries nothing tracks; returns how many.
 
         Tracked entries met at the head are requeued at the tail with a fresh
