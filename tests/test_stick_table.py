@@ -355,3 +355,4 @@ def test_tables_without_peers_number_nothing():
     assert t.update == 0 and t.local_update == 0
     assert ids(t) == []
     assert StickTable(spec(), Clock()).sync is False
+    assert StickTable(spec("mypeers/t2"), Clock()).sync is True  # declared in a peers section

@@ -191,7 +191,8 @@ class StickTable:
         self.commit_update = 0  # set by the peers: ids up to this one were pushed
         # HAProxy numbers updates only in tables that are synchronised with peers
         # (``peers NAME``); the peers layer may also switch it on (``sync = True``)
-        self.sync: bool = spec.peers is not None
+        # (a table declared in a peers section, named "SECTION/NAME", always is)
+        self.sync: bool = spec.peers is not None or "/" in spec.name
         # called with the table after each local change (the peers' wake-up), or None
         self.on_local_update: Any = None
         # single-array columns of the hot path (None when not stored)
