@@ -393,3 +393,33 @@ def test_bad_bind_addresses(tmp_path):
         # haproxy: parsing [ba.cfg:3] : 'bind' : missing port specification in '1.2.3.4'
         "ALERT parsing [t.cfg:4] : 'bind' : missing port specification in '1.2.3.4'",
     ]
+
+
+def test_time_argument_messages(tmp_path):
+    _, lines = load(
+        tmp_path,
+        "global\n  hard-stop-after 1x\n  stats timeout 1x\nfrontend f\n  bind :1\n  timeout client 1x\n"
+        "  timeout http-request\n  tcp-request inspect-delay 1x\nbackend b\n  timeout connect 1s\n"
+        "  timeout server 1s\n  server s 1.1.1.1:1 inter 1x\n",
+    )
+    # haproxy -c 2.6.12 on the same lines:
+    assert lines == [
+        # unexpected character 'x' in argument to <hard-stop-after>.
+        "ALERT parsing [t.cfg:2] : unexpected character 'x' in argument to <hard-stop-after>.",
+        # 'stats timeout' : unexpected character 'x'
+        "ALERT parsing [t.cfg:3] : 'stats timeout' : unexpected character 'x'",
+        # unexpected character 'x' in 'timeout client'
+        "ALERT parsing [t.cfg:6] : unexpected character 'x' in 'timeout client'",
+        # 'timeout http-request' expects an integer value (in milliseconds)
+        "ALERT parsing [t.cfg:7] : 'timeout http-request' expects an integer value (in milliseconds)",
+        # 'tcp-request inspect-delay' expects a positive delay in milliseconds, in frontend 'f' (unexpected ...
+        "ALERT parsing [t.cfg:8] : 'tcp-request inspect-delay' expects a positive delay in milliseconds, in "
+        "frontend 'f' (unexpected character 'x')",
+        # 'server b/s' : unexpected character 'x' in 'agent-inter' argument of server s..  (sic)
+        "ALERT parsing [t.cfg:12] : 'server b/s' : unexpected character 'x' in 'inter' argument.",
+        # the refused `timeout client` leaves the frontend without one
+        "WARNING parsing [t.cfg:4] : missing timeouts for frontend 'f'.\n"
+        "   | While not properly invalid, you will certainly encounter various problems\n"
+        "   | with such a configuration. To fix this, please ensure that all following\n"
+        "   | timeouts are set to a non-zero value: 'client', 'connect', 'server'.",
+    ]

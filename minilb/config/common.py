@@ -30,13 +30,33 @@ def parse_int(text: str | None, keyword: str, low: int = 0, high: int = 2**31 - 
     return value
 
 
-def parse_ms(text: str | None, keyword: str) -> int:
+def bad_time_char(text: str) -> str:
+    """The first character HAProxy's time parser would stop at."""
+    rest = text.lstrip("0123456789")
+    for unit in ("us", "ms", "s", "m", "h", "d"):
+        if rest.startswith(unit):
+            rest = rest[len(unit) :]
+            break
+    return rest[:1] or text[:1]
+
+
+def parse_ms(
+    text: str | None,
+    keyword: str,
+    missing: str = "'{kw}' expects a time value (e.g. 10s).",
+    bad: str = "'{kw}' : unexpected character '{c}'",
+) -> int:
+    """A time argument in milliseconds; ``missing`` / ``bad`` are the messages
+    (``{kw}`` the keyword, ``{c}`` the offending character), which vary per keyword
+    in HAProxy."""
     if text is None or text == "":
-        raise Problem(f"'{keyword}' expects a time value (e.g. 10s).")
+        raise Problem(missing.format(kw=keyword))
     try:
         return parse_time(text)
     except ValueError as exc:
-        raise Problem(f"'{keyword}' : {exc}.") from None
+        if "overflow" in str(exc):
+            raise Problem(f"'{keyword}' : {exc}.") from None
+        raise Problem(bad.format(kw=keyword, c=bad_time_char(text))) from None
 
 
 def no_more_args(keyword: str, args: tuple[str, ...], allowed: int = 0) -> None:

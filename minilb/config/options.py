@@ -116,7 +116,11 @@ def _time(text: str, option: str) -> int:
     try:
         value = parse_time(text)
     except ValueError as exc:
-        raise ValueError(f"'{option}' : {exc}") from None
+        if "overflow" in str(exc):
+            raise ValueError(f"'{option}' : {exc}") from None
+        from minilb.config.common import bad_time_char
+
+        raise ValueError(f"unexpected character '{bad_time_char(text)}' in '{option}' argument.") from None
     if value <= 0:
         raise ValueError(f"'{option}' : '{text}' is not a positive delay")
     return value

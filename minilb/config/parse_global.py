@@ -100,7 +100,11 @@ def _localpeer(b: GlobalBuilder, line: Line, args, prefix, ctx: ParseContext) ->
 
 def _hard_stop_after(b: GlobalBuilder, line: Line, args, prefix, ctx: ParseContext) -> None:
     no_more_args("hard-stop-after", args, 1)
-    b.fields["hard_stop_after"] = parse_ms(args[0] if args else None, "hard-stop-after")
+    b.fields["hard_stop_after"] = parse_ms(
+        args[0] if args else None,
+        "hard-stop-after",
+        bad="unexpected character '{c}' in argument to <{kw}>.",
+    )
 
 
 def _stats_socket(b: GlobalBuilder, line: Line, args, prefix, ctx: ParseContext) -> None:

@@ -290,7 +290,12 @@ def _timeout(b: ProxyBuilder, line: Line, args, prefix, ctx) -> None:
     name = line.words[1] if line.words[0] == "timeout" else ""
     keyword = f"timeout {name}"
     no_more_args(keyword, args, 1)
-    b.timeouts[name.replace("-", "_")] = parse_ms(args[0] if args else None, keyword)
+    b.timeouts[name.replace("-", "_")] = parse_ms(
+        args[0] if args else None,
+        keyword,
+        missing="'{kw}' expects an integer value (in milliseconds)",
+        bad="unexpected character '{c}' in '{kw}'",
+    )
 
 
 def _int_field(field: str, low: int = 0):
@@ -305,7 +310,12 @@ def _tcp_inspect_delay(field: str):
     def handler(b: ProxyBuilder, line: Line, args, prefix, ctx) -> None:
         keyword = f"{line.words[0]} inspect-delay"
         no_more_args(keyword, args, 1)
-        b.fields[field] = parse_ms(args[0] if args else None, keyword)
+        b.fields[field] = parse_ms(
+            args[0] if args else None,
+            keyword,
+            missing=f"'{{kw}}' expects a positive delay in milliseconds, in {b.label}",
+            bad=f"'{{kw}}' expects a positive delay in milliseconds, in {b.label} (unexpected character '{{c}}')",
+        )
 
     return handler
 
