@@ -346,3 +346,22 @@ def test_hello_and_status_lines() -> None:
     assert codec.encode_hello(m.Hello("hapA", "hapB", 9140)) == b"HAProxyS 2.1\nhapA\nhapB 9140 1\n"
     assert codec.encode_hello(m.Hello("hapA", "hapB", 1, version="2.0")).startswith(b"HAProxyS 2.0\n")
     assert codec.encode_status(503) == b"503\n"
+
+
+def test_raw_ip_keys_give_the_stick_table_forms() -> None:
+    enc = codec.Encoder()
+    v4 = m.Define(1, "a", m.KEY_IPV4, 4, 0)
+    v6 = m.Define(2, "b", m.KEY_IPV6, 16, 0)
+    wire = b"".join(
+        enc.encode(x)
+        for x in (
+            v4,
+            m.Update(1, None, ipaddress.IPv4Address("10.0.0.1")),
+            v6,
+            m.Update(2, None, ipaddress.IPv6Address("::1")),
+        )
+    )
+    typed = [u.key for u in codec.Decoder().feed(wire) if isinstance(u, m.Update)]
+    raw = [u.key for u in codec.Decoder(raw_ip_keys=True).feed(wire) if isinstance(u, m.Update)]
+    assert typed == [ipaddress.IPv4Address("10.0.0.1"), ipaddress.IPv6Address("::1")]
+    assert raw == [0x0A000001, b"\x00" * 15 + b"\x01"]

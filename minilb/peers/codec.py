@@ -357,15 +357,19 @@ class _Body:
         return self.end - self.pos
 
 
-def decode_key(body: _Body, key_type: int, key_len: int) -> m.Key:
+def decode_key(body: _Body, key_type: int, key_len: int, raw_ip: bool = False) -> m.Key:
+    """A key of the current table; with ``raw_ip`` an IPv4 key is its int and an IPv6
+    key its 16 bytes (the stick table's stored forms, cheaper than address objects)."""
     if key_type == m.KEY_IPV4:
-        return ipaddress.IPv4Address(body.take(4))
+        raw = body.take(4)
+        return int.from_bytes(raw, "big") if raw_ip else ipaddress.IPv4Address(raw)
     if key_type == m.KEY_INTEGER:
         return body.u32()
     if key_type == m.KEY_STRING:
         return body.take(body.varint(varint.MAX_BYTES_32))
     if key_type == m.KEY_IPV6:
-        return ipaddress.IPv6Address(body.take(16))
+        raw = body.take(16)
+        return raw if raw_ip else ipaddress.IPv6Address(raw)
     if key_type == m.KEY_BINARY:
         return body.take(key_len)
     raise _BadField(f"unknown key type {key_type}")
@@ -400,8 +404,11 @@ class Decoder:
         self,
         limit: int = DEFAULT_LIMIT,
         accept_define: Callable[[m.Define], bool] | None = None,
+        raw_ip_keys: bool = False,
     ):
         self.limit = limit
+        #: return IPv4 keys as int and IPv6 keys as 16 bytes (see `decode_key`)
+        self.raw_ip_keys = raw_ip_keys
         self.accept_define = accept_define
         self._buf = bytearray()
         self._failed: PeersProtocolError | None = None
@@ -535,7 +542,7 @@ class Decoder:
         else:
             resolved = (self.last_update_ids.get(table.table_id, 0) + 1) & _MASK32
         expire = reader.u32() if msg_type in (m.STKT_UPDATE_TIMED, m.STKT_INCUPDATE_TIMED) else None
-        key = decode_key(reader, table.key_type, table.key_len)
+        key = decode_key(reader, table.key_type, table.key_len, self.raw_ip_keys)
         values: list[tuple[str, m.Value]] = []
         append = values.append
         # values of data types newer than ours come last: the rest of the body is skipped

@@ -48,6 +48,7 @@ class Session:
         busy: Callable[[str], bool] | None = None,
         limit: int = codec.DEFAULT_LIMIT,
         accept_define: Callable[[m.Define], bool] | None = None,
+        raw_ip_keys: bool = False,
     ):
         self.role = role
         self.local_name = local_name
@@ -66,7 +67,7 @@ class Session:
         #: the hello as parsed by the acceptor
         self.hello: m.Hello | None = None
         self.encoder = codec.Encoder(limit)
-        self.decoder = codec.Decoder(limit, accept_define)
+        self.decoder = codec.Decoder(limit, accept_define, raw_ip_keys=raw_ip_keys)
         self._out = bytearray()
         self._lines: list[str] = []
         self._inbuf = bytearray()
@@ -84,10 +85,16 @@ class Session:
         version: str = m.VERSION_2_1,
         limit: int = codec.DEFAULT_LIMIT,
         accept_define: Callable[[m.Define], bool] | None = None,
+        raw_ip_keys: bool = False,
     ) -> Session:
         """A connector to ``remote_name``; the hello is queued at once."""
         session = cls(
-            "connect", local_name, remote_name=remote_name, limit=limit, accept_define=accept_define
+            "connect",
+            local_name,
+            remote_name=remote_name,
+            limit=limit,
+            accept_define=accept_define,
+            raw_ip_keys=raw_ip_keys,
         )
         session._out += codec.encode_hello(m.Hello(remote_name, local_name, pid, 1, version))
         return session
@@ -101,10 +108,17 @@ class Session:
         busy: Callable[[str], bool] | None = None,
         limit: int = codec.DEFAULT_LIMIT,
         accept_define: Callable[[m.Define], bool] | None = None,
+        raw_ip_keys: bool = False,
     ) -> Session:
         """An acceptor for the section whose peers are ``peer_names`` (ours included)."""
         return cls(
-            "accept", local_name, peer_names=peer_names, busy=busy, limit=limit, accept_define=accept_define
+            "accept",
+            local_name,
+            peer_names=peer_names,
+            busy=busy,
+            limit=limit,
+            accept_define=accept_define,
+            raw_ip_keys=raw_ip_keys,
         )
 
     # ------------------------------------------------------------------ queries

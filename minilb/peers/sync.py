@@ -287,6 +287,7 @@ class PeersSync:
             self.pid,
             version=m.VERSION_2_0 if peer.downgrade else m.VERSION_2_1,
             accept_define=self._accept_define,
+            raw_ip_keys=True,
         )
         link = Link(session, peer, now)
         peer.link = link
@@ -317,7 +318,11 @@ class PeersSync:
     def incoming(self) -> Link:
         """A connection accepted on the section's listener."""
         session = Session.accept(
-            self.local_name, tuple(self.peers), busy=self._busy, accept_define=self._accept_define
+            self.local_name,
+            tuple(self.peers),
+            busy=self._busy,
+            accept_define=self._accept_define,
+            raw_ip_keys=True,
         )
         link = Link(session, None, self.now())
         self.links.append(link)
@@ -483,10 +488,12 @@ class PeersSync:
         if shared is None:
             return
         table = shared.table
-        try:
-            key = table_key(table, msg.key)
-        except ValueError:
-            return
+        key = msg.key
+        if key.__class__ is not int:  # ip/integer keys arrive in stored form already
+            try:
+                key = table_key(table, key)
+            except ValueError:
+                return
         table.apply_remote(key, dict(msg.values), msg.expire)
         link.rx_last_get[msg.table_id] = msg.resolved_id
         link.peer.cursors[shared.table_id].last_get = msg.resolved_id
