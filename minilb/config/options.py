@@ -14,6 +14,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 
+from minilb.config.common import bad_time_char
 from minilb.config.model import TLSOptions
 from minilb.units import parse_time
 
@@ -118,8 +119,6 @@ def _time(text: str, option: str) -> int:
     except ValueError as exc:
         if "overflow" in str(exc):
             raise ValueError(f"'{option}' : {exc}") from None
-        from minilb.config.common import bad_time_char
-
         raise ValueError(f"unexpected character '{bad_time_char(text)}' in '{option}' argument.") from None
     if value <= 0:
         raise ValueError(f"'{option}' : '{text}' is not a positive delay")
