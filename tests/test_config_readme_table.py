@@ -10,7 +10,9 @@ from tests.conftest import REPO
 
 def test_readme_keyword_table_is_current():
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "keyword_table.py"), "--check"], capture_output=True, text=True
+        [sys.executable, str(REPO / "scripts" / "keyword_table.py"), "--check"],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr + "\nrun: python scripts/keyword_table.py --write"
 
