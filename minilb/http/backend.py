@@ -146,7 +146,14 @@ class BackendRuntime:
 
     def take_idle(self, server) -> ServerConnection | None:
         pool = self.pools.get(server.name)
-        return pool.take() if pool is not None else None
+        if pool is None:
+            return None
+        idle = pool.idle
+        while idle:
+            conn = idle.pop()
+            if conn.connected and conn.idle:
+                return conn
+        return None
 
     def connect(self, server, requester, protocol_class=None) -> None:
         """Open a new connection to ``server``; the requester hears ``server_connected(conn)``

@@ -456,7 +456,7 @@ class ClientConnection(protocol.Protocol):
     def _pick_and_connect(self) -> None:
         be = self.be
         server = None
-        if be.has_use_server and not self.tried:
+        if be.rules is not None and be.rules.has_use_server and not self.tried:
             name = be.rules.select_server(self.txn)
             if name is not None:
                 forced = be.server_named(name)

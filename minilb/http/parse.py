@@ -279,7 +279,11 @@ class ResponseParser(_Parser):
         self._reason = b""
 
     def on_message_begin(self) -> None:
-        _Parser.on_message_begin(self)
+        self._in_head = True
+        self._head_bytes = 0
+        self._headers = []
+        self._trailers = None
+        self._body = False
         self._reason = b""
 
     def on_status(self, reason: bytes) -> None:
@@ -312,11 +316,21 @@ class ResponseParser(_Parser):
         """Parse ``data``; a 101 response returns the offset of tunnelled bytes.
         Malformed responses raise `HTTPError(502)`."""
         try:
-            return self._feed(data)
-        except HTTPError as exc:
-            if exc.status == 400:
-                raise HTTPError(502, str(exc)) from None
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            return upgrade.args[0]
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if cause is not None:  # the sink's own exception (an HTTPError, or a bug)
+                raise cause from None
             raise
+        except httptools.HttpParserError as exc:
+            raise HTTPError(502, str(exc) or "bad response") from None
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_head:
+                raise HTTPError(502, "response head too large")
+        return None
 
     @property
     def in_head(self) -> bool:
