@@ -1,0 +1,114 @@
+"""Benchmark of the peers replication core (no sockets): a full resync and steady pushes.
+
+Two `PeersSync` with real `StickTable`s (``type ip``, ``http_req_rate(10s),gpc0``, the
+issue's benchmark table) are joined in memory.  Reported: the full resync of N entries
+(teacher encoding, learner decoding + applying), steady replication in updates/s, and
+the longest single call on each side (what would stall a reactor).
+
+    python scripts/bench_peers.py --entries 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from twisted.internet import task  # noqa: E402
+
+from minilb.config.model import StoreItem, TableSpec  # noqa: E402
+from minilb.errors import BUILTIN  # noqa: E402
+from minilb.peers.sync import PeersSync  # noqa: E402
+from minilb.stick.table import StickTable  # noqa: E402
+
+SPEC = TableSpec(
+    BUILTIN,
+    "bench",
+    "bench",
+    "ip",
+    4,
+    4_000_000,
+    expire=600_000,
+    peers="p",
+    store=(StoreItem("http_req_rate", period=10000), StoreItem("gpc0")),
+)
+
+
+def pair(clock: task.Clock) -> tuple[PeersSync, PeersSync, object, object]:
+    a = PeersSync("A", ("A", "B"), [StickTable(SPEC, clock)], clock, random.Random(1), 1)
+    b = PeersSync("B", ("A", "B"), [StickTable(SPEC, clock)], clock, random.Random(2), 2)
+    for sync in (a, b):
+        sync.local_done = sync.remote_done = True
+        sync.resync_deadline_ms = None
+    la = a.incoming()
+    lb = b.connection_made("A")
+    a.data_received(la, lb.data_to_send())
+    b.data_received(lb, la.data_to_send())
+    return a, b, la, lb
+
+
+def fill(table: StickTable, n: int, start: int = 0) -> None:
+    for i in range(start, start + n):
+        row = table.get_or_create(0x0A000000 + i)
+        table.add(row, "http_req_rate")
+        table.set(row, "gpc0", i)
+        table.touch_local(row)
+
+
+def run(a: PeersSync, b: PeersSync, la, lb) -> tuple[float, float, float, float, int]:
+    """Move data until quiet: (teacher s, learner s, longest teacher call, longest learner call, bytes)."""
+    t_send = t_recv = worst_send = worst_recv = 0.0
+    total = 0
+    while True:
+        t0 = time.perf_counter()
+        a.tick()
+        data = la.data_to_send()
+        t1 = time.perf_counter()
+        t_send += t1 - t0
+        worst_send = max(worst_send, t1 - t0)
+        if not data:
+            return t_send, t_recv, worst_send, worst_recv, total
+        total += len(data)
+        t2 = time.perf_counter()
+        b.data_received(lb, data)
+        t3 = time.perf_counter()
+        t_recv += t3 - t2
+        worst_recv = max(worst_recv, t3 - t2)
+        a.data_received(la, lb.data_to_send())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--steady", type=int, default=100_000, help="updates pushed in the steady test")
+    args = parser.parse_args()
+    clock = task.Clock()
+    clock.advance(1000)
+
+    a, b, la, lb = pair(clock)
+    fill(a.tables[0].table, args.entries)
+    # B asks A for a full resync (what a restarted peer does)
+    a.data_received(la, b"\x00\x00")
+    send, recv, worst_send, worst_recv, size = run(a, b, la, lb)
+    assert len(b.tables[0].table) == args.entries
+    print(
+        f"full resync of {args.entries} entries: {send + recv:.2f} s "
+        f"(teacher {send:.2f} s, learner {recv:.2f} s, {size / 1e6:.1f} MB); "
+        f"longest call: teacher {worst_send * 1000:.1f} ms, learner {worst_recv * 1000:.1f} ms"
+    )
+
+    a, b, la, lb = pair(clock)
+    fill(a.tables[0].table, args.steady)
+    send, recv, worst_send, worst_recv, size = run(a, b, la, lb)
+    print(
+        f"steady push of {args.steady} updates: {args.steady / (send + recv):,.0f} updates/s "
+        f"(longest call: sender {worst_send * 1000:.1f} ms, receiver {worst_recv * 1000:.1f} ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()
