@@ -436,3 +436,17 @@ def test_show_peers_lists_peers_states_and_cursors(clock: task.Clock) -> None:
     assert "last_acked=1 last_pushed=1 last_get=1 teaching_origin=0 update=1" in remote
     assert "id=st_ip update=2 localupdate=1 commitupdate=1 refcnt=1" in remote
     assert f"coll={a.peers['hapB'].collisions}" in remote and "tx_hbt=" in remote
+
+
+def test_teach_towards_a_2_0_peer_uses_no_timed_updates(clock: task.Clock) -> None:
+    a = make("hapA", clock, synced=True)
+    a.tables[0].table.set_local(IP1, gpc0=5)
+    a.tables[0].table.set_local(IP2, gpc0=6)
+    link = a.incoming()
+    a.data_received(link, b"HAProxyS 2.0\nhapA\nhapB 4242 1\n\x00\x00")
+    a.tick()
+    out = link.data_to_send()
+    assert out.startswith(b"200\n")
+    msgs = codec.Decoder().feed(out[4:])
+    assert [u.type_code for u in updates(msgs)] == [0x80, 0x81]
+    assert msgs[-1] == m.ResyncFinished()
