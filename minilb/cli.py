@@ -442,9 +442,20 @@ def run_foreground(config, args: HaproxyArgs) -> int:
             quiet,
         )
     from twisted.internet import reactor
-    from twisted.logger import globalLogBeginner, textFileLogObserver
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
 
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    # Twisted's own chatter (ports starting and stopping) only with -d, as haproxy is quiet
+    level = LogLevel.debug if args.debug else LogLevel.warn
+    observer = FilteringLogObserver(
+        textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(defaultLogLevel=level)]
+    )
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     service = build_worker_service(config, reactor)
     try:
         service.startService()  # binds now: a failure is reported before any fork, as haproxy
