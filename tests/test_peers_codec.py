@@ -365,3 +365,27 @@ def test_raw_ip_keys_give_the_stick_table_forms() -> None:
     raw = [u.key for u in codec.Decoder(raw_ip_keys=True).feed(wire) if isinstance(u, m.Update)]
     assert typed == [ipaddress.IPv4Address("10.0.0.1"), ipaddress.IPv6Address("::1")]
     assert raw == [0x0A000001, b"\x00" * 15 + b"\x01"]
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(st.binary(max_size=300), st.integers(1, 50))
+def test_garbage_never_raises_anything_but_a_peers_protocol_error(data: bytes, step: int) -> None:
+    decoder = codec.Decoder(limit=1000)
+    decoder.feed(
+        codec.encode(
+            m.Define(
+                1,
+                "t",
+                m.KEY_STRING,
+                33,
+                (1 << 19) | (1 << 24) | (1 << 2),
+                60000,
+                (m.DefineParam(24, 2, 10000),),
+            )
+        )
+    )
+    try:
+        for i in range(0, len(data), step):
+            decoder.feed(data[i : i + step])
+    except codec.PeersProtocolError as exc:
+        assert exc.answer in (b"\x01\x00", b"\x01\x01")

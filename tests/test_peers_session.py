@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minilb.peers import messages as m
 from minilb.peers import session as s
@@ -134,3 +136,15 @@ def test_size_limit_after_handshake() -> None:
     acceptor.receive_data(exp4(13, "client"))
     assert acceptor.data_to_send() == b"200\n\x01\x01"
     assert acceptor.closed
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_handshake_bytes_end_in_a_known_state(data: bytes) -> None:
+    acceptor = s.Session.accept("hapA", EXP4_PEERS)
+    acceptor.receive_data(data)
+    out = acceptor.data_to_send()
+    assert out == b"" or out[:4] in (b"200\n", b"300\n", b"501\n", b"502\n", b"503\n", b"504\n")
+    connector = s.Session.connect("hapA", "hapB", 1)
+    connector.receive_data(data)
+    assert connector.state in (s.HELLO_SENT, s.ESTABLISHED, s.CLOSED)
