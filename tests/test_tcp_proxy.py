@@ -149,3 +149,31 @@ def test_no_server_up_closes():
     be.servers[0].up = False
     c, ct = client(fe)
     assert ct.disconnecting
+
+
+class HalfCloseTransport(StringTransport):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.write_closed = False
+
+    def loseWriteConnection(self):
+        self.write_closed = True
+
+
+def test_half_close_is_passed_on_both_ways():
+    reactor, connector, fe, be = make()
+    c = fe.buildProtocol(None)
+    ct = HalfCloseTransport(
+        hostAddress=IPv4Address("TCP", "127.0.0.1", 5000), peerAddress=IPv4Address("TCP", "10.1.1.1", 1)
+    )
+    c.makeConnection(ct)
+    server, factory, _ = connector.attempts.pop()
+    side = factory.buildProtocol(None)
+    st = HalfCloseTransport()
+    side.makeConnection(st)
+    c.readConnectionLost()  # client sent FIN: the server gets it, the reply can still come back
+    assert st.write_closed and not ct.disconnecting
+    side.dataReceived(b"late answer")
+    assert ct.value() == b"late answer"
+    side.readConnectionLost()
+    assert ct.write_closed

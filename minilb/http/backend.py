@@ -239,7 +239,6 @@ class ServerConnection(protocol.Protocol):
         self.idle = False
         self.reads = 0
         self.tunnel = False
-        self.expect_head = False  # a response head is expected (request sent)
         self.resp_open = False  # a final response head was received, body not complete
         self.paused = False
         self.reads_at_arm = 0
@@ -300,15 +299,10 @@ class ServerConnection(protocol.Protocol):
             self.owner = None
             if self.tunnel:
                 owner.server_tunnel_closed(self)
-            elif self.resp_open and self.parser_awaits_eof():
+            elif self.resp_open and self.eof_body:  # the close ends a body without length
                 owner.server_response_end(None)
-                owner.server_closed_after_response(self)
             else:
                 owner.server_failed(self, "closed", None)
-
-    def parser_awaits_eof(self) -> bool:
-        """True when the open response has no length: the close ends its body."""
-        return self.resp_open and self.eof_body
 
     # -- response framing (ResponseParser sink) ---------------------------------------
     def response_head(self, head) -> None:
@@ -330,7 +324,6 @@ class ServerConnection(protocol.Protocol):
         if not self.resp_open:  # end of an interim (1xx) response
             return
         self.resp_open = False
-        self.expect_head = False
         owner = self.owner
         if owner is not None:
             owner.server_response_end(trailers)
@@ -348,7 +341,6 @@ class ServerConnection(protocol.Protocol):
 
     def send_head(self, data: bytes) -> None:
         self.requests += 1
-        self.expect_head = True
         self.resp_open = False
         self.eof_body = False
         self.keep_alive = True

@@ -734,9 +734,6 @@ class ClientConnection(protocol.Protocol):
             self.closing = True
         self._finish()
 
-    def server_closed_after_response(self, conn) -> None:
-        """A close-delimited body ended with the server's close (already finished)."""
-
     def server_failed(self, conn, why: str, exc) -> None:
         if self.tunnel is conn:
             self.term = "sD" if why == "tunnel-timeout" else "SD"
