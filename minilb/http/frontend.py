@@ -6,14 +6,18 @@ connection mode and ``x-forwarded-for`` plan per backend, error pages, log sink.
 is the Twisted factory of `ClientConnection`.
 
 `ClientConnection` frames requests with `minilb.http.parse.RequestParser` and, per
-request: builds the `Txn`, runs the rules that exist, picks the backend and a server,
+request: builds the `Txn` (only when rules, a request-hashing balancer or stick
+counters read it), runs the rules that exist, picks the backend and a server,
 borrows an idle keep-alive server connection (``http-reuse safe``: never for the first
-request of a client connection) or dials a new one, streams the request body to
-the server and the response back, both ways without buffering whole bodies (each
-side is registered as the other's push producer, so a full socket buffer stops
-reading on the other side).  Pipelined requests wait, in order, with their bodies
-held to a bounded size.  Errors are HAProxy's pages (`minilb.http.errors`), or the
-proxy's ``errorfile``.  One timer per connection (`minilb.tcp.timer.ConnTimer`).
+request of a client connection; ``never``: a connection private to the client) or
+dials a new one, streams the request body to the server and the response back, both
+ways without buffering whole bodies (while a body flows each side is registered as
+the other's push producer, so a full socket buffer stops reading on the other side).
+Pipelined requests wait, in order, with their bodies held to a bounded size.  Errors
+are HAProxy's pages (`minilb.http.errors`, and `mux_error` for the 400/408 its HTTP/1
+layer sends itself), or the proxy's ``errorfile``.  One timer per connection
+(`minilb.tcp.timer.ConnTimer`); writes go out at once when nothing is queued
+(`minilb.tcp.io.direct_writer`).
 """
 
 from __future__ import annotations
