@@ -199,3 +199,16 @@ def test_handover_deferred_fires_when_the_successor_confirms() -> None:
     assert new_sync.synced is False and new_sync.local_done  # PARTIAL: old was not synced
     tnew = new_sync.tables[0].table
     assert tnew.lookup(7) is not None
+
+
+def test_section_tables_own_tables_first_then_proxy_tables() -> None:
+    from minilb.peers.service import section_tables
+
+    clock = MemoryReactorClock()
+    own = TableSpec(BUILTIN, "mypeers/t_int", "/t_int", "integer", 4, 10, store=(StoreItem("gpc0"),))
+    proxy = TableSpec(BUILTIN, "st_str", "st_str", "string", 33, 10, peers="mypeers")
+    other = TableSpec(BUILTIN, "st_other", "st_other", "ip", 4, 10, peers="elsewhere")
+    lonely = TableSpec(BUILTIN, "st_local", "st_local", "ip", 4, 10)
+    tables = [StickTable(spec, clock) for spec in (proxy, other, lonely, own)]
+    section = PeersSection(BUILTIN, "mypeers", tables=(own,))
+    assert [t.spec.wire_name for t in section_tables(section, tables)] == ["/t_int", "st_str"]

@@ -216,3 +216,14 @@ def register_show_peers(processor: Any, services: Callable[[], Sequence[PeersSer
         "dump some information about all the peers or this peers section",
         show_peers,
     )
+
+
+def section_tables(section: PeersSection, tables: Sequence[Any]) -> list[Any]:
+    """The stick tables a peers section replicates, in HAProxy's id order: the
+    section's own ``table`` lines first, then the proxies' ``stick-table ... peers
+    SECTION`` in the order given (``tables`` are `StickTable` objects with a ``spec``)."""
+    own_names = [spec.name for spec in section.tables]
+    by_name = {t.spec.name: t for t in tables}
+    out = [by_name[name] for name in own_names if name in by_name]
+    out += [t for t in tables if t.spec.peers == section.name and t.spec.name not in own_names]
+    return out
