@@ -388,6 +388,22 @@ def signal_old_processes(pids: Sequence[int], signum: int, err=None) -> None:
             )
 
 
+_PREFIXES = {"alert": "[ALERT]    ", "warning": "[WARNING]  ", "notice": "[NOTICE]   "}
+
+
+def stderr_log(quiet: bool = False) -> Callable[[str, str], None]:
+    """The worker's ``log(level, message)`` for ``minilb``: HAProxy's stderr lines,
+    ``[WARNING]  (PID) : message``; ``-q`` keeps only alerts."""
+
+    def log(level: str, message: str) -> None:
+        if quiet and level != "alert":
+            return
+        prefix = _PREFIXES.get(level, f"[{level.upper()}] ")
+        print(f"{prefix}({os.getpid()}) : {message}", file=sys.stderr, flush=True)
+
+    return log
+
+
 def _notice(message: str, quiet: bool) -> None:
     if not quiet:
         print(f"[NOTICE]   ({os.getpid()}) : {message}", file=sys.stderr)
@@ -456,7 +472,7 @@ def run_foreground(config, args: HaproxyArgs) -> int:
         textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(defaultLogLevel=level)]
     )
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
-    service = build_worker_service(config, reactor)
+    service = build_worker_service(config, reactor, log=stderr_log(quiet))
     try:
         service.startService()  # binds now: a failure is reported before any fork, as haproxy
     except Exception as e:

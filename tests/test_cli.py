@@ -234,3 +234,14 @@ def test_basic_cfg_is_valid_for_real_haproxy():
         [haproxy_binary(), "-c", "-f", str(REPO / "conf" / "basic.cfg")], capture_output=True, timeout=60
     )
     assert p.returncode == 0, p.stderr
+
+
+def test_stderr_log_has_haproxy_shape(capsys):
+    cli.stderr_log()("warning", "Server be/s1 is DOWN, reason: x")
+    cli.stderr_log(quiet=True)("warning", "hidden")
+    cli.stderr_log(quiet=True)("alert", "backend be has no server available!")
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"[WARNING]  ({os.getpid()}) : Server be/s1 is DOWN, reason: x",
+        f"[ALERT]    ({os.getpid()}) : backend be has no server available!",
+    ]
