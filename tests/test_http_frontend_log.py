@@ -160,3 +160,14 @@ def test_proxies_logging_to_stdout_share_one_batch():
     a = make_sink([LogTarget(BUILTIN, "stdout")], (), owner.schedule)
     b = make_sink([LogTarget(BUILTIN, "stdout")], (), owner.schedule)
     assert a.targets[0][0] is b.targets[0][0]
+
+
+def test_client_abort_while_connecting_is_logged_cc():
+    h, sink = harness()
+    c, ct = h.client()
+    c.dataReceived(b"GET /x HTTP/1.1\r\n\r\n")
+    c.connectionLost(None)
+    (line,) = sink.lines
+    assert " CC-- " in line and '"GET /x HTTP/1.1"' in line
+    h.connector.succeed()  # the late connection is closed, not leaked
+    assert h.server().cur_conns == 0

@@ -1150,13 +1150,21 @@ class ClientConnection(protocol.Protocol):
         if self.retry_call is not None and self.retry_call.active():
             self.retry_call.cancel()
         self.retry_call = None
+        if was_open and self.head is not None and fe.httplog and self.tunnel is None:
+            # the client left in the middle of a request: log where it was
+            if self.queued:
+                self.term = "CQ"
+            elif self.resp_started:
+                self.term = "CD"
+            elif self.conn is None and self.be is not None and not self.replied:
+                self.term = "CC"
+            else:
+                self.term = "CH"
+            self._emit_log()
         if self.queued:
             self.be.dequeue(self)
             self.queued = False
         if self.conn is not None:
-            if was_open and self.head is not None and fe.httplog:
-                self.term = "CD" if self.resp_started else "CH"
-                self._emit_log()
             self._drop_server(abort=True)
         if self.private is not None:
             self.private.close()
