@@ -450,3 +450,18 @@ def test_teach_towards_a_2_0_peer_uses_no_timed_updates(clock: task.Clock) -> No
     msgs = codec.Decoder().feed(out[4:])
     assert [u.type_code for u in updates(msgs)] == [0x80, 0x81]
     assert msgs[-1] == m.ResyncFinished()
+
+
+def test_new_process_without_old_one_dials_remote_peers_after_5s(clock: task.Clock) -> None:
+    new = make("hapA", clock, has_old_process=True)
+    assert new.dials_due() == []
+    clock.advance(4.9)
+    new.tick()
+    assert new.dials_due() == [] and not new.local_done
+    clock.advance(0.1)
+    new.tick()
+    assert new.local_done and new.dials_due() == ["hapB"]
+    link = new.connection_made("hapB")
+    link.data_to_send()
+    new.data_received(link, b"200\n")
+    assert link.data_to_send() == b"\x00\x00"  # no table from an old process: ask hapB
