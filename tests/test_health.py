@@ -107,10 +107,15 @@ def test_garbage_and_silence_are_invalid_responses():
     assert feed_response((), b"HTTP/1.1 20", eof=True).info == "invalid HTTP status line"
 
 
-def test_check_request_shape():
+def test_check_request_shape_as_haproxy_sends_it():
+    # each expected value is what haproxy 2.6.12 sent for the same option httpchk / http-check send
     assert build_check_request("OPTIONS", "/", "HTTP/1.0", None) == b"OPTIONS / HTTP/1.0\r\n\r\n"
-    assert build_check_request("GET", "/health", "HTTP/1.1", "api.test") == (
-        b"GET /health HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n"
+    assert build_check_request("GET", "/health", "HTTP/1.0", None) == b"GET /health HTTP/1.0\r\n\r\n"
+    assert build_check_request("GET", "/h", "HTTP/1.1\r\nHost: x.test", None) == (
+        b"GET /h HTTP/1.1\r\nhost: x.test\r\nconnection: close\r\n\r\n"
+    )
+    assert build_check_request("GET", "/h", "HTTP/1.1", "api.test", (("Host", "api.test"), ("X-A", "b"))) == (
+        b"GET /h HTTP/1.1\r\nhost: api.test\r\nx-a: b\r\nconnection: close\r\n\r\n"
     )
 
 
@@ -234,7 +239,7 @@ def test_http_check_sends_request_and_judges_status(logged):
     checker.start()
     clock.advance(2.0)
     proto, transport = conn.accept()
-    assert transport.value() == b"GET /health HTTP/1.1\r\nHost: be.test\r\nConnection: close\r\n\r\n"
+    assert transport.value() == b"GET /health HTTP/1.1\r\nhost: be.test\r\nconnection: close\r\n\r\n"
     proto.dataReceived(b"HTTP/1.1 503 Service Unavailable\r\n\r\n")
     assert not server.up
     assert 'reason: Layer7 wrong status, code: 503, info: "Service Unavailable"' in logged[0][1]

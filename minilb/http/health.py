@@ -136,14 +136,24 @@ def no_server_message(proxy_name: str) -> str:
 def build_check_request(
     method: str, uri: str, version: str, host: str | None, headers: Sequence[tuple[str, str]] = ()
 ) -> bytes:
-    """The request an ``option httpchk`` check sends."""
+    """The request an ``option httpchk`` check sends, as HAProxy 2.6 writes it: header
+    names in lower case, ``host`` first, ``connection: close`` last on HTTP/1.1.
+    The pre-2.2 form that smuggles headers into the version
+    (``HTTP/1.1\\r\\nHost:\\ www``) is understood too."""
+    version, *smuggled = version.split("\r\n")
+    fields: list[tuple[str, str]] = []
+    for line in smuggled:
+        name, sep, value = line.partition(":")
+        if sep and name.strip():
+            fields.append((name.strip(), value.strip()))
+    fields.extend(headers)
+    names = {k.lower() for k, _ in fields}
     lines = [f"{method} {uri} {version}"]
-    names = {k.lower() for k, _ in headers}
     if host and "host" not in names:
-        lines.append(f"Host: {host}")
-    lines.extend(f"{k}: {v}" for k, v in headers)
+        lines.append(f"host: {host}")
+    lines.extend(f"{k.lower()}: {v}" for k, v in fields)
     if version.upper() == "HTTP/1.1" and "connection" not in names:
-        lines.append("Connection: close")
+        lines.append("connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
