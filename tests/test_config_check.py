@@ -252,3 +252,30 @@ def test_http_check_rules_without_httpchk(tmp_path):
     assert [str(d).replace(f"{tmp_path}/", "") for d in result.diagnostics] == [
         "parsing [t.cfg:6] : backend 'b' uses http-check rules without 'option httpchk', so the rules are ignored."
     ]
+
+
+REALISTIC = REPO / "tests" / "data" / "config" / "realistic.cfg"
+
+
+def test_realistic_config_gives_haproxys_two_diagnostics():
+    status, lines = render_check(check_config([str(REALISTIC)], environ={}, hostname="h"))
+    # haproxy -c 2.6.12 prints the same two (the first as a non-fatal [ALERT]) and "Configuration file is valid"
+    assert status == 0
+    assert [line.split(" : config : ", 1)[1].replace(str(REPO) + "/", "") for line in lines[:2]] == [
+        "parsing [tests/data/config/realistic.cfg:74] : defaults section 'web' (declared at "
+        "tests/data/config/realistic.cfg:14) is explicitly referenced by another proxy and implicitly used here. "
+        "To avoid any ambiguity don't mix both usage. Add a last defaults section not explicitly used or always "
+        "use explicit references.",
+        "'option forwardfor' ignored for proxy 'tcp_passthrough' as it requires HTTP mode.",
+    ]
+    assert lines[2:] == ["Warnings were found.", "Configuration file is valid"]
+
+
+@requires_haproxy
+def test_realistic_config_is_valid_for_real_haproxy():
+    proc = subprocess.run(
+        [haproxy_binary(), "-c", "-f", str(REALISTIC)], capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Configuration file is valid" in proc.stdout
+    assert "'option forwardfor' ignored for proxy 'tcp_passthrough' as it requires HTTP mode." in proc.stderr

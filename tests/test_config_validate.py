@@ -423,3 +423,58 @@ def test_time_argument_messages(tmp_path):
         "   | with such a configuration. To fix this, please ensure that all following\n"
         "   | timeouts are set to a non-zero value: 'client', 'connect', 'server'.",
     ]
+
+
+def test_http_only_settings_in_tcp_mode_and_log_addresses(tmp_path):
+    (tmp_path / "503.http").write_bytes(b"HTTP/1.0 503 Busy\r\n\r\n")
+    config, lines = load(
+        tmp_path,
+        """\
+        defaults
+            timeout connect 1s
+            timeout client 1s
+            timeout server 1s
+        listen t
+            mode tcp
+            bind :1
+            option forwardfor
+            option httplog
+            http-request deny
+            http-response del-header x
+            monitor-uri /x
+            server s 1.1.1.1:1 check
+        backend b
+            mode http
+            option httplog
+        """,
+    )
+    # haproxy -c 2.6.12 on the same sections
+    assert lines == [
+        # parsing [tcpm.cfg:9] : 'option httplog' not usable with proxy 't' (needs 'mode http'). Falling back ...
+        "WARNING parsing [t.cfg:9] : 'option httplog' not usable with proxy 't' (needs 'mode http'). "
+        "Falling back to 'option tcplog'.",
+        # parsing [lf.cfg:10] : backend 'b' : 'option httplog' directive is ignored in backends.
+        "WARNING parsing [t.cfg:16] : backend 'b' : 'option httplog' directive is ignored in backends.",
+        "WARNING monitor-uri will be ignored for proxy 't' (needs 'mode http').",
+        "WARNING log format ignored for proxy 't' since it has no log address.",
+        "WARNING 'http-request' rules ignored for proxy 't' as they require HTTP mode.",
+        "WARNING 'http-response' rules ignored for proxy 't' as they require HTTP mode.",
+        "WARNING 'option forwardfor' ignored for proxy 't' as it requires HTTP mode.",
+    ]
+    t = config.proxy("t")
+    assert (t.tcplog, t.httplog, t.forwardfor, t.monitor_uri, t.rules) == (True, False, None, None, ())
+
+
+def test_mixed_explicit_and_implicit_defaults(tmp_path):
+    config, lines = load(
+        tmp_path,
+        "defaults web\n  mode http\n  timeout connect 1s\n  timeout client 1s\n  timeout server 1s\n"
+        "frontend a from web\n  bind :1\nfrontend b\n  bind :2\n",
+    )
+    # haproxy prints this as a non-fatal [ALERT] and still says "Configuration file is valid"
+    assert lines == [
+        "WARNING parsing [t.cfg:8] : defaults section 'web' (declared at t.cfg:1) is explicitly referenced by "
+        "another proxy and implicitly used here. To avoid any ambiguity don't mix both usage. Add a last defaults "
+        "section not explicitly used or always use explicit references."
+    ]
+    assert config.proxy("b").mode == "http"

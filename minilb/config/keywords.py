@@ -171,7 +171,7 @@ option http-use-proxy-header|dfl|neg
 option http_proxy|dflb|neg
 option httpchk|dlb
 option httpclose|dflb|neg
-option httplog|dfl
+option httplog|dflb
 option httpslog|dfl
 option independent-streams|dflb|neg
 option ldap-check|dlb

@@ -57,6 +57,7 @@ class _Reader:
         self.peers = []
         self.section = None  # builder, or a string for ignored sections
         self.section_name = ""
+        self.explicit_defaults: set = set()  # named defaults referenced by `from`
 
     def localpeer(self) -> str:
         return self.cli_localpeer or self.global_.fields["localpeer"] or self.hostname
@@ -91,6 +92,24 @@ class _Reader:
         elif isinstance(s, PeersBuilder):
             handle_peers_line(s, line, self.ctx)
         # else: a section minilb ignores
+
+    def _note_defaults_use(self, defaults: Proxy | None, from_name: str | None, loc) -> None:
+        """HAProxy 2.6 refuses to mix an explicit (`from`) and an implicit use of one named
+        defaults section; it prints an [ALERT] yet still accepts the configuration, so
+        minilb reports it as a warning."""
+        if defaults is None or not defaults.name:
+            return
+        key = (defaults.origin, defaults.name)
+        if from_name is not None:
+            self.explicit_defaults.add(key)
+            return
+        if key in self.explicit_defaults:
+            self.ctx.warn(
+                loc,
+                f"defaults section '{defaults.name}' (declared at {defaults.origin}) is explicitly referenced by "
+                "another proxy and implicitly used here. To avoid any ambiguity don't mix both usage. Add a last "
+                "defaults section not explicitly used or always use explicit references.",
+            )
 
     def start_section(self, line: Line) -> None:
         head, args, loc = line.words[0], line.words[1:], line.location
@@ -145,6 +164,7 @@ class _Reader:
                     ctx.alert(loc, f"defaults section '{from_name}' not found for {head} '{name}'.")
                 else:
                     defaults = found[-1]
+        self._note_defaults_use(defaults, from_name, loc)
         self.section = ProxyBuilder(head, name, loc, defaults, from_name, ctx)
         self.section_name = name or head
 

@@ -586,6 +586,18 @@ def _option(b: ProxyBuilder, line: Line, args, prefix, ctx) -> None:
             parse_int(args[0], "option redispatch", -(2**31))
             args = args[1:]
         no_more_args(f"option {name}", args)
+        if name == "httplog" and enabled and b.kind == "backend":
+            ctx.warn(
+                line.location, f"backend '{b.name}' : 'option httplog' directive is ignored in backends."
+            )
+            return
+        if name == "httplog" and enabled and b.kind != "defaults" and b.fields.get("mode", "tcp") != "http":
+            ctx.warn(
+                line.location,
+                f"'option httplog' not usable with {_kind_word(b.kind)} '{b.name}' (needs 'mode http'). "
+                "Falling back to 'option tcplog'.",
+            )
+            name = "tcplog"
         b.fields[_BOOL_OPTIONS[name]] = enabled
     elif name in _CONNECTION_MODES:
         no_more_args(f"option {name}", args)
@@ -606,6 +618,11 @@ def _option(b: ProxyBuilder, line: Line, args, prefix, ctx) -> None:
         b.check_enabled = True
         b.fields["httpchk_origin"] = line.location
     b.options.append((name, enabled))
+
+
+def _kind_word(kind: str) -> str:
+    """HAProxy calls a listen section "proxy" in its messages."""
+    return "proxy" if kind == "listen" else kind
 
 
 def _forwardfor(args) -> ForwardFor:

@@ -154,6 +154,7 @@ def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = No
                 p.origin,
                 f"missing timeouts for {_kind_word(p)} '{p.name}'.{_MISSING_TIMEOUTS_HINT}",
             )
+        p = _http_only_settings(p, config, ctx)
         if p.is_frontend and p.default_backend is not None:
             _check_backend(
                 p, p.default_backend, p.default_backend_origin or p.origin, "default_backend", backends, ctx
@@ -267,3 +268,31 @@ def _check_table_names(config: Config, ctx: ParseContext) -> None:
             )
         elif isinstance(owner, Proxy):
             proxy_tables[name] = owner
+
+
+def _http_only_settings(p: Proxy, config: Config, ctx: ParseContext) -> Proxy:
+    """What HAProxy ignores, with a warning, in a tcp-mode proxy, and a frontend log
+    format without any log address (haproxy -c 2.6.12's messages, without location)."""
+    name = f"{_kind_word(p)} '{p.name}'"
+    changes: dict = {}
+    if p.mode != "http" and not p.disabled:
+        if p.is_frontend and p.monitor_uri is not None:
+            ctx.warn(None, f"monitor-uri will be ignored for {name} (needs 'mode http').")
+            changes["monitor_uri"] = None
+    targets = [t for t in p.log_targets if t.target != "global"]
+    if any(t.target == "global" for t in p.log_targets):
+        targets.extend(config.global_.log_targets)
+    if p.is_frontend and (p.httplog or p.tcplog or p.log_format) and not targets and not p.disabled:
+        ctx.warn(None, f"log format ignored for {name} since it has no log address.")
+    if p.mode != "http" and not p.disabled:
+        kept = list(p.rules)
+        for keyword in ("http-request", "http-response", "http-after-response"):
+            if any(r.keyword == keyword for r in kept):
+                ctx.warn(None, f"'{keyword}' rules ignored for {name} as they require HTTP mode.")
+                kept = [r for r in kept if r.keyword != keyword]
+        if len(kept) != len(p.rules):
+            changes["rules"] = tuple(kept)
+        if p.forwardfor is not None:
+            ctx.warn(None, f"'option forwardfor' ignored for {name} as it requires HTTP mode.")
+            changes["forwardfor"] = None
+    return attrs.evolve(p, **changes) if changes else p
