@@ -465,3 +465,18 @@ def test_new_process_without_old_one_dials_remote_peers_after_5s(clock: task.Clo
     link.data_to_send()
     new.data_received(link, b"200\n")
     assert link.data_to_send() == b"\x00\x00"  # no table from an old process: ask hapB
+
+
+def test_a_silent_handshake_is_dropped_after_5s_and_redialled(clock: task.Clock) -> None:
+    a = make("hapA", clock, synced=True)
+    assert a.dials_due() == ["hapB"]
+    out = a.connection_made("hapB")  # the remote side never answers the hello
+    inbound = a.incoming()  # and someone connects to us without saying anything
+    assert a.next_deadline() <= clock.seconds() + 5
+    clock.advance(5)
+    a.tick()
+    assert out.should_close and inbound.should_close
+    assert out.close_reason == "no handshake within 5 s"
+    a.connection_lost(out)
+    a.connection_lost(inbound)
+    assert a.dials_due() == ["hapB"]

@@ -45,6 +45,7 @@ RESYNC_MS = 5000
 RECONNECT_MS = 5000
 CONNECT_RETRY_MS = 1000
 CONNECT_RETRIES = 3
+HANDSHAKE_MS = 5000
 HANDOVER_RETRY_MS = 500
 HANDOVER_MS = 5000
 JITTER_MIN_MS = 50
@@ -692,6 +693,9 @@ class PeersSync:
         for link in list(self.links):
             if link.should_close:
                 continue
+            if not link.session.established and _s32(now - link.created_ms) >= HANDSHAKE_MS:
+                self._kill(link, "no handshake within 5 s")  # HAProxy's peers timeouts
+                continue
             if (
                 link.session.established
                 and link.alive_deadline_ms is not None
@@ -749,7 +753,10 @@ class PeersSync:
                 ):
                     candidates.append(peer.next_dial_ms)
         for link in self.links:
-            if link.should_close or not link.session.established:
+            if link.should_close:
+                continue
+            if not link.session.established:
+                candidates.append(link.created_ms + HANDSHAKE_MS)
                 continue
             if link.teach is not None or (
                 self._may_push(link) and not link.paused and self._has_pending(link)
