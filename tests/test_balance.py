@@ -5,6 +5,9 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from minilb.config.model import Address, Balance, Server
 from minilb.errors import BUILTIN
 from minilb.http.balance import (
@@ -215,3 +218,25 @@ def test_sdbm_hash_is_stable():
     assert sdbm_hash(b"") == 0
     assert sdbm_hash(b"a") == 97
     assert sdbm_hash(b"ab") == (98 + (97 << 6) + (97 << 16) - 97) & 0xFFFFFFFF
+
+
+@given(st.lists(st.integers(min_value=1, max_value=20), min_size=1, max_size=8))
+def test_roundrobin_gives_each_server_exactly_its_weight_per_cycle(weights):
+    farm = servers(*[(f"s{i}", w) for i, w in enumerate(weights)])
+    b = make_balancer(Balance("roundrobin"), farm, random.Random(0))
+    cycle = sum(weights)
+    for _ in range(2):
+        assert picks(b, cycle) == {f"s{i}": w for i, w in enumerate(weights)}
+
+
+@given(st.lists(st.integers(min_value=1, max_value=5), min_size=2, max_size=6), st.data())
+def test_map_based_hash_only_ever_picks_up_servers(weights, data):
+    farm = servers(*[(f"s{i}", w) for i, w in enumerate(weights)])
+    down = data.draw(st.sets(st.integers(min_value=0, max_value=len(weights) - 1), max_size=len(weights) - 1))
+    for i in down:
+        farm[i].up = False
+    b = make_balancer(Balance("source"), farm, random.Random(0))
+    ip = data.draw(st.ip_addresses(v=4)).exploded
+    chosen = b.pick(None, ip)
+    assert chosen is not None and chosen.up
+    assert b.pick(None, ip) is chosen
