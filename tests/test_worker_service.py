@@ -169,3 +169,50 @@ def test_stop_without_start_is_harmless(tmp_path):
     d = svc.stopService()
     clock.advance(0.1)
     assert d.called
+
+
+def test_accept_proxy_binds_read_the_proxy_header_first():
+    from twisted.internet.testing import StringTransport
+
+    from minilb.config.model import Address, Bind
+    from minilb.errors import BUILTIN
+    from minilb.worker.service import bind_factory
+    from tests.support.http import Harness
+
+    h = Harness()
+    plain = Bind(BUILTIN, Address("ipv4", "127.0.0.1", 80))
+    assert bind_factory(plain, h.fe) is h.fe
+    wrapped = bind_factory(Bind(BUILTIN, Address("ipv4", "127.0.0.1", 80), accept_proxy=True), h.fe)
+    proto = wrapped.buildProtocol(None)
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    proto.dataReceived(b"PROXY TCP4 192.0.2.7 10.0.0.1 56324 80\r\nGET / HTTP/1.1\r\n\r\n")
+    assert h.connector.attempts, "the request went on to a server"
+    client = next(iter(h.fe.connections))
+    assert (client.sess.src, client.sess.src_port) == ("192.0.2.7", 56324)
+
+
+def test_proxy_header_split_bad_or_missing():
+    from twisted.internet.testing import StringTransport
+
+    from minilb.tcp.proxyproto import ProxyHeaderFactory
+    from tests.support.http import Harness
+
+    h = Harness()
+    factory = ProxyHeaderFactory(h.fe)
+    proto = factory.buildProtocol(None)
+    proto.makeConnection(StringTransport())
+    proto.dataReceived(b"PROXY TCP4 192.0.2.7 ")
+    assert not h.fe.connections  # not started before the whole header
+    proto.dataReceived(b"10.0.0.1 1000 80\r\nGET / HTTP/1.1\r\n\r\n")
+    (client,) = h.fe.connections
+    assert client.sess.src == "192.0.2.7"
+    bad = factory.buildProtocol(None)
+    t = StringTransport()
+    bad.makeConnection(t)
+    bad.dataReceived(b"GET / HTTP/1.1\r\n\r\n")
+    assert t.disconnecting and len(h.fe.connections) == 1
+    gone = factory.buildProtocol(None)
+    gone.makeConnection(StringTransport())
+    gone.connectionLost(None)  # closed before any header: nothing to undo
+    assert len(h.fe.connections) == 1

@@ -73,6 +73,16 @@ def _tracking_module(tables) -> object | None:
     return tracking
 
 
+def bind_factory(bind, factory):
+    """The factory a ``bind`` line listens with: ``accept-proxy`` reads the PROXY
+    protocol header (v1 or v2) first, so that the session sees the real client."""
+    if bind.accept_proxy and not bind.tls.enabled:
+        from minilb.tcp.proxyproto import ProxyHeaderFactory
+
+        return ProxyHeaderFactory(factory)
+    return factory
+
+
 class WorkerService(service.Service):
     name = "minilb-worker"
 
@@ -146,7 +156,7 @@ class WorkerService(service.Service):
         try:
             for px, factory in self.frontends:
                 for bind in px.binds:
-                    port = listen(self.reactor, bind, factory)
+                    port = listen(self.reactor, bind, bind_factory(bind, factory))
                     self.ports.append(port)
                     factory.gate.ports.append(port)
         except Exception:
