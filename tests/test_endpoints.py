@@ -94,6 +94,8 @@ def test_unix_socket_with_mode_and_stale_file_replaced(tmp_path):
     port = listen(reactor, bind(Address("unix", path=path), mode=0o600), greeter_factory())
     try:
         assert oct(os.stat(path).st_mode & 0o777) == oct(0o600)
+        assert port.getHost().name == path.encode()
+        assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
         data = yield fetch_greeting(Address("unix", path=path))
         assert data == b"hello from minilb\n"
     finally:

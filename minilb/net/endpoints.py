@@ -31,6 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 from twisted.internet import defer, endpoints, error, interfaces, ssl, tcp, unix
+from twisted.internet.address import UNIXAddress
 from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
@@ -160,6 +161,10 @@ class UnixListener(unix.Port):
 
     def connectionLost(self, reason) -> None:
         tcp.Port.connectionLost(self, reason)
+
+    def getHost(self):
+        # the kernel still names the socket by its temporary path; the path is what counts
+        return UNIXAddress(self._bindPath)
 
 
 def listen(reactor, bind: Bind, factory: Factory, backlog: int = 1024) -> interfaces.IListeningPort:
