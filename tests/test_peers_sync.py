@@ -480,3 +480,15 @@ def test_a_silent_handshake_is_dropped_after_5s_and_redialled(clock: task.Clock)
     a.connection_lost(out)
     a.connection_lost(inbound)
     assert a.dials_due() == ["hapB"]
+
+
+def test_paused_link_reports_no_immediate_work(clock: task.Clock) -> None:
+    a = make("hapA", clock, synced=True)
+    a.tables[0].table.set_local(IP1, gpc0=1)
+    link = a.incoming()
+    link.paused = True  # the transport is full
+    a.data_received(link, b"HAProxyS 2.1\nhapA\nhapB 1 1\n\x00\x00")
+    assert link.data_to_send() == b"200\n"
+    assert a.next_deadline() > clock.seconds()  # no busy loop while paused
+    a.resume(link)
+    assert b"\x0a\x85" in link.data_to_send()  # the teach goes on

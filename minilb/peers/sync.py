@@ -758,8 +758,8 @@ class PeersSync:
             if not link.session.established:
                 candidates.append(link.created_ms + HANDSHAKE_MS)
                 continue
-            if link.teach is not None or (
-                self._may_push(link) and not link.paused and self._has_pending(link)
+            if not link.paused and (
+                link.teach is not None or (self._may_push(link) and self._has_pending(link))
             ):
                 candidates.append(now)
             if not link.peer.is_local:
