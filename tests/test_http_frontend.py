@@ -431,3 +431,16 @@ def test_after_response_edits_a_rule_reply():
     c, ct = h.client()
     c.dataReceived(b"GET / HTTP/1.1\r\n\r\n")
     assert ct.value() == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-after: yes\r\n\r\nok"
+
+
+def test_send_proxy_server_gets_the_client_address_first_and_stays_private():
+    h = Harness(proxy(servers=[server_model(send_proxy=True)]))
+    c, ct, conn, st = one_exchange(h)
+    assert take(st) == b"PROXY TCP4 10.0.0.1 127.0.0.1 40000 80\r\nGET /a HTTP/1.1\r\nhost: x\r\n\r\n"
+    assert h.backend().pools["s1"].idle == []
+    c.dataReceived(GET)
+    assert st.value() == b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n"  # same connection, no second header
+    c2, _ = h.client(port=2)
+    c2.dataReceived(GET)
+    c2.dataReceived(GET)
+    assert len(h.connector.attempts) == 1  # another client never shares it

@@ -177,3 +177,11 @@ def test_half_close_is_passed_on_both_ways():
     assert ct.value() == b"late answer"
     side.readConnectionLost()
     assert ct.write_closed
+
+
+def test_send_proxy_in_tcp_mode():
+    reactor, connector, fe, be = make(servers=[server_model("s1", 5432, send_proxy=True)])
+    c, ct = client(fe)
+    c.dataReceived(b"hello")
+    side, st = connector.succeed()
+    assert st.value() == b"PROXY TCP4 10.1.1.1 127.0.0.1 1234 5000\r\nhello"

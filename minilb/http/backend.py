@@ -24,6 +24,7 @@ from zope.interface import implementer
 from minilb.errors import HTTPError
 from minilb.http.parse import Limits, ResponseParser
 from minilb.tcp.io import direct_writer
+from minilb.tcp.proxyproto import proxy_v1_header
 from minilb.tcp.timer import ConnTimer
 
 #: how long an idle server connection stays in the pool (HAProxy's pool-purge-delay).
@@ -112,6 +113,9 @@ class BackendRuntime:
         algorithm = proxy.balance.algorithm
         self.needs_txn = algorithm.startswith(("uri", "url_param", "hdr"))  # or use-server rules
         self.single = self.servers[0] if len(self.servers) == 1 else None
+        #: servers with ``send-proxy``: their connections carry one client's address,
+        #: so they stay private to that client (never in the shared pool)
+        self.send_proxy = {s.name: True for s in self.servers if s.model is not None and s.model.send_proxy}
         self.total_requests = 0
 
     # -- servers ---------------------------------------------------------------------
@@ -340,6 +344,8 @@ class ServerConnection(protocol.Protocol):
         self.backend.cur_conns += 1
 
     def send_head(self, data: bytes) -> None:
+        if self.requests == 0 and self.backend.send_proxy.get(self.server.name):
+            data = proxy_v1_header(self.owner.sess) + data  # send-proxy: before the first byte
         self.requests += 1
         self.resp_open = False
         self.eof_body = False

@@ -498,6 +498,7 @@ class ClientConnection(protocol.Protocol):
         if (
             mode == "keep-alive"
             and reuse != "never"
+            and not be.send_proxy.get(server.name)
             and (self.requests > 1 or reuse in ("aggressive", "always"))
         ):
             conn = be.take_idle(server)
@@ -729,7 +730,8 @@ class ClientConnection(protocol.Protocol):
             self._unhook()
         self.conn = None
         reusable = self.req_done and self.fe.modes[self.be.name] == "keep-alive"
-        if reusable and self.be.reuse == "never" and conn.keep_alive and self.open:
+        private = self.be.reuse == "never" or self.be.send_proxy.get(conn.server.name)
+        if reusable and private and conn.keep_alive and self.open:
             conn.keep_private()  # http-reuse never: it serves this client only
             self.private = conn
         else:

@@ -20,6 +20,7 @@ from minilb.http.log import format_connect, format_tcplog
 from minilb.rules.txn import Session
 from minilb.tcp.gate import AcceptGate
 from minilb.tcp.io import direct_writer
+from minilb.tcp.proxyproto import proxy_v1_header
 from minilb.tcp.timer import ConnTimer
 
 #: bytes from the client held while the server connection is being made.
@@ -164,6 +165,8 @@ class TcpClient(protocol.Protocol):
         self.be.cur_conns += 1
         side.transport.registerProducer(self, True)
         self.transport.registerProducer(side, True)
+        if self.be.send_proxy.get(self.server.name):
+            side.write(proxy_v1_header(self.sess))
         if self.early:
             for piece in self.early:
                 side.write(piece)

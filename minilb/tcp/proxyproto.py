@@ -23,6 +23,21 @@ from zope.interface import directlyProvides, providedBy
 MAX_HEADER = 4096
 
 
+def proxy_v1_header(sess) -> bytes:
+    """The PROXY v1 line a ``send-proxy`` server gets first, for a client session."""
+    family = b"TCP6" if ":" in sess.src else b"TCP4"
+    try:
+        return b"PROXY %s %s %s %d %d\r\n" % (
+            family,
+            sess.src.encode("ascii"),
+            sess.dst.encode("ascii"),
+            sess.src_port,
+            sess.dst_port,
+        )
+    except UnicodeEncodeError:
+        return b"PROXY UNKNOWN\r\n"
+
+
 class ProxyHeaderWrapper(HAProxyProtocolWrapper):
     started = False
     seen = 0
