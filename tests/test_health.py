@@ -101,6 +101,12 @@ def test_string_expectation_reads_the_body_across_chunks():
     assert feed_response(("rstring", "v[0-9]+"), b"HTTP/1.1 200 OK\r\n\r\nv12").success
 
 
+def test_short_status_names_for_show_stat():
+    assert feed_response((), b"HTTP/1.1 200 OK\r\n").status == "L7OK"
+    assert feed_response(("status", "200"), b"HTTP/1.1 500 x\r\n").status == "L7STS"
+    assert feed_response((), b"junk\r\n").status == "L7RSP"
+
+
 def test_garbage_and_silence_are_invalid_responses():
     assert feed_response((), b"SSH-2.0-OpenSSH\r\n").reason == "Layer7 invalid response"
     assert feed_response((), eof=True).info == "socket closed before any data"
@@ -176,6 +182,7 @@ def test_tcp_check_down_then_up_with_haproxy_log_lines(logged):
     assert conn.calls[0]["timeout"] == 2.0 and conn.calls[0]["port"] is None
     conn.refuse()
     assert server.up is False
+    assert (checker.last_result.status, checker.last_duration_ms) == ("L4CON", 0)
     assert logged == [
         (
             "warning",

@@ -86,6 +86,11 @@ class CheckResult:
     code: int | None = None
     info: str | None = None
 
+    @property
+    def status(self) -> str:
+        """HAProxy's short check status (``show stat`` column ``check_status``)."""
+        return _SHORT_STATUS.get(self.reason, "UNK")
+
     def describe(self) -> str:
         parts = [f"reason: {self.reason}"]
         if self.code is not None:
@@ -94,6 +99,16 @@ class CheckResult:
             parts.append(f'info: "{self.info}"')
         return ", ".join(parts)
 
+
+_SHORT_STATUS = {
+    "Layer4 check passed": "L4OK",
+    "Layer4 connection problem": "L4CON",
+    "Layer4 timeout": "L4TOUT",
+    "Layer7 check passed": "L7OK",
+    "Layer7 wrong status": "L7STS",
+    "Layer7 invalid response": "L7RSP",
+    "Layer7 timeout": "L7TOUT",
+}
 
 L4_OK = CheckResult(True, "Layer4 check passed")
 L4_TIMEOUT = CheckResult(False, "Layer4 timeout")

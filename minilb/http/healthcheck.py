@@ -171,7 +171,8 @@ class HealthChecker:
         self._running = False
         self._in_flight = None
         self._pending = None
-        self.last_result: CheckResult | None = None
+        self.last_result: CheckResult | None = None  # for `show stat`: .status, .code, .info
+        self.last_duration_ms = 0
         self.checks_done = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -271,6 +272,7 @@ class HealthChecker:
 
     def _finish(self, result: CheckResult, duration_ms: int) -> None:
         self.last_result = result
+        self.last_duration_ms = duration_ms
         self.checks_done += 1
         transition = self.state.record(result.success)
         if transition is not None:
