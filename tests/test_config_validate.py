@@ -478,3 +478,11 @@ def test_mixed_explicit_and_implicit_defaults(tmp_path):
         "section not explicitly used or always use explicit references."
     ]
     assert config.proxy("b").mode == "http"
+
+
+def test_inherited_httplog_falls_back_to_tcplog_in_tcp_mode(tmp_path):
+    config, lines = load(
+        tmp_path, DEFAULTS + "  option httplog\n  log stdout local0\nlisten t\n  mode tcp\n  bind :1\n"
+    )
+    assert lines == []  # haproxy -c is silent here too (see tests/data/config/realistic.cfg)
+    assert (config.proxy("t").httplog, config.proxy("t").tcplog) == (False, True)

@@ -284,6 +284,9 @@ def _http_only_settings(p: Proxy, config: Config, ctx: ParseContext) -> Proxy:
         targets.extend(config.global_.log_targets)
     if p.is_frontend and (p.httplog or p.tcplog or p.log_format) and not targets and not p.disabled:
         ctx.warn(None, f"log format ignored for {name} since it has no log address.")
+    if p.mode != "http" and p.httplog:
+        # an `option httplog` inherited by a tcp proxy falls back to tcplog silently
+        changes.update(httplog=False, tcplog=True)
     if p.mode != "http" and not p.disabled:
         kept = list(p.rules)
         for keyword in ("http-request", "http-response", "http-after-response"):
