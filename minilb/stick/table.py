@@ -276,7 +276,7 @@ class StickTable:
                 key = int.from_bytes(socket.inet_aton(value), "big")
             except OSError:
                 return self.normalize_key(value)
-            if len(cache) >= 4096:
+            if len(cache) >= 65536:
                 cache.clear()
             cache[value] = key
             return key
