@@ -27,8 +27,8 @@ class Owner:
         self.changes += 1
 
 
-def make_sync(name: str, clock) -> s.PeersSync:
-    sync = s.PeersSync(name, ("hapA", "hapB"), [StickTable(SPEC, clock)], clock, random.Random(name), 1)
+def make_sync(name: str, clock, spec: TableSpec = SPEC) -> s.PeersSync:
+    sync = s.PeersSync(name, ("hapA", "hapB"), [StickTable(spec, clock)], clock, random.Random(name), 1)
     sync.local_done = sync.remote_done = True
     sync.resync_deadline_ms = None
     return sync
@@ -212,3 +212,35 @@ def test_section_tables_own_tables_first_then_proxy_tables() -> None:
     tables = [StickTable(spec, clock) for spec in (proxy, other, lonely, own)]
     section = PeersSection(BUILTIN, "mypeers", tables=(own,))
     assert [t.spec.wire_name for t in section_tables(section, tables)] == ["/t_int", "st_str"]
+
+
+def test_big_reads_are_applied_a_slice_per_reactor_turn() -> None:
+    from minilb.peers import codec
+    from minilb.peers import messages as m
+    from minilb.peers.protocol import RECEIVE_SLICE
+
+    reactor = MemoryReactorClock()
+    big = TableSpec(
+        BUILTIN, "st_ip", "st_ip", "ip", 4, 10000, expire=60000, peers="p", store=(StoreItem("gpc0"),)
+    )
+    sync = make_sync("hapA", reactor, big)
+    owner = Owner()
+    owner.reactor = reactor
+    proto = PeerFactory(sync, owner).buildProtocol(None)
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    enc = codec.Encoder()
+    define = sync.tables[0].define
+    wire = b"HAProxyS 2.1\nhapA\nhapB 1 1\n" + enc.encode(define)
+    wire += b"".join(enc.encode(m.Update(i + 1, None, 0x0B000000 + i, (("gpc0", i),))) for i in range(3000))
+    assert len(wire) > 2 * RECEIVE_SLICE
+    proto.dataReceived(wire[:100])
+    proto.dataReceived(wire[100:])
+    table = sync.tables[0].table
+    first = len(table)
+    assert 0 < first < 3000 and transport.producerState == "paused"
+    proto.dataReceived(b"\x00\x04")  # arrives meanwhile: kept behind the backlog
+    while reactor.getDelayedCalls():
+        reactor.advance(0)
+    assert len(table) == 3000 and transport.producerState == "producing"
+    assert sync.peers["hapB"].rx_heartbeats == 1

@@ -17,6 +17,9 @@ from zope.interface import implementer
 
 from minilb.peers.sync import Link, PeersSync
 
+#: bytes of one read applied per reactor turn (about 500 entry updates)
+RECEIVE_SLICE = 16384
+
 
 @implementer(IPushProducer)
 class PeerProtocol(Protocol):
@@ -28,6 +31,8 @@ class PeerProtocol(Protocol):
         self.peer_name = peer_name
         self.link: Link | None = None
         self._closing = False
+        self._backlog: list[bytes] = []
+        self._draining = False
 
     def connectionMade(self) -> None:
         if self.peer_name is not None:
@@ -44,6 +49,39 @@ class PeerProtocol(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         if self.link is None or self._closing:
+            return
+        if self._draining:  # keep the order: behind what is still waiting
+            self._backlog.append(data)
+            return
+        reactor = getattr(self.owner, "reactor", None)
+        if reactor is None or len(data) <= RECEIVE_SLICE:
+            self._receive(data)
+            return
+        # a big read (a full resync) is applied a slice per reactor turn, with the
+        # transport paused meanwhile, so that traffic keeps flowing (no long stall)
+        self._receive(data[:RECEIVE_SLICE])
+        self._backlog.append(data[RECEIVE_SLICE:])
+        if not self._draining:
+            self._draining = True
+            self.transport.pauseProducing()
+            reactor.callLater(0, self._drain, reactor)
+
+    def _drain(self, reactor: Any) -> None:
+        if self.link is None or self._closing or not self._backlog:
+            self._backlog.clear()
+            self._draining = False
+            if self.transport is not None and self.link is not None:
+                self.transport.resumeProducing()
+            return
+        data = self._backlog.pop(0)
+        if len(data) > RECEIVE_SLICE:
+            self._backlog.insert(0, data[RECEIVE_SLICE:])
+            data = data[:RECEIVE_SLICE]
+        self._receive(data)
+        reactor.callLater(0, self._drain, reactor)
+
+    def _receive(self, data: bytes) -> None:
+        if self.link is None:
             return
         self.sync.data_received(self.link, data)
         self.flush()
