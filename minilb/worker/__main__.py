@@ -1,0 +1,112 @@
+"""The worker process entry point, started by the master (`minilb.master.service`):
+
+    python -m minilb.worker --gen N -f CFG [-f CFG ...] [-L NAME] [--hostname H]
+                            [--old-worker] --fds '{"<listener key>": FD, ...}'
+
+Owns the process-level wiring: the control channel (stdin from the master, stdout
+to it; both are moved to private fds at once so that nothing else printing to
+stdout can corrupt the channel: fd 1 becomes a copy of stderr), signals (SIGTERM
+stops at once; SIGINT, SIGHUP, SIGUSR1/2 are the master's business and ignored), the
+global reactor, and the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+
+def _log(level: str, message: str) -> None:
+    tag = f"[{level.upper()}]"
+    print(f"{tag:<11}({os.getpid()}) : {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m minilb.worker")
+    parser.add_argument("-f", dest="paths", action="append", required=True)
+    parser.add_argument("-L", dest="localpeer")
+    parser.add_argument("--hostname")
+    parser.add_argument("--gen", type=int, default=1)
+    parser.add_argument("--old-worker", action="store_true")
+    parser.add_argument("--fds", required=True)
+    return parser.parse_args(argv)
+
+
+def _private_control_fds() -> tuple[int, int]:
+    ctl_in = os.dup(0)
+    ctl_out = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    return ctl_in, ctl_out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    ctl_in, ctl_out = _private_control_fds()
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, signal.SIG_IGN)
+
+    from minilb.check import check_config
+    from minilb.config.render import render_diagnostic
+    from minilb.master.control import decode_fd_map
+
+    fds = decode_fd_map(args.fds)
+    result = check_config(args.paths, localpeer=args.localpeer, environ=os.environ, hostname=args.hostname)
+    if not result.ok:
+        for diag in result.diagnostics:
+            _log("alert", render_diagnostic(diag))
+        return 1
+
+    from twisted.internet import reactor, stdio
+
+    from minilb.worker.control import ControlProtocol
+    from minilb.worker.process import WorkerProcess
+
+    state = {"code": 0, "stopping": False, "exiting": False}
+
+    def exit_now(code: int) -> None:
+        state["code"] = code
+        state["exiting"] = True
+        if reactor.running:
+            reactor.stop()
+
+    def hard_stop(why: str) -> None:
+        if state["exiting"]:
+            return
+        state["exiting"] = True
+        _log("notice", f"worker #{args.gen}: {why}: exiting now")
+        exit_now(0)
+
+    worker = WorkerProcess(result.config, reactor, fds, has_old_process=args.old_worker, log=_log)
+
+    def soft_stop() -> None:
+        if state["stopping"]:
+            return
+        state["stopping"] = True
+        d = worker.soft_stop()
+        d.addBoth(lambda _: exit_now(0))
+
+    control = ControlProtocol(soft_stop, hard_stop, _log)
+
+    def start() -> None:
+        try:
+            worker.start()
+        except Exception as exc:  # a socket that cannot be adopted, a TLS file...
+            _log("alert", f"worker #{args.gen}: cannot start: {exc}")
+            exit_now(1)
+            return
+        control.send("ready")
+
+    stdio.StandardIO(control, stdin=ctl_in, stdout=ctl_out, reactor=reactor)
+    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(hard_stop, "SIGTERM"))
+    reactor.callWhenRunning(start)
+    reactor.run(installSignalHandlers=False)
+    return state["code"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
