@@ -773,10 +773,6 @@ class PeersSync:
         return max(_s32(earliest - now), 0) / 1000.0 + self.clock.seconds()
 
     # ------------------------------------------------------------------ local changes and stop
-    def local_change(self) -> None:
-        """A local table changed.  Cheap on purpose (it runs per request): the push
-        happens at the next `tick`, which `next_deadline` now reports as due."""
-
     def begin_handover(self) -> None:
         """Stop replicating with remote peers and hand every table to the successor at
         the local peer address (the adapter dials `local_name` from `dials_due`)."""
