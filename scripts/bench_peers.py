@@ -5,7 +5,7 @@ issue's benchmark table) are joined in memory.  Reported: the full resync of N e
 (teacher encoding, learner decoding + applying), steady replication in updates/s, and
 the longest single call on each side (what would stall a reactor).
 
-    python scripts/bench_peers.py --entries 1000000
+    python scripts/bench_peers.py [--entries 1000000] [--steady 200000]
 """
 
 from __future__ import annotations
@@ -83,14 +83,16 @@ def run(a: PeersSync, b: PeersSync, la, lb) -> tuple[float, float, float, float,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--entries", type=int, default=100_000)
-    parser.add_argument("--steady", type=int, default=100_000, help="updates pushed in the steady test")
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--steady", type=int, default=200_000, help="updates pushed in the steady test")
     args = parser.parse_args()
     clock = task.Clock()
     clock.advance(1000)
 
     a, b, la, lb = pair(clock)
+    began = time.perf_counter()
     fill(a.tables[0].table, args.entries)
+    print(f"filled {args.entries} entries in {time.perf_counter() - began:.1f} s", flush=True)
     # B asks A for a full resync (what a restarted peer does)
     a.data_received(la, b"\x00\x00")
     send, recv, worst_send, worst_recv, size = run(a, b, la, lb)
@@ -98,7 +100,8 @@ def main() -> None:
     print(
         f"full resync of {args.entries} entries: {send + recv:.2f} s "
         f"(teacher {send:.2f} s, learner {recv:.2f} s, {size / 1e6:.1f} MB); "
-        f"longest call: teacher {worst_send * 1000:.1f} ms, learner {worst_recv * 1000:.1f} ms"
+        f"longest call: teacher {worst_send * 1000:.1f} ms, learner {worst_recv * 1000:.1f} ms",
+        flush=True,
     )
 
     a, b, la, lb = pair(clock)
