@@ -140,7 +140,7 @@ def test_new_worker_that_never_gets_ready_is_killed_and_the_old_keeps_serving(h)
 
 def test_unchanged_bind_keeps_its_socket_across_reloads(h):
     h.procs[0].say(b"ready\n")
-    for n in range(2, 5):
+    for _ in range(3):
         h.master.reload()
         h.procs[-1].say(b"ready\n")
         h.procs[-2].end(0)
