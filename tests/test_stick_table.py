@@ -356,3 +356,81 @@ def test_tables_without_peers_number_nothing():
     assert ids(t) == []
     assert StickTable(spec(), Clock()).sync is False
     assert StickTable(spec("mypeers/t2"), Clock()).sync is True  # declared in a peers section
+
+
+# --------------------------------------------------------------------------- invariants under random use
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["create", "touch", "track", "release", "remove", "advance", "expire", "remote"]),
+        st.integers(0, 30),
+    ),
+    max_size=120,
+)
+
+
+def walk(t, head, nxt):
+    rows = []
+    row = head
+    while row != -1:
+        rows.append(row)
+        row = nxt[row]
+        assert len(rows) <= len(t._index) + 1, "cycle"
+    return rows
+
+
+@settings(max_examples=150, deadline=None)
+@given(OPS)
+def test_lists_stay_consistent_under_random_use(ops):
+    clock = Clock()
+    clock.advance(1000)
+    t = StickTable(spec(size=12, expire=5000, stored="gpc0,http_req_rate(1s)"), clock)
+    t.sync = True
+    tracked: dict[int, int] = {}
+    for op, k in ops:
+        row = t.lookup(k)
+        if op == "create":
+            t.get_or_create(k)
+        elif op == "touch" and row is not None:
+            t.touch_local(row)
+        elif op == "track":
+            row = t.track_key(k, True)
+            if row is not None:
+                tracked[row] = tracked.get(row, 0) + 1
+        elif op == "release" and tracked:
+            row = next(iter(tracked))
+            t.release(row, conn_cur=True)
+            tracked[row] -= 1
+            if not tracked[row]:
+                del tracked[row]
+        elif op == "remove" and row is not None:
+            assert t.remove(row) == (row not in tracked)
+        elif op == "advance":
+            clock.advance(k * 0.2)
+        elif op == "expire":
+            t.expire_step(k + 1)
+        elif op == "remote":
+            t.apply_remote(k, {"gpc0": k})
+        # every tracked entry is still there, with its reference count
+        for row, refs in tracked.items():
+            assert t.ref_count(row) == refs
+            assert t._index[t._keys[row]] == row
+        assert len(t) <= t.size
+        live = sorted(t._index.values())
+        # the LRU list holds every live row once, oldest expiry first
+        lru = walk(t, t._lru_head, t._lru_next)
+        assert sorted(lru) == live
+        assert walk(t, t._lru_tail, t._lru_prev) == lru[::-1]
+        exps = [t._exp[r] for r in lru]
+        assert exps == sorted(exps)
+        # the update list holds the numbered rows once, in id order
+        upd = walk(t, t._upd_head, t._upd_next)
+        assert sorted(upd) == sorted(r for r in live if t.update_id_of(r))
+        seqs = [t._useq[r] for r in upd]
+        assert seqs == sorted(seqs)
+        assert len(set(seqs)) == len(seqs)
+        ids_after = [uid for uid, _ in t.updates_after(0)]
+        assert ids_after == [t.update_id_of(r) for r in upd if not t._flags[r] & 2]
