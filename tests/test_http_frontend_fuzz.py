@@ -66,3 +66,76 @@ def test_any_read_boundaries_give_the_same_exchange(order, client_cuts, server_c
     assert h.server().cur_conns == 0 and h.backend().cur_conns == 0
     c.connectionLost(None)
     assert h.fe.cur_conns == 0
+
+
+ACTIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("client"), st.integers(0, len(REQUESTS) - 1), st.integers(1, 40)),
+        st.tuples(st.just("connect"), st.booleans(), st.just(0)),
+        st.tuples(st.just("server"), st.integers(0, len(RESPONSES) - 1), st.integers(1, 40)),
+        st.tuples(st.just("server_close"), st.just(0), st.just(0)),
+        st.tuples(st.just("client_close"), st.just(0), st.just(0)),
+        st.tuples(st.just("tick"), st.integers(1, 40), st.just(0)),
+        st.tuples(st.just("garbage"), st.just(0), st.just(0)),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(actions=ACTIONS)
+def test_random_event_orders_never_raise_and_never_leak(actions):
+    from minilb.config.model import Timeouts
+    from tests.support.http import proxy, server_model
+
+    px = proxy(
+        servers=[server_model()],
+        retries=1,
+        timeouts=Timeouts(connect=1000, client=3000, server=2000, http_request=2000, http_keep_alive=1000),
+    )
+    h = Harness(px)
+    errors = []
+    h.fe.errlog = errors.append
+    c, ct = h.client()
+    conns = []  # (ServerConnection, transport)
+    client_buffer = b"".join(REQUESTS)
+    for kind, a, b in actions:
+        if kind == "client" and not ct.disconnecting:
+            piece, client_buffer = client_buffer[:b], client_buffer[b:]
+            if piece:
+                c.dataReceived(piece)
+        elif kind == "connect" and h.connector.attempts:
+            if a:
+                conns.append(h.connector.succeed(0))
+            else:
+                h.connector.fail(0)
+        elif kind == "server" and conns:
+            conn, transport = conns[-1]
+            if conn.connected and not transport.disconnecting:
+                conn.dataReceived(RESPONSES[a][:b])
+        elif kind == "server_close" and conns:
+            conn, transport = conns.pop()
+            if conn.connected:
+                conn.connectionLost(None)
+        elif kind == "client_close":
+            c.connectionLost(None)
+            break
+        elif kind == "tick":
+            h.reactor.advance(a / 10)
+        elif kind == "garbage" and not ct.disconnecting:
+            c.dataReceived(b"\x00\x01garbage\r\n\r\n")
+        for conn, transport in conns:
+            if transport.disconnecting and conn.connected:
+                conn.connectionLost(None)
+    if c.open or not ct.disconnecting:
+        c.connectionLost(None)
+    elif c in h.fe.connections:
+        c.connectionLost(None)
+    while h.connector.attempts:
+        h.connector.succeed(0)
+    for conn, _ in conns:
+        if conn.connected:
+            conn.connectionLost(None)
+    assert h.fe.cur_conns == 0
+    assert h.server().cur_conns == 0 and h.backend().cur_conns == 0
+    assert not [e for e in errors if "internal error" in e]
