@@ -10,11 +10,23 @@ from minilb.timebase import ManualClock
 from tests.support.stick import spec
 
 
-def connect(level="admin", max_line=16384):
-    table = StickTable(spec("fe", "ip", 100, 60000, "gpc0"), ManualClock(1000.0))
+class PullingTransport(StringTransport):
+    """A StringTransport that pulls a registered pull producer like a real transport
+    whose buffer drains at once (FileDescriptor calls resumeProducing on register)."""
+
+    def registerProducer(self, producer, streaming):
+        super().registerProducer(producer, streaming)
+        self.pulls = getattr(self, "pulls", 0)
+        while self.producer is producer:
+            self.pulls += 1
+            producer.resumeProducing()
+
+
+def connect(level="admin", max_line=16384, size=100):
+    table = StickTable(spec("fe", "ip", size, 60000, "gpc0"), ManualClock(1000.0))
     factory = StatsSocketFactory(CommandProcessor([table]), level, max_line=max_line)
     proto = factory.buildProtocol(UNIXAddress("/tmp/x.sock"))
-    transport = StringTransport()
+    transport = PullingTransport()
     proto.makeConnection(transport)
     return proto, transport, table
 
@@ -88,3 +100,32 @@ def test_listen_stats_sockets_on_unix_and_tcp(tmp_path):
     assert (path, mode, factory.level, factory.processor) == (str(stale), 0o600, "admin", processor)
     port, tcp_factory, _backlog, interface = reactor.tcpServers[0]
     assert (port, interface, tcp_factory.level) == (9999, "127.0.0.1", "user")
+
+
+def test_big_dump_is_written_in_chunks():
+    proto, tr, table = connect(size=2000)
+    for i in range(1000):
+        table.get_or_create(table.normalize_key(f"10.0.{i // 256}.{i % 256}"))
+    proto.dataReceived(b"show table fe\n")
+    lines = tr.value().decode().split("\n")
+    assert lines[0] == "# table: fe, type: ip, size:2000, used:1000"
+    assert sum(1 for line in lines if " key=10.0." in line) == 1000
+    assert tr.pulls >= 1000 // 256 + 2  # header, 4 chunks of entries, terminator
+    assert tr.disconnecting
+
+
+def test_lines_received_during_a_dump_wait_their_turn():
+    table = StickTable(spec("fe", "ip", 100, 60000, "gpc0"), ManualClock(1000.0))
+    proto = StatsSocketFactory(CommandProcessor([table]), "admin").buildProtocol(None)
+    tr = StringTransport()  # does not pull by itself: the dump stays in progress
+    proto.makeConnection(tr)
+    proto.dataReceived(b"prompt\n")
+    while tr.producer is not None:
+        tr.producer.resumeProducing()
+    tr.clear()
+    proto.dataReceived(b"show table fe\nshow cli level\n")
+    assert tr.value() == b""
+    while tr.producer is not None:
+        tr.producer.resumeProducing()
+    assert tr.value() == b"# table: fe, type: ip, size:100, used:0\n\n> admin\n\n> "
+    assert not tr.disconnecting

@@ -15,7 +15,7 @@ Every command's output ends with an empty line; in prompt mode a ``"> "`` follow
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import attrs
 
@@ -25,6 +25,7 @@ from minilb.stick.table import InvalidKey, StickTable
 LEVELS = {"user": 0, "operator": 1, "admin": 2}
 MAX_ARGS = 64
 MAX_FILTERS = 4
+DUMP_CHUNK = 256  # entry lines per chunk of a table dump
 
 PERMISSION_DENIED = "Permission denied\n"
 
@@ -299,14 +300,25 @@ class CommandProcessor:
                     if table.ref_count(row) == 0 and _matches(table, row, filters):
                         table.remove(row)
             return ""
-        out = [_head(table)]
         if not can_see:
-            out.append("# contents not dumped due to insufficient privileges\n")
-            return "".join(out)
+            return _head(table) + "# contents not dumped due to insufficient privileges\n"
+        return self._dump(table, filters)
+
+    def _dump(self, table: StickTable, filters: list) -> Iterator[str]:
+        """``show table NAME``: the header, then the entries in chunks of `DUMP_CHUNK`
+        lines, produced as the connection drains (a big table is never one string)."""
+        yield _head(table)
+        lines: list[str] = []
         for row in table.sorted_rows():
+            if table.lookup(table._keys[row]) != row:
+                continue  # removed while the dump was paused
             if _matches(table, row, filters):
-                out.append(self.entry_line(table, row))
-        return "".join(out)
+                lines.append(self.entry_line(table, row))
+                if len(lines) >= DUMP_CHUNK:
+                    yield "".join(lines)
+                    lines = []
+        if lines:
+            yield "".join(lines)
 
     def _per_key(self, sess: CliSession, table: StickTable, args: list[str], action: str) -> str:
         text = _arg(args, 4)
@@ -470,27 +482,38 @@ class CliSession:
         self.level = level
         self.prompt = False
         self.quit = False  # set once "quit" was read: nothing more is run
+        self.closing = False  # after the last line: close the connection
 
     def handle_line(self, line: str) -> tuple[str, bool]:
         """Run one received line; returns (output, close).  Non-interactive sessions
         close after the line; ``quit`` closes at once."""
-        out: list[str] = []
-        for args in tokenize(line):
-            if not args and len(out) > 0:
+        output = "".join(self.iter_line(line))
+        return output, self.closing
+
+    def iter_line(self, line: str) -> Iterator[str]:
+        """The output of one line as chunks, produced lazily (the adapter writes each
+        as the connection drains); `closing` tells, once exhausted, whether the
+        connection must close after it."""
+        self.closing = False
+        for i, args in enumerate(tokenize(line)):
+            if not args and i > 0:
                 continue  # a trailing ";" adds no command
             if args[:1] == ["quit"]:
-                self.quit = True
-                return "".join(out), True
+                self.quit = self.closing = True
+                return
             was_prompt = self.prompt
-            out.append(self.run(args))
-            out.append("\n")
-            if self.prompt:
-                out.append("> ")
+            result = self.run(args)
+            if isinstance(result, str):
+                yield result
+            else:
+                yield from result
+            yield "\n> " if self.prompt else "\n"
             if was_prompt and not self.prompt:
-                return "".join(out), True
-        return "".join(out), not self.prompt
+                self.closing = True
+                return
+        self.closing = not self.prompt
 
-    def run(self, args: list[str]) -> str:
+    def run(self, args: list[str]) -> str | Iterator[str]:
         """One command's output (without the terminating empty line)."""
         proc = self.processor
         if len(args) > MAX_ARGS:

@@ -4,45 +4,99 @@ what it answers.
 
 Non-interactive connections run the lines that arrived together, then close;
 ``prompt`` keeps the connection open with a ``"> "`` prompt; ``quit`` closes.
-Lines longer than ``max_line`` bytes close the connection (HAProxy's CLI buffer is
-one ``tune.bufsize``).  The level comes from the bind line (``level admin``).
+Answers are written chunk by chunk as a pull producer, so dumping a big table
+neither builds one huge string nor fills the transport's buffer; lines received
+meanwhile wait (at most `MAX_PENDING_LINES`).  Lines longer than ``max_line`` bytes
+close the connection (HAProxy's CLI buffer is one ``tune.bufsize``).  The level
+comes from the bind line (``level admin``).
 """
 
 from __future__ import annotations
 
+import os
+from collections import deque
+from collections.abc import Iterator
+
+from twisted.internet.interfaces import IPullProducer
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineOnlyReceiver
+from zope.interface import implementer
 
 from minilb.runtime.cli import CliSession, CommandProcessor
 
+MAX_PENDING_LINES = 64
 
+
+@implementer(IPullProducer)
 class StatsSocketProtocol(LineOnlyReceiver):
     delimiter = b"\n"
 
     def __init__(self, session: CliSession, max_line: int):
         self.session = session
         self.MAX_LENGTH = max_line
-        self._close_after_chunk = False
+        self._pending: deque[bytes] = deque()
+        self._output: Iterator[str] | None = None
+        self._close_when_idle = False
+        self._in_chunk = False
 
+    # ------------------------------------------------------------------ input
     def dataReceived(self, data: bytes) -> None:
-        super().dataReceived(data)
-        if self._close_after_chunk and self.transport is not None:
-            self.transport.loseConnection()
+        self._in_chunk = True
+        try:
+            super().dataReceived(data)
+        finally:
+            self._in_chunk = False
+        self._maybe_close()
 
     def lineReceived(self, line: bytes) -> None:
         if self.session.quit:
             return
-        output, close = self.session.handle_line(line.rstrip(b"\r").decode("utf-8", "replace"))
-        if output:
-            self.transport.write(output.encode("utf-8", "replace"))
-        if self.session.quit:
-            self.transport.loseConnection()
-        elif close:
-            # non-interactive: finish the lines that arrived together, then close
-            self._close_after_chunk = True
+        if self._output is not None or self._pending:
+            if len(self._pending) >= MAX_PENDING_LINES:
+                self.transport.loseConnection()
+                return
+            self._pending.append(line)
+            return
+        self._start(line)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.transport.loseConnection()
+
+    # ------------------------------------------------------------------ output
+    def _start(self, line: bytes) -> None:
+        self._output = self.session.iter_line(line.rstrip(b"\r").decode("utf-8", "replace"))
+        self.transport.registerProducer(self, False)
+
+    def resumeProducing(self) -> None:
+        output = self._output
+        if output is None:
+            return
+        for chunk in output:
+            if chunk:
+                self.transport.write(chunk.encode("utf-8", "replace"))
+                return
+        # this line is answered
+        self._output = None
+        self.transport.unregisterProducer()
+        if self.session.quit:
+            self._pending.clear()
+            self.transport.loseConnection()
+            return
+        if self.session.closing:
+            self._close_when_idle = True
+        if self._pending:
+            self._start(self._pending.popleft())
+            return
+        self._maybe_close()
+
+    def stopProducing(self) -> None:
+        self._output = None
+        self._pending.clear()
+
+    def _maybe_close(self) -> None:
+        # non-interactive: close once every line that arrived with the first one is answered
+        if self._close_when_idle and self._output is None and not self._pending and not self._in_chunk:
+            self.transport.loseConnection()
 
 
 class StatsSocketFactory(Factory):
@@ -64,8 +118,6 @@ def listen_stats_sockets(reactor, stats_sockets, processor: CommandProcessor) ->
     """Listen on every ``stats socket`` of the global section (`Global.stats_sockets`);
     returns the listening ports.  Unix sockets replace a stale file and get the
     configured ``mode``; ``ipv4@``/``ipv6@`` addresses listen on TCP."""
-    import os
-
     ports = []
     for sock in stats_sockets:
         factory = StatsSocketFactory(processor, sock.level)
