@@ -400,3 +400,19 @@ def test_503_framing_follows_the_client_connection_like_haproxy():
     c2.dataReceived(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
     assert ct2.value() == error_response(503, close=True)
     assert ct2.disconnecting
+
+
+def test_bytes_after_an_upgrade_request_wait_for_the_101():
+    h = Harness()
+    c, ct = h.client()
+    c.dataReceived(b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+    c.dataReceived(b"\x81\x05hello")  # a websocket frame: not HTTP
+    c.dataReceived(b"z" * (MAX_HELD_BODY + 1))
+    assert ct.value() == b"" and ct.producerState == "paused"
+    conn, st = h.connector.succeed()
+    take(st)
+    conn.dataReceived(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
+    assert st.value() == b"\x81\x05hello" + b"z" * (MAX_HELD_BODY + 1)
+    assert ct.producerState == "producing"

@@ -218,7 +218,8 @@ _REQUEST_DEFAULTS = {
     "resp_pending": None,  # response head not yet written (joins the first body bytes)
     "replied": False,  # answered by a rule or an error, not by a server
     "reply_source": "server",
-    "after_done": False,  # http-after-response rules already ran for this response  # for stick counters: server (or its 5xx), deny, internal
+    "after_done": False,
+    "upgrading": False,  # an upgrade request was sent: later bytes are the tunnel's  # http-after-response rules already ran for this response  # for stick counters: server (or its 5xx), deny, internal
     "retries_left": 0,
     "tried": frozenset(),
     "queued": False,
@@ -316,6 +317,9 @@ class ClientConnection(protocol.Protocol):
             tunnel.write(data)
             return
         if self.closing and self.head is None:
+            return
+        if self.upgrading:  # not HTTP any more (unless the server refuses the upgrade)
+            self._upgrade_data(data)
             return
         try:
             offset = self.parser.feed(data)
@@ -1012,11 +1016,15 @@ class ClientConnection(protocol.Protocol):
 
     # ------------------------------------------------------------------ tunnels (101, CONNECT)
     def _upgrade_data(self, data: bytes) -> None:
+        """Bytes after an upgrade request wait for the server's answer (bounded)."""
+        self.upgrading = True
         if data:
             if self.held_body is None:
                 self.held_body = []
             self.held_body.append(data)
-            self.tunnel_early = True
+            self.held_size += len(data)
+            if self.held_size > MAX_HELD_BODY:
+                self._pause_reading()
 
     def _become_tunnel(self, conn) -> None:
         self.tunnel = conn
@@ -1027,10 +1035,13 @@ class ClientConnection(protocol.Protocol):
         self.transport.registerProducer(conn, True)
         held = self.held_body
         self.held_body = None
+        self.held_size = 0
         if held:
             for piece in held:
                 if piece is not None:
                     conn.write(piece)
+        if self.read_paused:
+            self._resume_reading()
 
     def server_tunnel_data(self, data: bytes) -> None:
         self.bytes_out += len(data)
