@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
@@ -185,3 +187,40 @@ def test_send_proxy_in_tcp_mode():
     c.dataReceived(b"hello")
     side, st = connector.succeed()
     assert st.value() == b"PROXY TCP4 10.1.1.1 127.0.0.1 1234 5000\r\nhello"
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    actions=st.lists(
+        st.sampled_from(
+            ["client", "connect_ok", "connect_fail", "server", "server_close", "client_close", "tick"]
+        ),
+        max_size=20,
+    )
+)
+def test_random_event_orders_never_raise_and_never_leak(actions):
+    reactor, connector, fe, be = make(retries=1, timeouts=Timeouts(connect=1000, client=2000, server=2000))
+    c, ct = client(fe)
+    sides = []
+    for action in actions:
+        if action == "client" and c.open:
+            c.dataReceived(b"data")
+        elif action == "connect_ok" and connector.attempts:
+            sides.append(connector.succeed(0))
+        elif action == "connect_fail" and connector.attempts:
+            connector.fail(0)
+        elif action == "server" and sides and sides[-1][0].owner is not None:
+            sides[-1][0].dataReceived(b"answer")
+        elif action == "server_close" and sides:
+            side, _ = sides.pop()
+            side.connectionLost(None)
+        elif action == "client_close":
+            break
+        elif action == "tick":
+            reactor.advance(0.7)
+    c.connectionLost(None)
+    while connector.attempts:
+        sides.append(connector.succeed(0))
+    for side, _ in sides:
+        side.connectionLost(None)
+    assert fe.cur_conns == 0 and be.cur_conns == 0 and be.servers[0].cur_conns == 0
