@@ -306,6 +306,7 @@ def test_peers_sections(tmp_path):
     assert mesh.bind is not None and mesh.bind.address.port == 10001 and mesh.local_peer == "lb1"
     (table,) = mesh.tables
     assert (table.name, table.wire_name, table.key_len) == ("mesh/clients", "/clients", 4)
+    assert table.peers == "mesh"  # replicated by the section that declares it
     assert binds.bind is not None and binds.bind.v4v6 and binds.bind.tls.crt == ("/p.pem",)
     assert [(p.name, p.syntax, p.address is None, p.tls.enabled) for p in binds.peers] == [
         ("lb1", "server", True, True),

@@ -185,6 +185,7 @@ def _table(b: PeersBuilder, line: Line, args, prefix, ctx: ParseContext) -> None
             wire_name=f"/{name}",
             warn=lambda m: ctx.warn(line.location, m),
             allow_peers=False,
+            peers=b.name,
         )
     except ValueError as exc:
         raise Problem(str(exc)) from None

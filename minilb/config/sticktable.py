@@ -30,14 +30,17 @@ def parse_table(
     wire_name: str,
     warn: Callable[[str], None],
     allow_peers: bool = True,
+    peers: str | None = None,
 ) -> TableSpec:
-    """Parse the words after ``stick-table`` (or after ``table NAME``)."""
+    """Parse the words after ``stick-table`` (or after ``table NAME``).
+
+    ``peers`` is the replicating section when the table is declared in one (a peers
+    section's ``table`` line, where the ``peers`` word is not allowed)."""
     key_type: str | None = None
     explicit_len: int | None = None
     size: int | None = None
     expire: int | None = None
     nopurge = False
-    peers: str | None = None
     srvkey = "name"
     store: list[StoreItem] = []
     i = 0
