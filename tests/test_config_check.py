@@ -81,6 +81,18 @@ def test_shipped_configs_pass_check_mode(path, tmp_path):
     assert lines[-1] == "Configuration file is valid"
 
 
+def test_peers_config_without_local_peer_is_valid():
+    """haproxy -c -f conf/peers.cfg (no -L) removes the peers section with a warning but
+    keeps its table, so the rules naming ``mesh/clients`` still compile."""
+    result = check_config([str(REPO / "conf" / "peers.cfg")], environ={}, hostname="h")
+    status, lines = render_check(result)
+    assert status == 0, lines
+    assert [d.message for d in result.diagnostics] == [
+        "Removing incomplete section 'peers mesh' (no peer named 'h')."
+    ]
+    assert [t.name for t in result.config.tables()] == ["mesh/clients"]
+
+
 @pytest.mark.skipif(not os.path.isdir(EXAMPLES), reason=f"{EXAMPLES} absent (apt-get install -y haproxy)")
 @pytest.mark.parametrize("name", sorted(os.listdir(EXAMPLES)) if os.path.isdir(EXAMPLES) else [])
 def test_haproxy_examples_load_without_alerts(name):

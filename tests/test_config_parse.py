@@ -357,6 +357,21 @@ def test_missing_local_peer_removes_section(tmp_path):
     assert config.peers == ()
 
 
+def test_removed_peers_section_keeps_its_tables_locally(tmp_path):
+    # haproxy -c accepts conf/peers.cfg without -L: the section goes, its tables stay
+    config, lines = load(
+        tmp_path,
+        "peers p\n  peer a 127.0.0.1:1\n  table t type ip size 10 store gpc0\n"
+        + DEFAULTS
+        + "frontend f\n  bind :8080\n  http-request track-sc0 src table p/t\n",
+        hostname="vm",
+    )
+    assert lines == ["WARNING Removing incomplete section 'peers p' (no peer named 'vm')."]
+    assert config.peers == ()
+    (table,) = config.tables()
+    assert (table.name, table.wire_name, table.peers) == ("p/t", "/t", None)
+
+
 def test_local_tls_server_with_plain_bind(tmp_path):
     _, lines = load(
         tmp_path,

@@ -429,6 +429,9 @@ class Config:
     proxies: tuple[Proxy, ...] = ()  # frontends, backends and listens in file order
     peers: tuple[PeersSection, ...] = ()
     localpeer: str = ""  # the effective local peer name (-L, localpeer, or hostname)
+    # tables of peers sections removed for lack of the local peer (HAProxy keeps them
+    # usable locally, without replication): ``peers`` is None on each
+    local_tables: tuple[TableSpec, ...] = ()
 
     @property
     def frontends(self) -> tuple[Proxy, ...]:
@@ -451,8 +454,10 @@ class Config:
         return None
 
     def tables(self) -> tuple[TableSpec, ...]:
-        """Every stick table: proxies' first, then peers sections' tables."""
+        """Every stick table: proxies' first, then peers sections' tables, then the
+        tables of removed peers sections (`local_tables`)."""
         out = [p.stick_table for p in self.proxies if p.stick_table is not None]
         for s in self.peers:
             out.extend(s.tables)
+        out.extend(self.local_tables)
         return tuple(out)

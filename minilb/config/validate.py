@@ -99,6 +99,7 @@ def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = No
     # peers sections: local peer, TLS consistency ----------------------------------
     kept_peers: list[PeersSection] = []
     dropped: set[str] = set()
+    local_tables: list = []
     for s in config.peers:
         if s.disabled:
             kept_peers.append(s)
@@ -106,6 +107,8 @@ def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = No
         if s.local_peer is None and config.localpeer not in {p.name for p in s.peers}:
             warn(None, f"Removing incomplete section 'peers {s.name}' (no peer named '{config.localpeer}').")
             dropped.add(s.name)
+            # haproxy keeps the removed section's tables, usable locally without replication
+            local_tables.extend(attrs.evolve(t, peers=None) for t in s.tables)
             continue
         builder = (peers_builders or {}).get(s.name)
         if (
@@ -185,7 +188,7 @@ def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = No
         servers = _check_servers(p, config, ctx)
         out.append(attrs.evolve(p, id=pid, servers=servers, stick_table=spec))
 
-    return attrs.evolve(config, proxies=tuple(out), peers=tuple(kept_peers))
+    return attrs.evolve(config, proxies=tuple(out), peers=tuple(kept_peers), local_tables=tuple(local_tables))
 
 
 def _check_backend(
