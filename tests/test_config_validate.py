@@ -486,3 +486,22 @@ def test_inherited_httplog_falls_back_to_tcplog_in_tcp_mode(tmp_path):
     )
     assert lines == []  # haproxy -c is silent here too (see tests/data/config/realistic.cfg)
     assert (config.proxy("t").httplog, config.proxy("t").tcplog) == (False, True)
+
+
+def test_tcp_request_connection_in_backend_is_an_error(tmp_path):
+    _, lines = load(
+        tmp_path,
+        DEFAULTS
+        + """\
+        backend be
+            tcp-request connection reject
+            tcp-request session accept
+            tcp-request content accept
+            server s 127.0.0.1:1
+        """,
+    )
+    assert lines == [
+        # haproxy: parsing [t3.cfg:7] : tcp-request connection is not allowed because backend be is not a frontend
+        "ALERT parsing [t.cfg:7] : tcp-request connection is not allowed because backend be is not a frontend",
+        "ALERT parsing [t.cfg:8] : tcp-request session is not allowed because backend be is not a frontend",
+    ]

@@ -744,6 +744,10 @@ def _capability(b: ProxyBuilder, line: Line, ctx: ParseContext):
         if kw.name == "server":
             ctx.alert(line.location, f"'server' not allowed because {b.label} has no {missing} capability.")
             return False
+        if kw.name in ("tcp-request connection", "tcp-request session"):
+            # haproxy 2.6.12 refuses these in a backend (an error, not an ignored line)
+            ctx.alert(line.location, f"{kw.name} is not allowed because {b.kind} {b.name} is not a frontend")
+            return False
         if kw.name.startswith("option "):
             shown = kw.name[7:]
         elif kw.name.startswith("timeout "):
