@@ -92,7 +92,7 @@ def render_check(result: CheckResult) -> tuple[int, list[str]]:
     if not result.ok and [d.message for d in alerts] == [ZERO_WARNING_ABORT]:
         return 1, lines  # haproxy stops there, without the "Fatal errors" line
     if not result.ok:
-        lines.append(f"{'[ALERT]':<11}(minilb) : config : Fatal errors found in configuration.")
+        lines.append(Diagnostic(ALERT, "Fatal errors found in configuration.").render())
         return 1, lines
     if any(d.severity == WARNING for d in result.diagnostics):
         lines.append("Warnings were found.")

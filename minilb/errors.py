@@ -30,6 +30,9 @@ ALERT = "ALERT"
 WARNING = "WARNING"
 NOTICE = "NOTICE"
 
+# haproxy pads the bracketed severity to one column: "[ALERT]    ", "[WARNING]  "
+_SEVERITY_COLUMN = 11
+
 
 @attrs.frozen
 class Diagnostic:
@@ -45,8 +48,11 @@ class Diagnostic:
         return f"parsing [{self.location}] : {self.message}"
 
     def render(self) -> str:
-        """The line HAProxy would print, severity prefix included."""
-        return f"[{self.severity}]    (minilb) : {self}"
+        """The line ``haproxy -c`` 2.6 prints, severity prefix included:
+        ``[ALERT]    (minilb) : config : parsing [f:12] : message`` (minilb's name where
+        HAProxy prints its pid).  The one formatter of diagnostics
+        (`minilb.config.render.render_diagnostic` delegates here)."""
+        return f"{f'[{self.severity}]':<{_SEVERITY_COLUMN}}(minilb) : config : {self}"
 
 
 class ConfigError(Exception):

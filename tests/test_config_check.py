@@ -10,6 +10,7 @@ import pytest
 
 from minilb.check import CheckResult, check_config, render_check
 from minilb.config.load import load_config
+from minilb.config.render import render_diagnostic
 from minilb.errors import ALERT, WARNING, Diagnostic, SourceLocation
 from tests.conftest import REPO, haproxy_binary, requires_haproxy
 from tests.support.config import DEFAULTS, write
@@ -42,6 +43,15 @@ def test_render_failure(tmp_path):
         "[ALERT]    (minilb) : config : parsing [t.cfg:2] : unknown keyword 'frobnicate' in 'global' section",
         "[ALERT]    (minilb) : config : Fatal errors found in configuration.",
     ]
+
+
+def test_diagnostic_render_is_haproxys_shape():
+    located = Diagnostic(ALERT, "unknown keyword 'x'", SourceLocation("t.cfg", 3))
+    # haproxy: [ALERT]    (9080) : config : parsing [t.cfg:3] : unknown keyword 'x' ...
+    assert located.render() == "[ALERT]    (minilb) : config : parsing [t.cfg:3] : unknown keyword 'x'"
+    assert Diagnostic(WARNING, "w").render() == "[WARNING]  (minilb) : config : w"
+    assert Diagnostic("NOTICE", "n").render() == "[NOTICE]   (minilb) : config : n"
+    assert render_diagnostic(located) == located.render()
 
 
 def test_render_clean():
