@@ -90,7 +90,10 @@ class WorkerProcess:
         for section in config.peers:
             if section.disabled:
                 continue
-            tables = [t for t in self.service.tables.values() if t.spec.peers == section.name]
+            own = {spec.name for spec in section.tables}
+            tables = [
+                t for t in self.service.tables.values() if t.spec.name in own or t.spec.peers == section.name
+            ]
             self.peers.append(
                 PeersService(
                     reactor,
@@ -143,11 +146,30 @@ class WorkerProcess:
         handovers = [peers.begin_handover() for peers in self.peers]
         for d, peers in zip(handovers, self.peers, strict=True):
             d.addCallback(self._handed_over, peers)
-        drained = defer.maybeDeferred(self.service.stopService)
+        drained = self._stop_traffic()
         done = defer.DeferredList([*handovers, drained], consumeErrors=True)
         done.addCallback(lambda _: self._finish())
         self._stopping = done
         return done
+
+    def _stop_traffic(self) -> defer.Deferred:
+        """`WorkerService.stopService`, except that a connection accepted but still
+        waiting for its first request is not closed as idle: the client sent (or is
+        sending) a request to a socket it cannot know is stopping, so it is served
+        once, with ``Connection: close``, like a busy one.  (Workaround kept here
+        until the frontend's ``graceful_close`` makes that distinction itself.)"""
+        fresh = []
+        for _, factory in self.service.frontends:
+            for conn in list(getattr(factory, "connections", ())):
+                if getattr(conn, "requests", 1) == 0 and getattr(conn, "head", None) is None:
+                    factory.connections.discard(conn)
+                    fresh.append((factory, conn))
+        try:
+            return defer.maybeDeferred(self.service.stopService)
+        finally:
+            for factory, conn in fresh:
+                if conn.open:
+                    factory.connections.add(conn)
 
     def _handed_over(self, ok: bool, peers: Any) -> bool:
         name = peers.section.name
