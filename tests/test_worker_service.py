@@ -216,3 +216,39 @@ def test_proxy_header_split_bad_or_missing():
     gone.makeConnection(StringTransport())
     gone.connectionLost(None)  # closed before any header: nothing to undo
     assert len(h.fe.connections) == 1
+
+
+EXPIRY_CFG = """
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend web
+    bind 127.0.0.1:1
+    http-request track-sc0 src table rl
+    default_backend site
+backend rl
+    stick-table type ip size 1k expire 10s store http_req_rate(10s)
+backend site
+    server s1 127.0.0.1:2
+"""
+
+
+def test_tables_expire_entries_once_started(tmp_path):
+    config = load(tmp_path, EXPIRY_CFG)
+    clock = MemoryReactorClock()
+    svc = WorkerService(config, clock, log=lambda level, msg: None)
+    table = svc.tables["rl"]
+    svc.startService()
+    try:
+        row = table.get_or_create(table.normalize_key("10.0.0.1"))
+        assert row is not None and len(table) == 1
+        clock.advance(5)
+        assert len(table) == 1  # not yet due
+        for _ in range(7):  # past 10 s, in the expiry timer's steps
+            clock.advance(1)
+        assert len(table) == 0
+    finally:
+        svc.stopService()
+    assert not [c for c in clock.getDelayedCalls() if c.active() and c.func == svc.expiry.run]

@@ -26,6 +26,9 @@ from minilb.http.balance import ServerState, make_balancer
 from minilb.http.frontend import ActiveCounter, FrontendRuntime
 from minilb.http.log import flush_all, make_sink
 from minilb.http.parse import Limits
+from minilb.rules.compile import compile_rules
+from minilb.stick import tracking
+from minilb.stick.expiry import TableExpiry
 from minilb.tcp.proxy import TcpFrontend
 
 #: when nothing says otherwise, how long stopService waits for busy connections.
@@ -55,22 +58,12 @@ def _build_tables(config, reactor) -> dict:
 
 def _compile_rules(config, tables) -> dict:
     """Compiled rules per proxy name (raises ConfigError on a bad rule)."""
-    try:
-        from minilb.rules.compile import compile_rules
-    except ImportError:  # the rule engine is not there yet: proxies without rules
-        return {}
     return compile_rules(config, tables)
 
 
 def _tracking_module(tables) -> object | None:
     """The stick accounting hooks, only when some table exists to track into."""
-    if not tables:
-        return None
-    try:
-        from minilb.stick import tracking
-    except ImportError:
-        return None
-    return tracking
+    return tracking if tables else None
 
 
 def bind_factory(bind, factory):
@@ -92,6 +85,7 @@ class WorkerService(service.Service):
         self.log = log or _stderr_log
         self.rng = rng or random.Random()
         self.tables = _build_tables(config, reactor)
+        self.expiry = TableExpiry(self.tables.values(), reactor)
         self.rules = _compile_rules(config, self.tables)
         self.tracking = _tracking_module(self.tables)
         self.limits = Limits.from_global(config.global_)
@@ -166,9 +160,11 @@ class WorkerService(service.Service):
             raise
         for checker in self.checkers:
             checker.start()
+        self.expiry.start()
 
     def stopService(self) -> defer.Deferred:
         super().stopService()
+        self.expiry.stop()
         for checker in self.checkers:
             checker.stop()
         stops = [defer.maybeDeferred(port.stopListening) for port in self.ports]
