@@ -26,7 +26,9 @@ def minilb_dump() -> str:
 
 
 def table_step(haproxy: str, minilb: str) -> list[str]:
-    return differences([Observation(3, "show table fe", haproxy)], [Observation(3, "show table fe", minilb)])
+    return differences(
+        [Observation(3, "cli show table fe", haproxy)], [Observation(3, "cli show table fe", minilb)]
+    )
 
 
 def test_pointers_are_masked_and_exp_compared_within_the_tolerance():
@@ -38,7 +40,7 @@ def test_pointers_are_masked_and_exp_compared_within_the_tolerance():
     assert table_step(HAPROXY_DUMP, near) == []
     far = HAPROXY_DUMP.replace("exp=4000", f"exp={4001 + EXP_TOLERANCE_MS}")
     assert table_step(HAPROXY_DUMP, far) == [
-        f"step 3 show table fe: key=127.0.0.3 exp=4000 (haproxy) exp={4001 + EXP_TOLERANCE_MS} (minilb)"
+        f"step 3 cli show table fe: key=127.0.0.3 exp=4000 (haproxy) exp={4001 + EXP_TOLERANCE_MS} (minilb)"
     ]
 
 

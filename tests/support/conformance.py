@@ -9,9 +9,11 @@ waits until both answer on their stats socket (readiness is never probed on a
 frontend port: a probe connection would be counted by ``tcp-request connection``
 rules).
 
-A scenario is a list of steps: `Send` (N requests, each on its own connection,
-from a chosen loopback source address), `Hold`/`Observe`/`Release` (K idle
-connections kept open, looked at, closed), `Wait` (a pause) and `ShowTable` (``show table NAME`` on the stats socket).
+A scenario is a list of steps: `Send` (N requests from a chosen loopback source
+address, each on its own connection or all on one keep-alive connection),
+`Hold`/`Observe`/`Release` (K idle connections kept open, looked at, closed),
+`Wait` (a pause) and `Cli` (a stats socket command; `ShowTable` is
+``show table NAME``).
 `run_lockstep(pair, steps)` plays step i on HAProxy then on minilb before step
 i+1 (for `Send`, request by request), so that both see the same traffic within a
 few milliseconds of each other and rate counters are read at nearly the same
@@ -231,12 +233,67 @@ def connect_from(src: str, port: int) -> socket.socket:
     return s
 
 
-def http_status(src: str, port: int, path: str, headers: Sequence[tuple[str, str]]) -> int | str:
-    """One request on a new connection (``Connection: close``): the status code, or
-    `CLOSED` when the connection ended without an answer."""
-    lines = [f"GET {path} HTTP/1.1", "Host: conformance"]
-    lines += [f"{k}: {v}" for k, v in headers]
-    lines += ["Connection: close", "", ""]
+def request_bytes(path: str, headers: Sequence[tuple[str, str]], close: bool) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", "Host: conformance", *(f"{k}: {v}" for k, v in headers)]
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def read_response(s: socket.socket, limit: int = 1 << 20) -> bytes:
+    """One response (headers, then a ``Content-Length`` body, or up to the close);
+    b"" if the connection ended without one."""
+    data = b""
+    while b"\r\n\r\n" not in data and len(data) < limit:
+        try:
+            chunk = s.recv(65536)
+        except (ConnectionResetError, TimeoutError):
+            return data
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    m = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
+    if m is None:
+        return data + read_until_close(s, limit)
+    want = int(m.group(1))
+    while len(body) < want:
+        try:
+            chunk = s.recv(want - len(body))
+        except (ConnectionResetError, TimeoutError):
+            break
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def outcome(reply: bytes, answer: bool) -> int | str | bytes:
+    """What a test compares of a reply: `CLOSED`, the whole answer, or its status."""
+    if not reply:
+        return CLOSED
+    if answer:
+        return reply
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", reply)
+    return int(m.group(1)) if m else f"unparsable answer {reply[:60]!r}"
+
+
+def http_exchange(s: socket.socket | None, request: bytes) -> bytes:
+    """Send one request on ``s`` and read one response (b"" if closed or reset)."""
+    if s is None:
+        return b""
+    try:
+        s.sendall(request)
+    except (BrokenPipeError, ConnectionResetError):
+        return b""
+    return read_response(s)
+
+
+def http_status(
+    src: str, port: int, path: str, headers: Sequence[tuple[str, str]] = (), answer: bool = False
+) -> int | str | bytes:
+    """One request on a new connection (``Connection: close``): the status code (or
+    the whole answer), or `CLOSED` when the connection ended without an answer."""
     try:
         s = connect_from(src, port)
     except ConnectionRefusedError:
@@ -244,15 +301,7 @@ def http_status(src: str, port: int, path: str, headers: Sequence[tuple[str, str
     except ConnectionResetError:
         return CLOSED
     with s:
-        try:
-            s.sendall("\r\n".join(lines).encode())
-        except (BrokenPipeError, ConnectionResetError):
-            return CLOSED
-        reply = read_until_close(s)
-    if not reply:
-        return CLOSED
-    m = re.match(rb"HTTP/1\.[01] (\d{3})", reply)
-    return int(m.group(1)) if m else f"unparsable answer {reply[:60]!r}"
+        return outcome(http_exchange(s, request_bytes(path, headers, close=True)), answer)
 
 
 def hold_from(src: str, port: int) -> socket.socket | None:
@@ -287,13 +336,17 @@ def still_open(s: socket.socket | None) -> str:
 
 @attrs.frozen
 class Send:
-    """``count`` requests for ``path`` from ``src``, each on its own connection."""
+    """``count`` requests for ``path`` from ``src``, each on its own connection, or
+    all on one keep-alive connection (``keepalive``); observed as the status code,
+    or the whole answer's bytes with ``answer``."""
 
     count: int = 1
     src: str = "127.0.0.2"
     path: str = "/"
     headers: tuple[tuple[str, str], ...] = ()
     port: str = "FE"
+    keepalive: bool = False
+    answer: bool = False
 
 
 @attrs.frozen
@@ -330,8 +383,15 @@ class Wait:
 
 
 @attrs.frozen
-class ShowTable:
-    name: str
+class Cli:
+    """Any stats socket command; its output is compared as ``show table`` output is
+    (pointers masked, ``exp=`` within the tolerance, everything else exact)."""
+
+    command: str
+
+
+def ShowTable(name: str) -> Cli:  # noqa: N802 (reads as the step it is)
+    return Cli(f"show table {name}")
 
 
 @attrs.frozen
@@ -341,7 +401,7 @@ class Observation:
     value: object
 
 
-Step = Send | Hold | Observe | Release | Wait | ShowTable
+Step = Send | Hold | Observe | Release | Wait | Cli
 
 
 def run_lockstep(pair: Pair, steps: Sequence[Step]) -> tuple[list[Observation], list[Observation]]:
@@ -349,14 +409,25 @@ def run_lockstep(pair: Pair, steps: Sequence[Step]) -> tuple[list[Observation], 
     seen: tuple[list[Observation], list[Observation]] = ([], [])
     for i, step in enumerate(steps):
         if isinstance(step, Send):
-            for n in range(step.count):
-                what = f"{step.src} GET {step.path} #{n + 1}"
-                for side, out in zip(pair.sides, seen, strict=True):
-                    out.append(
-                        Observation(
-                            i, what, http_status(step.src, side.port(step.port), step.path, step.headers)
-                        )
-                    )
+            conns = [
+                hold_from(step.src, side.port(step.port)) if step.keepalive else None for side in pair.sides
+            ]
+            try:
+                for n in range(step.count):
+                    what = f"{step.src} GET {step.path} #{n + 1}"
+                    for side, out, conn in zip(pair.sides, seen, conns, strict=True):
+                        if step.keepalive:
+                            reply = http_exchange(conn, request_bytes(step.path, step.headers, close=False))
+                            value = outcome(reply, step.answer)
+                        else:
+                            value = http_status(
+                                step.src, side.port(step.port), step.path, step.headers, step.answer
+                            )
+                        out.append(Observation(i, what, value))
+            finally:
+                for conn in conns:
+                    if conn is not None:
+                        conn.close()
         elif isinstance(step, Hold):
             for side in pair.sides:
                 side.held[step.name] = [hold_from(step.src, side.port(step.port)) for _ in range(step.count)]
@@ -376,13 +447,9 @@ def run_lockstep(pair: Pair, steps: Sequence[Step]) -> tuple[list[Observation], 
             time.sleep(step.settle_ms / 1000)
         elif isinstance(step, Wait):
             time.sleep(step.ms / 1000)
-        elif isinstance(step, ShowTable):
+        elif isinstance(step, Cli):
             for side, out in zip(pair.sides, seen, strict=True):
-                out.append(
-                    Observation(
-                        i, f"show table {step.name}", cli(side.port("STATS"), f"show table {step.name}")
-                    )
-                )
+                out.append(Observation(i, f"cli {step.command}", cli(side.port("STATS"), step.command)))
         else:  # pragma: no cover
             raise TypeError(step)
     return seen
@@ -425,7 +492,7 @@ def differences(haproxy: Sequence[Observation], minilb: Sequence[Observation]) -
     if len(haproxy) != len(minilb):
         found.append(f"{len(haproxy)} observations from haproxy, {len(minilb)} from minilb")
     for h, m in zip(haproxy, minilb, strict=False):
-        if h.what.startswith("show table"):
+        if h.what.startswith("cli "):
             hd, md = parse_show_table(str(h.value)), parse_show_table(str(m.value))
             if (hd.header, hd.entries) != (md.header, md.entries):
                 found.append(f"step {h.step} {h.what}:\n  haproxy: {h.value!r}\n  minilb:  {m.value!r}")
