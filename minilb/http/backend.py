@@ -23,6 +23,7 @@ from zope.interface import implementer
 
 from minilb.errors import HTTPError
 from minilb.http.parse import Limits, ResponseParser
+from minilb.stick import persistence
 from minilb.tcp.io import direct_writer
 from minilb.tcp.proxyproto import proxy_v1_header
 from minilb.tcp.timer import ConnTimer
@@ -33,6 +34,16 @@ POOL_IDLE_SECONDS = 5.0
 POOL_MAX_IDLE = 256
 #: requests that may wait for a server slot per backend (beyond: 503 at once).
 MAX_QUEUE = 10000
+#: the rules of a backend that tie a client to a server (minilb.stick.persistence)
+STICK_KEYWORDS = ("stick on", "stick match", "stick store-request")
+
+
+def server_address(server) -> str:
+    """``host:port`` of a server, as ``srvkey addr`` stores it."""
+    addr = server.address
+    if addr is None:
+        return ""
+    return f"{addr.host}:{addr.port}" if addr.is_inet else str(addr)
 
 
 def _seconds(ms: int | None) -> float | None:
@@ -109,6 +120,7 @@ class BackendRuntime:
         self.queue: collections.deque = collections.deque()
         self.cur_conns = 0  # connections in use by requests (beconn)
         self.connector = connector or connect_server
+        self.sticky = False  # stick on/match/store-request rules exist (see `rules`)
         self.rules = None  # the backend's own compiled rules (set by the worker service)
         algorithm = proxy.balance.algorithm
         self.needs_txn = algorithm.startswith(("uri", "url_param", "hdr"))  # or use-server rules
@@ -118,7 +130,42 @@ class BackendRuntime:
         self.send_proxy = {s.name: True for s in self.servers if s.model is not None and s.model.send_proxy}
         self.total_requests = 0
 
+    @property
+    def rules(self):
+        """The backend's own compiled rules (``ProxyRules``) or None."""
+        return self._rules
+
+    @rules.setter
+    def rules(self, rules) -> None:
+        self._rules = rules
+        extra = getattr(rules, "extra", None) or {}
+        self.sticky = any(extra.get(kw) for kw in STICK_KEYWORDS)
+
     # -- servers ---------------------------------------------------------------------
+    def persistent_server(self, sess, txn):
+        """The server the ``stick match``/``stick on`` rules name for this request,
+        when it can take it (up, or ``option persist``; not at its maxconn), else None."""
+        found = persistence.lookup(self._rules, sess, txn)
+        if found is None:
+            return None
+        server_id, server_key = found
+        server = None
+        if server_key:
+            for s in self.servers:
+                if s.name == server_key or server_address(s) == server_key:
+                    server = s
+                    break
+        if server is None and server_id is not None:
+            for s in self.servers:
+                if s.id == server_id:
+                    server = s
+                    break
+        if server is None or server.full or server.disabled:
+            return None
+        if not server.up and not self.proxy.option("persist"):
+            return None
+        return server
+
     def pick(self, txn, src: str, exclude: frozenset = frozenset()):
         single = self.single
         if single is not None:  # the common one-server backend, without the balancer

@@ -31,7 +31,7 @@ from zope.interface import implementer
 
 from minilb.errors import HTTPError
 from minilb.http import errors as http_errors
-from minilb.http.backend import connection_mode
+from minilb.http.backend import connection_mode, server_address
 from minilb.http.log import format_connect, format_httplog
 from minilb.http.parse import (
     Limits,
@@ -45,6 +45,7 @@ from minilb.http.parse import (
 )
 from minilb.rules.replies import reason_for, wire_bytes
 from minilb.rules.txn import Reply, Session, Txn
+from minilb.stick import persistence
 from minilb.tcp.gate import AcceptGate
 from minilb.tcp.io import direct_writer
 from minilb.tcp.timer import ConnTimer
@@ -222,6 +223,7 @@ _REQUEST_DEFAULTS = {
     "upgrading": False,  # an upgrade request was sent: later bytes are the tunnel's  # http-after-response rules already ran for this response  # for stick counters: server (or its 5xx), deny, internal
     "retries_left": 0,
     "tried": frozenset(),
+    "stick_stores": None,  # (table, key) pairs to write the chosen server into
     "queued": False,
     "status": 0,
     "bytes_out": 0,
@@ -470,6 +472,10 @@ class ClientConnection(protocol.Protocol):
                 forced = be.server_named(name)
                 if forced is not None and forced.up and not forced.full:
                     server = forced
+        if be.sticky and not self.tried:  # stick on / match / store-request
+            if server is None:
+                server = be.persistent_server(self.sess, self.txn)
+            self.stick_stores = persistence.pending_stores(be.rules, self.sess, self.txn)
         if server is None:
             server = be.pick(self.txn, self.sess.src, self.tried)
         if server is None:
@@ -488,6 +494,8 @@ class ClientConnection(protocol.Protocol):
         self.server = server
         if self.txn is not None:
             self.txn.server = server.name
+        if self.stick_stores:
+            persistence.commit(self.stick_stores, server.id, server.name, server_address(server))
         mode = self.fe.modes[be.name]
         reuse = be.reuse
         private = self.private

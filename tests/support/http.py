@@ -155,3 +155,34 @@ __all__ = [
     "server_model",
     "take",
 ]
+
+
+class ConfigHarness:
+    """A real `WorkerService` object graph built from config text (compiled rules,
+    stick tables), on a MemoryReactorClock, with every backend dialing through one
+    recording `Connector`."""
+
+    def __init__(self, tmp_path, text: str):
+        from minilb.config.load import load_config
+        from minilb.worker.service import WorkerService
+
+        path = tmp_path / "h.cfg"
+        path.write_text(text)
+        config, _warnings = load_config([str(path)])
+        self.reactor = MemoryReactorClock()
+        self.service = WorkerService(config, self.reactor, log=lambda level, msg: None, rng=random.Random(1))
+        self.connector = Connector()
+        for be in self.service.backends.values():
+            be.connector = self.connector
+        self.tables = self.service.tables
+
+    def frontend(self, name: str):
+        return next(f for px, f in self.service.frontends if px.name == name)
+
+    def client(self, frontend: str, src="10.0.0.1", port=40000):
+        proto = self.frontend(frontend).buildProtocol(None)
+        transport = StringTransport(
+            hostAddress=IPv4Address("TCP", "127.0.0.1", 80), peerAddress=IPv4Address("TCP", src, port)
+        )
+        proto.makeConnection(transport)
+        return proto, transport

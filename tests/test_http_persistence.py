@@ -1,0 +1,59 @@
+"""Stick persistence in the data path: ``stick on`` / ``stick match`` /
+``stick store-request`` choose the server before the balancer does, and the chosen
+server is stored for the next request."""
+
+from __future__ import annotations
+
+from tests.support.http import ConfigHarness
+
+CFG = """
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+listen web
+    bind 127.0.0.1:1
+    balance roundrobin
+    {stick}
+    server s1 127.0.0.1:8001
+    server s2 127.0.0.1:8002
+"""
+TABLE = "stick-table type ip size 1k expire 30m store server_id,server_key\n    stick on src"
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+
+
+def servers_chosen(h, sources):
+    """Each source sends one request on its own connection; the servers dialled, in order."""
+    chosen = []
+    for i, src in enumerate(sources):
+        c, ct = h.client("web", src=src, port=40000 + i)
+        c.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        server = h.connector.attempts[-1][0]
+        chosen.append(server.name)
+        conn, _st = h.connector.succeed()
+        conn.dataReceived(OK)
+        assert ct.value().endswith(b"\r\n\r\nhi")
+    return chosen
+
+
+def test_without_stick_rules_roundrobin_alternates(tmp_path):
+    h = ConfigHarness(tmp_path, CFG.format(stick=""))
+    assert servers_chosen(h, ["10.0.0.1", "10.0.0.1", "10.0.0.1"]) == ["s1", "s2", "s1"]
+
+
+def test_stick_on_src_keeps_a_client_on_its_server(tmp_path):
+    h = ConfigHarness(tmp_path, CFG.format(stick=TABLE))
+    chosen = servers_chosen(h, ["10.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.2", "10.0.0.2"])
+    assert chosen == ["s1", "s1", "s2", "s1", "s2", "s2"]  # roundrobin alone: s1 s2 s1 s2 s1 s2
+    table = h.tables["web"]
+    row = table.lookup(table.normalize_key("10.0.0.2"))
+    assert table.entry(row).get("server_id") == 2
+    assert table.entry(row).get("server_key") == "s2"
+
+
+def test_a_down_server_is_not_stuck_to(tmp_path):
+    h = ConfigHarness(tmp_path, CFG.format(stick=TABLE))
+    assert servers_chosen(h, ["10.0.0.1", "10.0.0.1"]) == ["s1", "s1"]
+    h.service.backends["web"].servers[0].up = False
+    assert servers_chosen(h, ["10.0.0.1", "10.0.0.1"]) == ["s2", "s2"]  # stored again: s2
