@@ -3,7 +3,7 @@ Messages marked "haproxy:" were printed by haproxy -c 2.6.12 for the same line."
 
 from __future__ import annotations
 
-from minilb.config.model import Address, StoreItem
+from minilb.config.model import Address, StoreItem, TLSOptions
 from tests.support.config import DEFAULTS, load
 
 
@@ -498,3 +498,75 @@ def test_localpeer_after_peers_is_ignored(tmp_path):
         "WARNING parsing [t.cfg:5] : 'localpeer' ignored since it is used after 'peers' section."
     ]
     assert config.localpeer == "vm" and config.peers[0].bind is not None
+
+
+def test_global_tls_defaults_merge_into_binds_and_servers(tmp_path):
+    config, lines = load(
+        tmp_path,
+        """\
+        global
+            ssl-default-bind-ciphers ECDHE-RSA-AES128-GCM-SHA256
+            ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256
+            ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
+            ssl-default-bind-options prefer-client-ciphers no-sslv3
+            ssl-default-server-ciphers AES256-SHA
+            ssl-default-server-options force-tlsv12
+        """
+        + DEFAULTS
+        + """\
+        frontend f
+            bind :8443 ssl crt /a.pem
+            bind :8444 ssl crt /a.pem ciphers AES128-SHA ssl-min-ver TLSv1.3
+            bind :8080
+            default_backend b
+        backend b
+            server s1 127.0.0.1:1 ssl verify none
+            server s2 127.0.0.1:2 ssl verify none ciphers X ssl-max-ver TLSv1.3
+            server s3 127.0.0.1:3
+        """,
+    )
+    assert lines == []
+    plain_bind = config.proxy("f").binds[0].tls
+    assert (plain_bind.ciphers, plain_bind.ciphersuites) == (
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "TLS_AES_128_GCM_SHA256",
+    )
+    assert (plain_bind.ssl_min_ver, plain_bind.no_versions) == ("TLSv1.2", ("SSLv3",))
+    assert (plain_bind.tls_tickets, plain_bind.prefer_client_ciphers) == (False, True)
+    own = config.proxy("f").binds[1].tls  # per-line options win
+    assert (own.ciphers, own.ssl_min_ver, own.tls_tickets) == ("AES128-SHA", "TLSv1.3", False)
+    assert config.proxy("f").binds[2].tls.ciphers is None  # no ssl on the line: untouched
+    s1, s2, s3 = (s.tls for s in config.proxy("b").servers)
+    assert (s1.ciphers, s1.ssl_min_ver, s1.ssl_max_ver, s1.tls_tickets) == (
+        "AES256-SHA",
+        "TLSv1.2",
+        "TLSv1.2",
+        True,
+    )
+    assert (s2.ciphers, s2.ssl_min_ver, s2.ssl_max_ver) == ("X", "TLSv1.2", "TLSv1.3")
+    assert s3 == TLSOptions()
+
+
+def test_global_tls_default_options_checked_like_haproxy(tmp_path):
+    _, lines = load(
+        tmp_path,
+        """\
+        global
+            ssl-default-bind-options no-sslv3 frob
+            ssl-default-server-options prefer-client-ciphers
+            ssl-default-bind-options ssl-min-ver TLSv9
+            ssl-default-bind-options ssl-min-ver
+            ssl-default-server-options
+        """,
+    )
+    assert lines == [
+        # haproxy: parsing [t4.cfg:2] : unknown option 'frob' on global statement 'ssl-default-bind-options'.
+        "ALERT parsing [t.cfg:2] : unknown option 'frob' on global statement 'ssl-default-bind-options'.",
+        "ALERT parsing [t.cfg:3] : unknown option 'prefer-client-ciphers' on global statement "
+        "'ssl-default-server-options'.",
+        # haproxy: parsing [t4.cfg:4] : 'TLSv9' : unknown ssl/tls version on global statement '...'.
+        "ALERT parsing [t.cfg:4] : 'TLSv9' : unknown ssl/tls version on global statement 'ssl-default-bind-options'.",
+        "ALERT parsing [t.cfg:5] : 'ssl-min-ver' : missing the ssl/tls version on global statement "
+        "'ssl-default-bind-options'.",
+        "ALERT parsing [t.cfg:6] : global statement 'ssl-default-server-options' expects an option as an argument.",
+    ]

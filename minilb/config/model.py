@@ -66,6 +66,10 @@ class TLSOptions:
     ciphersuites: str | None = None
     ssl_min_ver: str | None = None
     ssl_max_ver: str | None = None
+    # from `no-sslv3`, `no-tlsv10`...: versions refused ("SSLv3", "TLSv1.0", ... "TLSv1.3")
+    no_versions: tuple[str, ...] = ()
+    tls_tickets: bool = True  # False with `no-tls-tickets`
+    prefer_client_ciphers: bool = False  # binds only
 
 
 # --------------------------------------------------------------------------- listeners and servers

@@ -14,6 +14,8 @@ import ipaddress
 import re
 from collections.abc import Callable
 
+import attrs
+
 from minilb.config.common import bad_time_char
 from minilb.config.model import TLSOptions
 from minilb.units import parse_time
@@ -433,6 +435,77 @@ def _base(base: str | None, path: str) -> str:
     if base and not path.startswith("/"):
         return f"{base.rstrip('/')}/{path}"
     return path
+
+
+# --------------------------------------------------------------------------- global TLS defaults
+
+_VERSION_WORDS = {
+    "sslv3": "SSLv3",
+    "tlsv10": "TLSv1.0",
+    "tlsv11": "TLSv1.1",
+    "tlsv12": "TLSv1.2",
+    "tlsv13": "TLSv1.3",
+}
+
+
+def parse_tls_default_options(words: list[str] | tuple[str, ...], keyword: str) -> dict:
+    """The `TLSOptions` field values of ``ssl-default-bind-options`` /
+    ``ssl-default-server-options`` words (haproxy 2.6.12 accepts exactly these:
+    ``no-sslv3``/``no-tlsv1x``, ``force-sslv3``/``force-tlsv1x`` (min = max),
+    ``no-tls-tickets``, ``ssl-min-ver V``, ``ssl-max-ver V``, and on binds only
+    ``prefer-client-ciphers``); other words raise `ValueError` in haproxy's words."""
+    where = f"on global statement '{keyword}'"
+    values: dict = {}
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w.startswith("no-") and w[3:] in _VERSION_WORDS:
+            values["no_versions"] = (*values.get("no_versions", ()), _VERSION_WORDS[w[3:]])
+        elif w.startswith("force-") and w[6:] in _VERSION_WORDS:
+            values["ssl_min_ver"] = values["ssl_max_ver"] = _VERSION_WORDS[w[6:]]
+        elif w == "no-tls-tickets":
+            values["tls_tickets"] = False
+        elif w == "prefer-client-ciphers" and "bind" in keyword:
+            values["prefer_client_ciphers"] = True
+        elif w in ("ssl-min-ver", "ssl-max-ver"):
+            if i + 1 >= len(words) or not words[i + 1]:
+                raise ValueError(f"'{w}' : missing the ssl/tls version {where}.")
+            version = words[i + 1]
+            if version not in _SSL_VERSIONS:
+                raise ValueError(f"'{version}' : unknown ssl/tls version {where}.")
+            values["ssl_min_ver" if w == "ssl-min-ver" else "ssl_max_ver"] = version
+            i += 1
+        else:
+            raise ValueError(f"unknown option '{w}' {where}.")
+        i += 1
+    return values
+
+
+def with_tls_defaults(
+    tls: TLSOptions, ciphers: str | None, ciphersuites: str | None, defaults: dict
+) -> TLSOptions:
+    """``tls`` of a bind or server line with the global ``ssl-default-*`` settings
+    merged in as haproxy does when it reads ``ssl``: the line's own ciphers and
+    min/max versions win, refused versions and ticket/cipher-order flags add up.
+    A line without TLS is returned unchanged."""
+    if not tls.enabled:
+        return tls
+    changes: dict = {}
+    if tls.ciphers is None and ciphers is not None:
+        changes["ciphers"] = ciphers
+    if tls.ciphersuites is None and ciphersuites is not None:
+        changes["ciphersuites"] = ciphersuites
+    for field in ("ssl_min_ver", "ssl_max_ver"):
+        if getattr(tls, field) is None and defaults.get(field) is not None:
+            changes[field] = defaults[field]
+    extra = tuple(v for v in defaults.get("no_versions", ()) if v not in tls.no_versions)
+    if extra:
+        changes["no_versions"] = (*tls.no_versions, *extra)
+    if defaults.get("tls_tickets") is False and tls.tls_tickets:
+        changes["tls_tickets"] = False
+    if defaults.get("prefer_client_ciphers") and not tls.prefer_client_ciphers:
+        changes["prefer_client_ciphers"] = True
+    return attrs.evolve(tls, **changes) if changes else tls
 
 
 def build_tls(values: dict) -> TLSOptions:

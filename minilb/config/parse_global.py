@@ -15,7 +15,7 @@ from minilb.config.common import dispatch, no_more_args, parse_int, parse_log, p
 from minilb.config.context import ParseContext, Problem
 from minilb.config.lexer import Line
 from minilb.config.model import Global, StatsSocket
-from minilb.config.options import parse_bind_options
+from minilb.config.options import parse_bind_options, parse_tls_default_options
 
 
 class GlobalBuilder:
@@ -64,11 +64,19 @@ def _integer(field: str, low: int = 0, high: int = 2**31 - 1):
     return handler
 
 
-def _words(field: str):
+def _tls_default_options(field: str):
+    """Checked as haproxy does; several lines add up (validate merges the words into
+    each TLS bind/server, see `options.with_tls_defaults`)."""
+
     def handler(b: GlobalBuilder, line: Line, args, prefix, ctx: ParseContext) -> None:
+        keyword = line.words[0]
         if not args:
-            raise Problem(f"'{line.words[0]}' expects at least one argument.")
-        b.fields[field] = tuple(args)
+            raise Problem(f"global statement '{keyword}' expects an option as an argument.")
+        try:
+            parse_tls_default_options(args, keyword)
+        except ValueError as exc:
+            raise Problem(str(exc)) from None
+        b.fields[field] = (*b.fields.get(field, ()), *args)
 
     return handler
 
@@ -199,8 +207,8 @@ HANDLERS = {
     "ssl-default-bind-ciphersuites": _string("ssl_default_bind_ciphersuites"),
     "ssl-default-server-ciphers": _string("ssl_default_server_ciphers"),
     "ssl-default-server-ciphersuites": _string("ssl_default_server_ciphersuites"),
-    "ssl-default-bind-options": _words("ssl_default_bind_options"),
-    "ssl-default-server-options": _words("ssl_default_server_options"),
+    "ssl-default-bind-options": _tls_default_options("ssl_default_bind_options"),
+    "ssl-default-server-options": _tls_default_options("ssl_default_server_options"),
     "ssl-server-verify": _ssl_server_verify,
     "setenv": _setenv,
     "presetenv": _setenv,

@@ -20,7 +20,8 @@ import attrs
 
 from minilb.config.context import ParseContext
 from minilb.config.keywords import suggest
-from minilb.config.model import Config, PeersSection, Proxy, Server, TLSOptions
+from minilb.config.model import Bind, Config, PeersSection, Proxy, Server, TLSOptions
+from minilb.config.options import parse_tls_default_options, with_tls_defaults
 from minilb.errors import SourceLocation
 
 _TABLE_ACTION = re.compile(r"^(track-sc\d+|sc-[a-z0-9-]+\(.*\)|sc-[a-z0-9-]+)$")
@@ -96,6 +97,8 @@ def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = No
     for s in config.peers:
         tables.update(t.name for t in s.tables)
 
+    tls_defaults = _TLSDefaults(config)
+
     # peers sections: local peer, TLS consistency ----------------------------------
     kept_peers: list[PeersSection] = []
     dropped: set[str] = set()
@@ -126,7 +129,13 @@ def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = No
         for peer in s.peers:
             if peer.name != config.localpeer:
                 _check_verify(peer.tls, peer.origin, config, ctx)
-        kept_peers.append(s)
+        kept_peers.append(
+            attrs.evolve(
+                s,
+                bind=tls_defaults.bind(s.bind) if s.bind is not None else None,
+                peers=tuple(attrs.evolve(q, tls=tls_defaults.server(q.tls)) for q in s.peers),
+            )
+        )
 
     # proxies --------------------------------------------------------------------
     # With a stats socket, HAProxy's internal CLI proxy ("GLOBAL") takes the first id
@@ -185,10 +194,35 @@ def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = No
                         f"{label}: unable to find table '{name}' referenced by {action}."
                         + (f" Did you mean '{hint}' ?" if hint else ""),
                     )
-        servers = _check_servers(p, config, ctx)
-        out.append(attrs.evolve(p, id=pid, servers=servers, stick_table=spec))
+        servers = tuple(
+            attrs.evolve(s, tls=tls_defaults.server(s.tls)) for s in _check_servers(p, config, ctx)
+        )
+        binds = tuple(tls_defaults.bind(b) for b in p.binds)
+        out.append(attrs.evolve(p, id=pid, servers=servers, binds=binds, stick_table=spec))
 
     return attrs.evolve(config, proxies=tuple(out), peers=tuple(kept_peers), local_tables=tuple(local_tables))
+
+
+class _TLSDefaults:
+    """The global ``ssl-default-bind-*`` / ``ssl-default-server-*`` settings, merged
+    into each TLS bind and server (`options.with_tls_defaults`)."""
+
+    def __init__(self, config: Config):
+        g = config.global_
+        self.bind_ciphers = (g.ssl_default_bind_ciphers, g.ssl_default_bind_ciphersuites)
+        self.server_ciphers = (g.ssl_default_server_ciphers, g.ssl_default_server_ciphersuites)
+        # the words were checked while parsing the global section
+        self.bind_options = parse_tls_default_options(g.ssl_default_bind_options, "ssl-default-bind-options")
+        self.server_options = parse_tls_default_options(
+            g.ssl_default_server_options, "ssl-default-server-options"
+        )
+
+    def bind(self, bind: Bind) -> Bind:
+        tls = with_tls_defaults(bind.tls, *self.bind_ciphers, self.bind_options)
+        return bind if tls is bind.tls else attrs.evolve(bind, tls=tls)
+
+    def server(self, tls: TLSOptions) -> TLSOptions:
+        return with_tls_defaults(tls, *self.server_ciphers, self.server_options)
 
 
 def _check_backend(
