@@ -510,6 +510,9 @@ def differences(haproxy: Sequence[Observation], minilb: Sequence[Observation]) -
 def assert_same(pair: Pair, steps: Sequence[Step]) -> tuple[list[Observation], list[Observation]]:
     """Run ``steps`` in lockstep and fail with every difference listed."""
     haproxy, minilb = run_lockstep(pair, steps)
+    if os.environ.get("CONFORMANCE_TRANSCRIPT"):  # pytest -s: both transcripts side by side
+        for h, m in zip(haproxy, minilb, strict=False):
+            print(f"[{h.step}] {h.what}\n  haproxy: {h.value!r}\n  minilb:  {m.value!r}")
     diffs = differences(haproxy, minilb)
     assert not diffs, "minilb differs from haproxy:\n" + "\n".join(diffs)
     return haproxy, minilb
