@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 
 import pytest
@@ -182,3 +183,24 @@ def test_reload_one_second_after_start_keeps_the_tables(masters):
     assert len(before) == 200
     master.reload_and_settle(2)
     assert_same_table(before, table_dump(master, 2))
+
+
+def test_sigterm_to_the_master_stops_every_process(masters):
+    port, peer = ports(2)
+    master = masters(config_text(port, peer_port=peer))
+    master.reload_and_settle(2)
+    os.kill(master.pid, signal.SIGTERM)
+    assert master.popen.wait(timeout=15) == 0
+    assert group_pids(master.pid) == []
+    with pytest.raises(OSError):
+        get(port)
+
+
+def test_current_worker_dying_makes_the_master_exit_with_an_error(masters):
+    port, peer = ports(2)
+    master = masters(config_text(port, peer_port=peer))
+    (worker,) = master.workers()
+    os.kill(worker, signal.SIGKILL)
+    assert master.popen.wait(timeout=15) != 0
+    assert "Current worker #1" in master.output
+    assert group_pids(master.pid) == []

@@ -1,0 +1,185 @@
+"""Benchmark of seamless reloads (issue 6): real ``python -m minilb.master`` on 127.0.0.1.
+
+1. ``--entries`` entries (default 200,000) with gpc0, http_req_cnt, conn_cnt and
+   http_req_rate are written into a peers-section table through the master CLI
+   (``@1 set table ...``), then ``--reloads`` SIGUSR2 reloads (default 20) are made
+   while a probe client sends a request every 10 ms on a keep-alive connection.
+2. For each reload: the time from the signal until the new worker is ready and until
+   the old worker reports its tables handed over; the longest probe answer during
+   the reload (a stall of the serving side); failed probe requests.
+3. After the reloads the whole table is dumped again and compared with the dump made
+   before: counters must be identical; rates too when ``--rate-period`` is long
+   enough for no period to rotate during the run (the default 1h; with 10s, rates
+   decay between the two dumps and only "never higher" is checked).
+
+    python scripts/bench_reload.py [--entries 200000] [--reloads 20] [--rate-period 1h]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.procs import free_port  # noqa: E402
+from tests.support.reload import IdleClosed, Master, config_text, group_pids, http_get  # noqa: E402
+from tests.test_reload_integration import ENTRY  # noqa: E402
+
+
+def fill(master: Master, count: int) -> float:
+    t0 = time.monotonic()
+    batch = 100  # one line stays under the CLI line limit (16 KiB)
+    for start in range(0, count, batch):
+        cmds = []
+        for i in range(start, min(start + batch, count)):
+            key = f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+            cmds.append(
+                f"set table mypeers/t key {key} data.gpc0 {i} data.http_req_cnt {i * 3 + 1} "
+                f"data.http_req_rate {i % 97 + 1} data.conn_cnt {i % 13}"
+            )
+        answer = master.command("@1 " + ";".join(cmds), timeout=60)
+        if answer.strip():
+            raise SystemExit(f"set table failed: {answer[:300]}")
+    return time.monotonic() - t0
+
+
+def dump(master: Master, gen: int) -> dict[str, tuple[int, dict[str, int]]]:
+    out = {}
+    for line in master.command(f"@{gen} show table mypeers/t", timeout=120).splitlines():
+        m = ENTRY.match(line)
+        if m:
+            fields = dict(f.split("=") for f in m.group(3).split())
+            out[m.group(1)] = (int(m.group(2)), {k: int(v) for k, v in fields.items()})
+    return out
+
+
+class Probe:
+    """One request every 10 ms on a keep-alive connection; records each answer time."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.samples: list[tuple[float, float]] = []  # (sent at, seconds)
+        self.failures: list[str] = []
+        self.retried = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        conn = None
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                try:
+                    _, conn = http_get(conn, self.port)
+                except IdleClosed:
+                    self.retried += 1
+                    _, conn = http_get(None, self.port)
+            except OSError as exc:
+                self.failures.append(repr(exc))
+                print(f"probe failure: {exc!r}", file=sys.stderr)
+                conn = None
+            self.samples.append((t0, time.monotonic() - t0))
+            time.sleep(0.01)
+
+    def longest(self, since: float, until: float) -> float:
+        return max((d for t, d in self.samples if since <= t <= until), default=0.0)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--entries", type=int, default=200_000)
+    ap.add_argument("--reloads", type=int, default=20)
+    ap.add_argument("--rate-period", default="1h")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-reload-"))
+    port, peer = free_port(), free_port()
+    table = (
+        f"type ip size {max(args.entries * 2, 1000)} expire 30m "
+        f"store http_req_rate({args.rate_period}),gpc0,http_req_cnt,conn_cnt"
+    )
+    cfg = tmp / "lb.cfg"
+    cfg.write_text(config_text(port, peer_port=peer, table=table))
+    master = Master(tmp, cfg)
+    try:
+        master.wait_for("worker #1 (pid")
+        took = fill(master, args.entries)
+        print(f"filled {args.entries} entries in {took:.1f}s through the master CLI")
+        before = dump(master, 1)
+        assert len(before) == args.entries, len(before)
+        probe = Probe(port)
+        probe.start()
+        fds = len(os.listdir(f"/proc/{master.pid}/fd"))
+        rows = []
+        for gen in range(2, args.reloads + 2):
+            handed = master.output.count("tables handed over")
+            t0 = time.monotonic()
+            os.kill(master.pid, signal.SIGUSR2)
+            ready = handover = None
+            deadline = t0 + 60
+            while time.monotonic() < deadline and (ready is None or handover is None):
+                out = master.output
+                now = time.monotonic()
+                if ready is None and f"worker #{gen} (pid" in out:
+                    ready = now - t0
+                if handover is None and out.count("tables handed over") > handed:
+                    handover = now - t0
+                time.sleep(0.005)
+            master.wait_for_single_worker(60)
+            stall = probe.longest(t0, time.monotonic())
+            rows.append((gen, ready, handover, stall))
+            print(
+                f"reload {gen - 1:2d}: ready {ready:.2f}s, tables handed over {handover:.2f}s "
+                f"after the signal; longest probe answer {stall * 1000:.0f} ms"
+            )
+        probe.stop()
+        after = dump(master, args.reloads + 1)
+        counters_differ = rates_differ = rates_higher = 0
+        for key, (_, fields) in before.items():
+            other = after.get(key, (0, {}))[1]
+            for name, value in fields.items():
+                if name.startswith("http_req_rate"):
+                    rates_differ += other.get(name) != value
+                    rates_higher += (other.get(name) or 0) > value
+                else:
+                    counters_differ += other.get(name) != value
+        handovers = [r[2] for r in rows]
+        print(f"entries before {len(before)}, after {len(after)}")
+        print(
+            f"counter values differing: {counters_differ}; rates differing: {rates_differ} "
+            f"(higher than before: {rates_higher})"
+        )
+        print(
+            f"hand-over from the signal: median {sorted(handovers)[len(handovers) // 2]:.2f}s, "
+            f"max {max(handovers):.2f}s; longest probe answer {max(r[3] for r in rows) * 1000:.0f} ms"
+        )
+        print(
+            f"probe: {len(probe.samples)} requests, {len(probe.failures)} failed, "
+            f"{probe.retried} retried after an idle close"
+        )
+        print(
+            f"master fds before {fds}, after {len(os.listdir(f'/proc/{master.pid}/fd'))}; "
+            f"processes in the group: {len(group_pids(master.pid))}"
+        )
+        ok = len(after) == len(before) and counters_differ == 0 and not probe.failures
+        return 0 if ok else 1
+    finally:
+        master.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
