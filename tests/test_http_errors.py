@@ -30,3 +30,25 @@ def test_errorfile_replaces_builtin_page():
     custom = b"HTTP/1.1 503 Busy\r\ncontent-length: 0\r\n\r\n"
     assert error_reply(503, {503: custom}).raw == custom
     assert error_reply(429, {503: custom}).raw == error_response(429)
+
+
+#: what haproxy 2.6.12 sent on 127.0.0.1 (captured with a socket): to b"GARBAGE\x01\r\n\r\n",
+#: and to a request head left unfinished past `timeout http-request 1s`.
+HAPROXY_MUX_400 = (
+    b"HTTP/1.1 400 Bad request\r\nContent-length: 90\r\nCache-Control: no-cache\r\n"
+    b"Connection: close\r\nContent-Type: text/html\r\n\r\n"
+    b"<html><body><h1>400 Bad request</h1>\nYour browser sent an invalid request.\n</body></html>\n"
+)
+HAPROXY_MUX_408 = (
+    b"HTTP/1.1 408 Request Time-out\r\nContent-length: 110\r\nCache-Control: no-cache\r\n"
+    b"Connection: close\r\nContent-Type: text/html\r\n\r\n"
+    b"<html><body><h1>408 Request Time-out</h1>\n"
+    b"Your browser didn't send a complete request in time.\n</body></html>\n"
+)
+
+
+def test_mux_error_pages_match_haproxy_byte_for_byte():
+    from minilb.http.errors import mux_error
+
+    assert mux_error(400) == HAPROXY_MUX_400
+    assert mux_error(408) == HAPROXY_MUX_408

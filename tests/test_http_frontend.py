@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from minilb.config.model import ErrorFile, ForwardFor
 from minilb.errors import BUILTIN
-from minilb.http.errors import error_response
-from minilb.http.frontend import mux_error
+from minilb.http.errors import error_response, mux_error
 from minilb.rules.txn import Reply
 from tests.support.http import FakeRules, Harness, proxy, server_model, take
 

@@ -4,8 +4,8 @@ on the client-side protocol (clock-driven)."""
 from __future__ import annotations
 
 from minilb.config.model import Timeouts
-from minilb.http.errors import error_response
-from minilb.http.frontend import MAX_HELD_BODY, mux_error
+from minilb.http.errors import error_response, mux_error
+from minilb.http.frontend import MAX_HELD_BODY
 from tests.support.http import Harness, proxy, server_model, take
 
 GET = b"GET / HTTP/1.1\r\n\r\n"

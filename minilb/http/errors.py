@@ -3,7 +3,9 @@
 The pages are what HAProxy 2.6 answers byte for byte (status line, the three
 headers, the short HTML body); ``errorfile`` contents replace them per proxy.
 A reply keeps the client connection alive unless the error itself closes it
-(400, 408, and errors raised before a request could be framed).
+(400, 408, and errors raised before a request could be framed).  `mux_error` is the
+other shape of the 400/408 pages, the one HAProxy's HTTP/1 layer sends itself when it
+cannot frame a request or the client is too slow.
 """
 
 from __future__ import annotations
@@ -124,3 +126,23 @@ def error_reply(status: int, errorfiles: dict[int, bytes] | None = None) -> Repl
     if errorfiles and status in errorfiles:
         return Reply(status=status, raw=errorfiles[status])
     return Reply(status=status, raw=error_response(status))
+
+
+_MUX_ERRORS: dict[int, bytes] = {}
+
+
+def mux_error(status: int) -> bytes:
+    """The page HAProxy's HTTP/1 layer itself sends when it cannot frame a request
+    (400) or the client is too slow to send one (408): the body of `error_response`
+    with capitalised header names, in another order, always with ``Connection: close``."""
+    cached = _MUX_ERRORS.get(status)
+    if cached is None:
+        body = error_body(status)
+        cached = _MUX_ERRORS[status] = (
+            f"HTTP/1.1 {status} {reason_phrase(status)}\r\n"
+            f"Content-length: {len(body)}\r\n"
+            "Cache-Control: no-cache\r\n"
+            "Connection: close\r\n"
+            "Content-Type: text/html\r\n\r\n"
+        ).encode() + body
+    return cached

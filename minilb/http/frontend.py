@@ -14,7 +14,7 @@ dials a new one, streams the request body to the server and the response back, b
 ways without buffering whole bodies (while a body flows each side is registered as
 the other's push producer, so a full socket buffer stops reading on the other side).
 Pipelined requests wait, in order, with their bodies held to a bounded size.  Errors
-are HAProxy's pages (`minilb.http.errors`, and `mux_error` for the 400/408 its HTTP/1
+are HAProxy's pages (`minilb.http.errors`, with `mux_error` for the 400/408 its HTTP/1
 layer sends itself), or the proxy's ``errorfile``.  One timer per connection
 (`minilb.tcp.timer.ConnTimer`); writes go out at once when nothing is queued
 (`minilb.tcp.io.direct_writer`).
@@ -32,6 +32,7 @@ from zope.interface import implementer
 from minilb.errors import HTTPError
 from minilb.http import errors as http_errors
 from minilb.http.backend import connection_mode, server_address
+from minilb.http.errors import mux_error
 from minilb.http.log import format_connect, format_httplog
 from minilb.http.parse import (
     Limits,
@@ -55,26 +56,6 @@ from minilb.tcp.timer import ConnTimer
 MAX_HELD_BODY = 65536
 #: pipelined requests framed ahead of the one in progress before the client is paused.
 MAX_PIPELINED = 32
-
-
-def mux_error(status: int) -> bytes:
-    """The page HAProxy's HTTP/1 layer itself sends when it cannot frame a request
-    (400) or the client is too slow (408): same body as `http_errors.error_response`
-    but with its capitalised header names and ``Connection: close``."""
-    cached = _MUX_ERRORS.get(status)
-    if cached is None:
-        body = http_errors.error_body(status)
-        cached = _MUX_ERRORS[status] = (
-            f"HTTP/1.1 {status} {http_errors.reason_phrase(status)}\r\n"
-            f"Content-length: {len(body)}\r\n"
-            "Cache-Control: no-cache\r\n"
-            "Connection: close\r\n"
-            "Content-Type: text/html\r\n\r\n"
-        ).encode() + body
-    return cached
-
-
-_MUX_ERRORS: dict[int, bytes] = {}
 
 
 def _seconds(ms: int | None) -> float | None:
