@@ -57,3 +57,35 @@ def test_a_down_server_is_not_stuck_to(tmp_path):
     assert servers_chosen(h, ["10.0.0.1", "10.0.0.1"]) == ["s1", "s1"]
     h.service.backends["web"].servers[0].up = False
     assert servers_chosen(h, ["10.0.0.1", "10.0.0.1"]) == ["s2", "s2"]  # stored again: s2
+
+
+BYTES_CFG = """
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+listen web
+    bind 127.0.0.1:1
+    stick-table type ip size 1k expire 30m store {store}
+    http-request track-sc0 src
+    server s1 127.0.0.1:8001
+"""
+
+
+def test_byte_accounting_only_when_a_table_stores_bytes(tmp_path, monkeypatch):
+    from minilb.stick import tracking
+
+    calls = []
+    real = tracking.on_bytes
+    monkeypatch.setattr(tracking, "on_bytes", lambda *a: (calls.append(a), real(*a)))
+    h = ConfigHarness(tmp_path, BYTES_CFG.format(store="http_req_rate(10s)"))
+    assert servers_chosen(h, ["10.0.0.1"]) == ["s1"]
+    assert calls == []  # nothing stores bytes: no accounting call at all
+    table = h.tables["web"]
+    assert table.entry(table.lookup(table.normalize_key("10.0.0.1"))).get("http_req_rate") == 1
+
+    h = ConfigHarness(tmp_path, BYTES_CFG.format(store="bytes_out_cnt"))
+    assert servers_chosen(h, ["10.0.0.2"]) == ["s1"]
+    table = h.tables["web"]
+    assert table.entry(table.lookup(table.normalize_key("10.0.0.2"))).get("bytes_out_cnt") == len(OK)

@@ -111,6 +111,7 @@ class FrontendRuntime(protocol.Factory):
         sink=None,
         active: ActiveCounter | None = None,
         tracking=None,
+        count_bytes: bool = True,
         errlog=None,
     ):
         self.proxy = proxy
@@ -152,6 +153,8 @@ class FrontendRuntime(protocol.Factory):
         self.dontlognull = proxy.dontlognull
         self.active = active or ActiveCounter()
         self.tracking = tracking  # the minilb.stick.tracking module, or None
+        # some table stores bytes_in/out counters: account bytes of tracked sessions
+        self.count_bytes = count_bytes and tracking is not None
         self.errlog = errlog  # callable(str) for errors with context, or None
         self.connections: set[ClientConnection] = set()
         self.cur_conns = 0
@@ -926,8 +929,9 @@ class ClientConnection(protocol.Protocol):
                 fe.rules.http_after_response(txn)
             if fe.tracking is not None and _tracked(self.sess):
                 fe.tracking.on_http_response(txn, self.status, self.reply_source)
-                fe.tracking.on_bytes(self.sess, self.bytes_in, self.bytes_out)
-                self.bytes_in = 0
+                if fe.count_bytes:
+                    fe.tracking.on_bytes(self.sess, self.bytes_in, self.bytes_out)
+                    self.bytes_in = 0
                 fe.tracking.on_txn_end(txn)
         if fe.httplog and self.head is not None:
             self._emit_log()
@@ -1185,7 +1189,7 @@ class ClientConnection(protocol.Protocol):
             if fe.maxconn is not None:
                 fe.gate.closed(fe.cur_conns)
         if fe.tracking is not None and _tracked(self.sess):
-            if self.bytes_in:
+            if self.bytes_in and fe.count_bytes:
                 fe.tracking.on_bytes(self.sess, self.bytes_in, 0)
             fe.tracking.on_session_end(self.sess)
 

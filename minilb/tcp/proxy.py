@@ -44,6 +44,7 @@ class TcpFrontend(protocol.Factory):
         sink=None,
         active=None,
         tracking=None,
+        count_bytes: bool = True,
         errlog=None,
     ):
         from minilb.http.frontend import ActiveCounter
@@ -63,6 +64,7 @@ class TcpFrontend(protocol.Factory):
         self.connect_log = sink is not None and not self.tcplog
         self.active = active or ActiveCounter()
         self.tracking = tracking
+        self.count_bytes = count_bytes  # some table stores bytes_* counters
         self.errlog = errlog
         self.connections: set[TcpClient] = set()
         self.cur_conns = 0
@@ -310,7 +312,8 @@ class TcpClient(protocol.Protocol):
                     )
                 )
         if fe.tracking is not None and any(s is not None for s in self.sess.stkctr):
-            fe.tracking.on_bytes(self.sess, self.bytes_in, self.bytes_out)
+            if fe.count_bytes:
+                fe.tracking.on_bytes(self.sess, self.bytes_in, self.bytes_out)
             fe.tracking.on_session_end(self.sess)
 
 

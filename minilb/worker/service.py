@@ -66,6 +66,12 @@ def _tracking_module(tables) -> object | None:
     return tracking if tables else None
 
 
+def _tables_store_bytes(tables) -> bool:
+    """Whether some table stores a ``bytes_*`` counter: without one, the per-request
+    byte accounting of tracked sessions is skipped."""
+    return any(item.name.startswith("bytes_") for t in tables.values() for item in t.spec.store)
+
+
 def bind_factory(bind, factory):
     """The factory a ``bind`` line listens with: ``accept-proxy`` reads the PROXY
     protocol header (v1 or v2) first, so that the session sees the real client."""
@@ -131,6 +137,7 @@ class WorkerService(service.Service):
                 sink=self._sink(px),
                 active=self.active,
                 tracking=self.tracking,
+                count_bytes=_tables_store_bytes(self.tables),
                 errlog=self._errlog,
             )
             rules = self.rules.get(px.name)
