@@ -505,3 +505,38 @@ def test_tcp_request_connection_in_backend_is_an_error(tmp_path):
         "ALERT parsing [t.cfg:7] : tcp-request connection is not allowed because backend be is not a frontend",
         "ALERT parsing [t.cfg:8] : tcp-request session is not allowed because backend be is not a frontend",
     ]
+
+
+def test_stick_rules_add_server_id_and_server_key_to_their_table(tmp_path):
+    config, lines = load(
+        tmp_path,
+        DEFAULTS
+        + """\
+        backend be
+            stick-table type ip size 10 store gpc0
+            stick on src
+            server s1 127.0.0.1:1
+        backend be2
+            stick-table type ip size 10
+            stick match src table be3
+            server s1 127.0.0.1:1
+        backend be3
+            stick-table type ip size 10 store http_req_cnt
+            server s1 127.0.0.1:1
+        backend be4
+            stick-table type ip size 10 store gpc0
+            http-request track-sc0 src
+            server s1 127.0.0.1:1
+        """,
+    )
+    assert lines == []
+    stored = {p.name: [item.name for item in p.stick_table.store] for p in config.proxies}
+    # haproxy 2.6.12 `show table` after `set table T key 1.2.3.4`:
+    #   be:  server_id=0 gpc0=0 server_key=-      be2: (nothing)
+    #   be3: server_id=0 http_req_cnt=0 server_key=-      be4: gpc0=0
+    assert stored == {
+        "be": ["gpc0", "server_id", "server_key"],
+        "be2": [],
+        "be3": ["http_req_cnt", "server_id", "server_key"],
+        "be4": ["gpc0"],
+    }

@@ -20,7 +20,7 @@ import attrs
 
 from minilb.config.context import ParseContext
 from minilb.config.keywords import suggest
-from minilb.config.model import Bind, Config, PeersSection, Proxy, Server, TLSOptions
+from minilb.config.model import Bind, Config, PeersSection, Proxy, Server, StoreItem, TLSOptions
 from minilb.config.options import parse_tls_default_options, with_tls_defaults
 from minilb.errors import SourceLocation
 
@@ -200,7 +200,38 @@ def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = No
         binds = tuple(tls_defaults.bind(b) for b in p.binds)
         out.append(attrs.evolve(p, id=pid, servers=servers, binds=binds, stick_table=spec))
 
-    return attrs.evolve(config, proxies=tuple(out), peers=tuple(kept_peers), local_tables=tuple(local_tables))
+    config = attrs.evolve(
+        config, proxies=tuple(out), peers=tuple(kept_peers), local_tables=tuple(local_tables)
+    )
+    return _store_server_ids(config)
+
+
+def _store_server_ids(config: Config) -> Config:
+    """HAProxy's config check adds ``server_id`` and ``server_key`` to the stored types
+    of every table a ``stick on|match|store-*`` rule uses (haproxy 2.6.12 ``show table``
+    lists both on such a table, whatever its ``store`` says; peers announce them too)."""
+    used: set[str] = set()
+    for p in config.proxies:
+        for rule in p.rules:
+            if rule.keyword.startswith("stick "):
+                named = [name for name, _ in _table_refs(rule.keyword, rule.words)]
+                used.add(named[0] if named else p.name)
+    if not used:
+        return config
+
+    def stored(spec):
+        if spec is None or spec.name not in used:
+            return spec
+        have = {item.name for item in spec.store}
+        extra = tuple(StoreItem(name) for name in ("server_id", "server_key") if name not in have)
+        return attrs.evolve(spec, store=(*spec.store, *extra)) if extra else spec
+
+    return attrs.evolve(
+        config,
+        proxies=tuple(attrs.evolve(p, stick_table=stored(p.stick_table)) for p in config.proxies),
+        peers=tuple(attrs.evolve(s, tables=tuple(stored(t) for t in s.tables)) for s in config.peers),
+        local_tables=tuple(stored(t) for t in config.local_tables),
+    )
 
 
 class _TLSDefaults:
