@@ -304,3 +304,31 @@ def test_haproxy_actions_minilb_lacks_are_clear_errors():
         "connection expect-proxy' is a HAProxy 2.6 action that minilb does not implement; ignoring it would change "
         "what the proxy does.",
     ]
+
+
+@pytest.mark.parametrize(
+    "line, status, kind",
+    [
+        ("http-request deny", 403, "deny"),
+        ("http-request deny deny_status 429", 429, "deny"),
+        ("http-request deny deny_status 429 content-type text/plain string no", 429, "deny"),
+        ("http-request tarpit", 500, "tarpit"),
+        ("http-request return status 404", 404, "return"),
+        ("http-request return status 200 content-type text/plain lf-string %[src]", 200, "return"),
+        ("http-request return status 503 default-errorfiles", 503, "return"),
+        ("http-request redirect location /x", 302, "redirect"),
+        ("http-request redirect prefix %[req.hdr(host)] code 301", 301, "redirect"),
+        ("http-request reject", 403, "reject"),
+    ],
+)
+def test_reply_kind_says_which_action_built_it(line, status, kind):
+    """The adapter counts http_err for a deny or a tarpit, never for a return."""
+    _, _, reply = run(line, src="1.2.3.4")
+    assert (reply.status, reply.kind) == (status, kind)
+
+
+def test_http_response_deny_reply_kind():
+    rules, t, _ = run("http-response deny")
+    t.status = 200
+    reply = rules.http_response(t)
+    assert (reply.status, reply.kind) == (502, "deny")

@@ -68,7 +68,7 @@ STOP = Verdict("STOP")
 #: reject / silent-drop: close the connection without an answer
 REJECT = Verdict("REJECT")
 #: what an HTTP rule set returns for REJECT: empty raw answer, close
-REJECT_REPLY = Reply(status=403, raw=b"", close=True)
+REJECT_REPLY = Reply(status=403, raw=b"", close=True, kind="reject")
 
 ActionFn = Callable[[Any, Any], Any]
 
@@ -177,10 +177,16 @@ ERROR_PAGE_STATUSES = frozenset(
 
 
 def parse_http_reply(
-    spec: ActionSpec, ctx: Any, default_status: int, deny_style: bool, delay_ms: int = 0
+    spec: ActionSpec,
+    ctx: Any,
+    default_status: int,
+    deny_style: bool,
+    delay_ms: int = 0,
+    reply_kind: str = "return",
 ) -> tuple[ReplyTemplate, int]:
     """``[status|deny_status N] [content-type T] [errorfile F | default-errorfiles |
-    string S | lf-string F | file F | lf-file F] [hdr N V]*`` -> (template, consumed)."""
+    string S | lf-string F | file F | lf-file F] [hdr N V]*`` -> (template, consumed);
+    the template's replies carry ``reply_kind`` as `Reply.kind`."""
     args = spec.args
     status = default_status
     ctype: str | None = None
@@ -231,7 +237,7 @@ def parse_http_reply(
     errorfiles = _errorfiles(ctx)
     if payload in ("errorfile",):
         raw = _read_file(payload_arg)
-        return ReplyTemplate(status, "errorfile", raw=raw, delay_ms=delay_ms), i
+        return ReplyTemplate(status, "errorfile", raw=raw, delay_ms=delay_ms, reply_kind=reply_kind), i
     if payload == "errorfiles":
         raise ActionError(f"unknown http-errors section '{payload_arg}' referenced by an http reply")
     if payload is None or payload == "default-errorfiles":
@@ -244,8 +250,10 @@ def parse_http_reply(
                 raise ActionError(
                     f"status code '{status}' not handled by default with 'default-errorfiles' argument."
                 )
-            return ReplyTemplate(status, "default", errorfiles=errorfiles, delay_ms=delay_ms), i
-        return ReplyTemplate(status, "payload", headers=headers, delay_ms=delay_ms), i
+            return ReplyTemplate(
+                status, "default", errorfiles=errorfiles, delay_ms=delay_ms, reply_kind=reply_kind
+            ), i
+        return ReplyTemplate(status, "payload", headers=headers, delay_ms=delay_ms, reply_kind=reply_kind), i
     if payload in ("string", "file"):
         body: Any = S.to_bytes(S.cfg_str(payload_arg)) if payload == "string" else _read_file(payload_arg)
     else:
@@ -257,7 +265,13 @@ def parse_http_reply(
     if status in (204, 304) and (body if isinstance(body, bytes) else True):
         raise ActionError(f"No body expected for {status} responses")
     return ReplyTemplate(
-        status, "payload", content_type=ctype, body=body, headers=headers, delay_ms=delay_ms
+        status,
+        "payload",
+        content_type=ctype,
+        body=body,
+        headers=headers,
+        delay_ms=delay_ms,
+        reply_kind=reply_kind,
     ), i
 
 
@@ -269,10 +283,12 @@ def _tarpit_delay(ctx: Any) -> int:
     return t.tarpit if t.tarpit is not None else (t.connect or 0)
 
 
-def _reply_action(default_status: int, deny_style: bool, tarpit: bool = False):
+def _reply_action(default_status: int, deny_style: bool, reply_kind: str):
+    tarpit = reply_kind == "tarpit"
+
     def parse(spec: ActionSpec, ctx: Any) -> Any:
         delay = _tarpit_delay(ctx) if tarpit else 0
-        tpl, used = parse_http_reply(spec, ctx, default_status, deny_style, delay)
+        tpl, used = parse_http_reply(spec, ctx, default_status, deny_style, delay, reply_kind)
         build = tpl.build
         return build, used
 
@@ -341,7 +357,7 @@ def parse_redirect(args: list[str], ctx: Any) -> tuple[ActionFn, int]:
 
     def reply(location: str) -> Reply:
         hdrs = ((b"content-length", b"0"), (b"location", location.encode("latin-1", "replace"))) + tail
-        return make_reply(code, hdrs, b"")
+        return make_reply(code, hdrs, b"", kind="redirect")
 
     if kind == "location":
         if fmt.constant is not None and not ignore_empty:
@@ -770,10 +786,10 @@ def _register_builtins() -> None:
     ra = register_action
     req, res, after = HTTP_REQUEST, HTTP_RESPONSE, HTTP_AFTER_RESPONSE
     ra((req, res, after), "allow", _no_args(_stop))
-    ra(req, "deny", _reply_action(403, True))
-    ra(res, "deny", _reply_action(502, True))
-    ra(req, "tarpit", _reply_action(500, True, tarpit=True))
-    ra((req, res), "return", _reply_action(200, False))
+    ra(req, "deny", _reply_action(403, True, "deny"))
+    ra(res, "deny", _reply_action(502, True, "deny"))
+    ra(req, "tarpit", _reply_action(500, True, "tarpit"))
+    ra((req, res), "return", _reply_action(200, False, "return"))
     ra((req, res), "redirect", _parse_redirect_action)
     ra((req, res), "reject", _no_args(_reject))
     ra((req, res), "silent-drop", _no_args(_reject))

@@ -111,9 +111,13 @@ def render(status: int, reason: str, headers: tuple[tuple[bytes, bytes], ...], b
 
 
 def make_reply(
-    status: int, headers: tuple[tuple[bytes, bytes], ...], body: bytes, reason: str | None = None
+    status: int,
+    headers: tuple[tuple[bytes, bytes], ...],
+    body: bytes,
+    reason: str | None = None,
+    kind: str = "return",
 ) -> Reply:
-    return Reply(status=status, headers=headers, body=body, reason=reason or reason_for(status))
+    return Reply(status=status, headers=headers, body=body, reason=reason or reason_for(status), kind=kind)
 
 
 def wire_bytes(reply: Reply, close: bool = False, version: str = "1.1", head: bool = False) -> bytes:
@@ -159,18 +163,20 @@ class ReplyTemplate:
         body: bytes | Callable[[Any, Any], str] = b"",
         headers: list[HeaderFmt] | None = None,
         delay_ms: int = 0,
+        reply_kind: str = "return",
     ):
         self.status = status
         self.delay_ms = delay_ms
+        self.reply_kind = reply_kind  # `Reply.kind` of what it builds
         headers = headers or []
         self._const: Reply | None = None
         self._body_fn: Callable[[Any, Any], str] | None = None
         if kind == "errorfile":
             assert raw is not None
-            self._const = Reply(status=status, raw=raw, delay_ms=delay_ms)
+            self._const = Reply(status=status, raw=raw, delay_ms=delay_ms, kind=reply_kind)
         elif kind == "default":
             r = error_reply(status, errorfiles)
-            self._const = Reply(status=status, raw=r.raw, delay_ms=delay_ms) if delay_ms else r
+            self._const = Reply(status=status, raw=r.raw, delay_ms=delay_ms, kind=reply_kind)
         else:
             self._ctype = content_type.encode("latin-1") if content_type else None
             self._headers = headers
@@ -188,16 +194,14 @@ class ReplyTemplate:
         out.append((b"content-length", b"%d" % len(body)))
         if self._ctype is not None and body:
             out.append((b"content-type", self._ctype))
-        r = make_reply(self.status, tuple(out), body)
-        if self.delay_ms:
-            r = Reply(
-                status=r.status,
-                headers=r.headers,
-                body=r.body,
-                reason=r.reason,
-                delay_ms=self.delay_ms,
-            )
-        return r
+        return Reply(
+            status=self.status,
+            headers=tuple(out),
+            body=body,
+            reason=reason_for(self.status),
+            delay_ms=self.delay_ms,
+            kind=self.reply_kind,
+        )
 
     def build(self, sess: Any, txn: Any) -> Reply:
         const = self._const

@@ -127,6 +127,13 @@ class Reply:
     The adapter writes ``status`` with ``reason``, the ``headers`` and ``body``; for a
     tarpit it waits ``delay_ms`` (``timeout tarpit``) first.  ``raw`` is a complete
     HTTP response (from an errorfile) sent as-is when set.
+
+    ``kind`` says what produced it, for the adapter's counters: ``"deny"``
+    (``http-request deny``, ``http-response deny``), ``"tarpit"``, ``"return"``
+    (``http-request return``, and the default), ``"redirect"``, ``"reject"``
+    (`actions.REJECT_REPLY`: close without answering) or ``"error"`` (an error page
+    minilb produces itself rather than a rule).  HAProxy counts a deny or a tarpit
+    as an ``http_err`` of the tracked entries, never a ``return`` (even ``status 404``).
     """
 
     status: int
@@ -136,3 +143,4 @@ class Reply:
     raw: bytes | None = None
     delay_ms: int = 0
     close: bool = False
+    kind: str = "return"  # deny | tarpit | return | redirect | reject | error
