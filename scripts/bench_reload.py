@@ -50,9 +50,9 @@ def fill(master: Master, count: int) -> float:
     return time.monotonic() - t0
 
 
-def dump(master: Master, gen: int) -> dict[str, tuple[int, dict[str, int]]]:
+def dump(master: Master) -> dict[str, tuple[int, dict[str, int]]]:
     out = {}
-    for line in master.command(f"@{gen} show table mypeers/t", timeout=120).splitlines():
+    for line in master.command("@1 show table mypeers/t", timeout=120).splitlines():
         m = ENTRY.match(line)
         if m:
             fields = dict(f.split("=") for f in m.group(3).split())
@@ -118,7 +118,7 @@ def main() -> int:
         master.wait_for("worker #1 (pid")
         took = fill(master, args.entries)
         print(f"filled {args.entries} entries in {took:.1f}s through the master CLI")
-        before = dump(master, 1)
+        before = dump(master)
         assert len(before) == args.entries, len(before)
         probe = Probe(port)
         probe.start()
@@ -138,6 +138,8 @@ def main() -> int:
                 if handover is None and out.count("tables handed over") > handed:
                     handover = now - t0
                 time.sleep(0.005)
+            if ready is None or handover is None:
+                raise RuntimeError(f"reload {gen - 1}: no hand-over within 60 s")
             master.wait_for_single_worker(60)
             stall = probe.longest(t0, time.monotonic())
             rows.append((gen, ready, handover, stall))
@@ -146,7 +148,7 @@ def main() -> int:
                 f"after the signal; longest probe answer {stall * 1000:.0f} ms"
             )
         probe.stop()
-        after = dump(master, args.reloads + 1)
+        after = dump(master)
         counters_differ = rates_differ = rates_higher = 0
         for key, (_, fields) in before.items():
             other = after.get(key, (0, {}))[1]
@@ -176,6 +178,9 @@ def main() -> int:
         )
         ok = len(after) == len(before) and counters_differ == 0 and not probe.failures
         return 0 if ok else 1
+    except BaseException:
+        print("master output (end):\n" + master.output[-4000:], file=sys.stderr)
+        raise
     finally:
         master.stop()
 

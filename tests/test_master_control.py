@@ -54,17 +54,18 @@ def test_fd_map_round_trip_and_bad_input():
 
 def test_show_proc_layout():
     text = show_proc(
-        ProcRow(10, "master", 0, 2, 3725, "v"),
-        [ProcRow(12, "worker", 3, 0, 5, "v")],
-        [ProcRow(11, "worker", 2, 0, 61, "v")],
+        ProcRow(10, "master", "2 [failed: 1]", 3725, "v"),
+        [ProcRow(12, "worker", "0", 5, "v")],
+        [ProcRow(11, "worker", "1", 61, "v")],
     )
-    lines = text.splitlines()
-    assert lines[1].split() == ["10", "master", "0", "2", "0d01h02m05s", "v"]
-    assert lines[2:] == [
-        "# workers",
-        "12              worker          3               0               0d00h00m05s     v",
-        "# old workers",
-        "11              worker          2               0               0d00h01m01s     v",
-        "",
-    ]
+    assert text == (
+        "#<PID>          <type>          <reloads>       <uptime>        <version>\n"
+        "10              master          2 [failed: 1]   0d01h02m05s     v\n"
+        "# workers\n"
+        "12              worker          0               0d00h00m05s     v\n"
+        "# old workers\n"
+        "11              worker          1               0d00h01m01s     v\n"
+        "# programs\n"
+        "\n"
+    )
     assert uptime_text(90061) == "1d01h01m01s"

@@ -230,21 +230,36 @@ def cli(master, data: bytes) -> bytes:
 
 def test_master_cli_show_proc_lists_current_and_old_workers(h):
     h.procs[0].say(b"ready\n")
+    h.rewrite("frontend fe\n    bogus\n")
+    h.master.reload()  # failed
+    h.rewrite(config_text(PORT, peer_port=PEER))
     h.master.reload()
     h.procs[1].say(b"ready\n")
-    text = cli(h.master, b"show proc\n").decode()
-    lines = text.splitlines()
-    assert lines[0].startswith("#<PID>")
-    assert lines[1].split()[1] == "master" and lines[1].split()[3] == "1"
-    i = lines.index("# workers")
-    j = lines.index("# old workers")
-    assert [ln.split()[0] for ln in lines[i + 1 : j]] == [str(h.procs[1].pid)]
-    assert [ln.split()[0] for ln in lines[j + 1 :] if ln] == [str(h.procs[0].pid)]
+    lines = cli(h.master, b"show proc\n").decode().splitlines()
+    assert lines[0].split() == ["#<PID>", "<type>", "<reloads>", "<uptime>", "<version>"]
+    assert lines[1].split()[1:5] == ["master", "1", "[failed:", "1]"]
+    assert lines[2] == "# workers"
+    assert lines[3].split()[:3] == [str(h.procs[1].pid), "worker", "0"]
+    assert lines[4] == "# old workers"
+    assert lines[5].split()[:3] == [str(h.procs[0].pid), "worker", "1"]
+    assert lines[6:] == ["# programs", ""]
+
+
+def test_master_cli_targets_current_worker_and_old_ones_by_pid(h):
+    h.procs[0].say(b"ready\n")
+    h.master.reload()
+    h.procs[1].say(b"ready\n")
+    assert h.master.worker_for("1") == 2
+    assert h.master.worker_for(f"!{h.procs[0].pid}") == 1
+    assert h.master.worker_for("2") is None and h.master.worker_for("!1") is None
+    cli(h.master, b"@1 show table\n")
+    ((address, _factory, _timeout, _),) = [c[:4] for c in h.reactor.unixClients]
+    assert address == "\0" + h.master.worker_cli[2]
 
 
 def test_master_cli_reload_help_and_unknown(h):
     h.procs[0].say(b"ready\n")
-    cli(h.master, b"reload\n")
+    assert cli(h.master, b"reload\nhelp\n") == b""  # a reload closes the connection
     h.reactor.advance(0)
     assert len(h.procs) == 2
     assert b"show proc" in cli(h.master, b"help\n")

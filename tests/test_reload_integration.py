@@ -62,9 +62,9 @@ def get(port: int) -> bytes:
     return data
 
 
-def fill_table(master: Master, gen: int, count: int) -> None:
+def fill_table(master: Master, count: int) -> None:
     """``count`` entries 10.x.y.z with distinct counters and rates, through the master
-    CLI's ``@N`` forwarding (many ``;``-separated commands per line)."""
+    CLI's ``@1`` forwarding (the current worker) (many ``;``-separated commands per line)."""
     commands = []
     for i in range(count):
         key = f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
@@ -73,17 +73,17 @@ def fill_table(master: Master, gen: int, count: int) -> None:
             f"data.http_req_rate {i % 97 + 1} data.conn_cnt {i % 13}"
         )
     for start in range(0, count, 100):
-        answer = master.command(f"@{gen} " + ";".join(commands[start : start + 100]))
+        answer = master.command("@1 " + ";".join(commands[start : start + 100]))
         assert answer.strip() == "", answer[:300]
 
 
 ENTRY = re.compile(r"^0x[0-9a-f]+: key=(\S+) use=\d+ exp=(\d+) (.*)$")
 
 
-def table_dump(master: Master, gen: int) -> dict[str, tuple[int, str]]:
+def table_dump(master: Master) -> dict[str, tuple[int, str]]:
     """key -> (exp, the data fields as text) from ``show table``."""
     out = {}
-    for line in master.command(f"@{gen} show table mypeers/t").splitlines():
+    for line in master.command("@1 show table mypeers/t").splitlines():
         m = ENTRY.match(line)
         if m:
             out[m.group(1)] = (int(m.group(2)), m.group(3))
@@ -120,11 +120,11 @@ def test_reloads_under_load_fail_no_request_and_leak_nothing(masters):
 def test_table_entries_come_through_reloads_with_identical_values(masters):
     port, peer = ports(2)
     master = masters(config_text(port, peer_port=peer, table=TABLE))
-    fill_table(master, 1, ENTRIES)
+    fill_table(master, ENTRIES)
     for _ in range(5):
         status, _ = http_get(None, port)  # counted by traffic: key 127.0.0.1
         assert status.startswith(b"HTTP/1.1 200")
-    before = table_dump(master, 1)
+    before = table_dump(master)
     assert len(before) == ENTRIES + 1
     fields = dict(f.split("=") for f in before["127.0.0.1"][1].split())
     assert fields["http_req_cnt"] == "5" and fields["http_req_rate(3600000)"] == "5"
@@ -132,21 +132,21 @@ def test_table_entries_come_through_reloads_with_identical_values(masters):
     assert fields == {"gpc0": "300", "conn_cnt": "1", "http_req_cnt": "901", "http_req_rate(3600000)": "10"}
     for gen in range(2, 5):
         master.reload_and_settle(gen)
-        assert_same_table(before, table_dump(master, gen))
+        assert_same_table(before, table_dump(master))
 
 
 def test_reload_with_a_broken_config_changes_nothing(masters, tmp_path):
     port, peer = ports(2)
     master = masters(config_text(port, peer_port=peer, table=TABLE))
-    fill_table(master, 1, 50)
-    before = table_dump(master, 1)
+    fill_table(master, 50)
+    before = table_dump(master)
     (worker,) = master.workers()
     (tmp_path / "lb.cfg").write_text(config_text(port, peer_port=peer) + "    bogus-keyword here\n")
     master.reload()
     master.wait_for("reload aborted")
     assert "bogus-keyword" in master.output
     assert master.workers() == [worker]
-    assert_same_table(before, table_dump(master, 1))
+    assert_same_table(before, table_dump(master))
     assert b"\r\n\r\nok" in get(port)
 
 
@@ -178,11 +178,11 @@ def test_reload_one_second_after_start_keeps_the_tables(masters):
         f"    peer me 127.0.0.1:{peer}\n    peer other 127.0.0.1:{remote}\n",
     )
     master = masters(text)
-    fill_table(master, 1, 200)
-    before = table_dump(master, 1)
+    fill_table(master, 200)
+    before = table_dump(master)
     assert len(before) == 200
     master.reload_and_settle(2)
-    assert_same_table(before, table_dump(master, 2))
+    assert_same_table(before, table_dump(master))
 
 
 def test_sigterm_to_the_master_stops_every_process(masters):

@@ -159,24 +159,23 @@ def uptime_text(seconds: float) -> str:
 class ProcRow:
     pid: int | None
     kind: str  # "master" | "worker"
-    gen: int
-    reloads: int
+    reloads: str  # the master: "N [failed: F]"; a worker: the reloads it survived
     uptime_s: float
     version: str
 
 
 def show_proc(master: ProcRow, workers: list[ProcRow], old_workers: list[ProcRow]) -> str:
-    """``show proc`` in HAProxy 2.6's layout (the relative pid is the generation)."""
+    """``show proc`` in HAProxy 2.6's layout (management.txt 9.4.1)."""
 
     def row(r: ProcRow) -> str:
         pid = "-" if r.pid is None else str(r.pid)
-        return f"{pid:<16}{r.kind:<16}{r.gen:<16}{r.reloads:<16}{uptime_text(r.uptime_s):<16}{r.version}\n"
+        return f"{pid:<16}{r.kind:<16}{r.reloads:<16}{uptime_text(r.uptime_s):<16}{r.version}\n"
 
-    out = ["#<PID>          <type>          <relative PID>  <reloads>       <uptime>        <version>\n"]
+    out = ["#<PID>          <type>          <reloads>       <uptime>        <version>\n"]
     out.append(row(master))
     out.append("# workers\n")
     out.extend(row(w) for w in workers)
     out.append("# old workers\n")
     out.extend(row(w) for w in old_workers)
-    out.append("\n")
+    out.append("# programs\n\n")
     return "".join(out)

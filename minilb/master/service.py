@@ -153,6 +153,8 @@ class MasterService(service.Service):
         self.worker_cli: dict[int, str] = {}  # gen -> abstract socket name
         self.started_at: dict[int, float] = {}
         self.reloads = 0
+        self.failed_reloads = 0
+        self.reloads_at_spawn: dict[int, int] = {}
         self.exit_code: int | None = None
         self.finished: defer.Deferred = defer.Deferred()  # fires with the exit code
         self.cli_port: Any = None
@@ -227,11 +229,13 @@ class MasterService(service.Service):
             return
         config, problems = self._check()
         if config is None:
+            self.failed_reloads += 1
             self._apply(self.generations.reload(None, problems))
             return
         try:
             plan = self._bind(config)
         except OSError as exc:
+            self.failed_reloads += 1
             self._apply(self.generations.reload(None, [f"cannot bind a listener: {exc}"]))
             return
         self.config = config
@@ -327,6 +331,7 @@ class MasterService(service.Service):
         self.processes[gen] = transport
         self.protocols[gen] = proto
         self.started_at[gen] = self.reactor.seconds()
+        self.reloads_at_spawn[gen] = self.reloads
         self.generations.worker_started(gen, transport.pid)
 
     def _send(self, gen: int, text: str) -> None:
@@ -371,6 +376,7 @@ class MasterService(service.Service):
         self.protocols.pop(gen, None)
         self.worker_cli.pop(gen, None)
         self.started_at.pop(gen, None)
+        self.reloads_at_spawn.pop(gen, None)
         timer = self._kill_timers.pop(gen, None)
         if timer is not None and timer.active():
             timer.cancel()
@@ -424,25 +430,53 @@ class MasterService(service.Service):
 
     def proc_text(self) -> str:
         now = self.reactor.seconds()
-        master = ProcRow(os.getpid(), "master", 0, self.reloads, time.time() - self._start_time, VERSION)
+        master = ProcRow(
+            os.getpid(),
+            "master",
+            f"{self.reloads} [failed: {self.failed_reloads}]",
+            time.time() - self._start_time,
+            VERSION,
+        )
         current, old = [], []
-        newest = self.generations.current
+        serving = self.current_worker()
         for w in sorted(self.generations.alive(), key=lambda w: -w.gen):
-            row = ProcRow(w.pid, "worker", w.gen, 0, now - self.started_at.get(w.gen, now), VERSION)
-            if newest is not None and w.gen == newest.gen:
-                current.append(row)
-            elif newest is None and w.state == g.STARTING:
-                current.append(row)
-            else:
-                old.append(row)
+            row = ProcRow(
+                w.pid,
+                "worker",
+                str(self.reloads - self.reloads_at_spawn.get(w.gen, self.reloads)),
+                now - self.started_at.get(w.gen, now),
+                VERSION,
+            )
+            (current if w is serving else old).append(row)
         return show_proc(master, current, old)
 
-    def forward(self, gen: int, command: str, client: Any) -> defer.Deferred:
-        """Run ``command`` on worker ``gen``'s CLI, streaming its answer to ``client``
-        (a transport); fires when the worker closed the connection."""
-        name = self.worker_cli.get(gen)
+    def current_worker(self) -> g.Worker | None:
+        """The worker ``@1`` names: the newest that serves (before any is ready, the
+        one starting)."""
+        current = self.generations.current
+        if current is not None:
+            return current
+        starting = [w for w in self.generations.alive() if w.state == g.STARTING]
+        return min(starting, key=lambda w: w.gen) if starting else None
+
+    def worker_for(self, target: str) -> int | None:
+        """The generation of ``@1`` (the current worker) or ``@!PID`` (any live worker)."""
+        if target == "1":
+            w = self.current_worker()
+            return w.gen if w is not None else None
+        if target.startswith("!") and target[1:].isdigit():
+            for w in self.generations.alive():
+                if w.pid == int(target[1:]):
+                    return w.gen
+        return None
+
+    def forward(self, target: str, command: str, client: Any) -> defer.Deferred:
+        """Run ``command`` on the worker ``target`` names (`worker_for`), streaming its
+        answer to ``client`` (a transport); fires when the worker closed the connection."""
+        gen = self.worker_for(target)
+        name = self.worker_cli.get(gen) if gen is not None else None
         if name is None:
-            client.write(f"Can't find the target PID matching the prefix '@{gen}'\n".encode())
+            client.write(f"Can't find the target PID matching the prefix '@{target}'\n".encode())
             return defer.succeed(None)
         done: defer.Deferred = defer.Deferred()
         factory = _ForwardFactory(command, client, done)
@@ -454,7 +488,8 @@ HELP = (
     "help           : this message\n"
     "show proc      : show processes status\n"
     "reload         : reload haproxy\n"
-    "@<relative pid> <command> : send a command to worker <relative pid> (generation)\n"
+    "@1 <command>   : send a command to the current worker\n"
+    "@!<pid> <command> : send a command to the worker of that pid (current or old)\n"
     "quit           : leave this session\n\n"
 )
 
@@ -491,13 +526,8 @@ class MasterCliProtocol(LineOnlyReceiver):
                 continue
             if line.startswith("@"):
                 target, _, command = line[1:].partition(" ")
-                if not target.isdigit():
-                    self.transport.write(
-                        f"Can't find the target PID matching the prefix '@{target}'\n".encode()
-                    )
-                    continue
                 self.busy = True
-                d = self.master.forward(int(target), command, self.transport)
+                d = self.master.forward(target, command.strip(), self.transport)
                 d.addBoth(self._forwarded)
                 return
             self._command(line)
@@ -516,7 +546,7 @@ class MasterCliProtocol(LineOnlyReceiver):
             self.transport.write(self.master.proc_text().encode())
         elif words == ["reload"]:
             self.master.reactor.callLater(0, self.master.reload)
-            self.transport.write(b"\n")
+            self.queue.clear()  # as haproxy: a reload closes the master CLI connection
         elif words == ["quit"]:
             self.queue.clear()
         else:
