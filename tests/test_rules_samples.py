@@ -283,3 +283,22 @@ def test_rand_draws_from_the_injected_generator():
     draws = [expr.eval(t.sess, t) for _ in range(20)]
     expected = random.Random(7)
     assert draws == [expected.randrange(6) for _ in range(20)]
+
+
+def test_src_is_parsed_once_per_session_and_follows_a_replaced_src(monkeypatch):
+    parsed = []
+
+    def counting_ip_value(text):
+        parsed.append(text)
+        return ipaddress.ip_address(text)
+
+    monkeypatch.setattr(S, "ip_value", counting_ip_value)
+    expr = S.parse_expr("src")
+    t = txn(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", session(src="192.0.2.7"))
+    assert [expr.eval(t.sess, t) for _ in range(3)] == [ipaddress.ip_address("192.0.2.7")] * 3
+    assert parsed == ["192.0.2.7"]  # once per connection, not per request
+    t.sess.src = "2001:db8::1"  # e.g. the address a PROXY header announced
+    assert expr.eval(t.sess, t) == ipaddress.ip_address("2001:db8::1")
+    t.sess.src = ""
+    assert expr.eval(t.sess, t) is None
+    assert parsed == ["192.0.2.7", "2001:db8::1"]

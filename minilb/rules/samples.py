@@ -1151,7 +1151,13 @@ def _status(s, t):
 
 
 def _src(s, t):
-    return ip_value(s.src) if s.src else None
+    # once per connection: the parsed address stays on the session (hot path: track-sc0 src)
+    src = s.src
+    if s.src_ip_of is src:
+        return s.src_ip
+    value = s.src_ip = ip_value(src) if src else None
+    s.src_ip_of = src
+    return value
 
 
 def _dst(s, t):

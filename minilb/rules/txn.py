@@ -30,6 +30,8 @@ class Session:
         "req_data",
         "req_final",
         "tcp_rule_pos",
+        "src_ip",
+        "src_ip_of",
     )
 
     def __init__(
@@ -58,6 +60,11 @@ class Session:
         self.req_data = b""
         self.req_final = True
         self.tcp_rule_pos = 0
+        # the `src` fetch's parsed address (an ipaddress object or None) and the `src`
+        # text it was parsed from: filled on first use, parsed again if the adapter
+        # replaces `src` (accept-proxy), so the fetch always reflects `src`
+        self.src_ip: object = None
+        self.src_ip_of: str | None = None
 
 
 class Txn:
