@@ -1,5 +1,7 @@
 """Owns check mode (``haproxy -c``): load a configuration, run the rule compiler's
-checks when it is available, and render the result as HAProxy prints it.
+checks (`minilb.rules.compile.check_rules`, which loads the feature modules of
+`minilb.rules.features` as a running worker does), and render the result as HAProxy
+prints it.
 
 `check_config` never raises on a bad configuration: problems come back in
 `CheckResult.diagnostics`.  Beyond `load_config`, it checks that the TLS files the
@@ -11,7 +13,6 @@ then ``Fatal errors found in configuration.`` and status 1 on errors, or
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping, Sequence
 
 import attrs
@@ -21,6 +22,7 @@ from minilb.config.load import load_config
 from minilb.config.model import Config
 from minilb.config.render import render_diagnostic
 from minilb.errors import ALERT, WARNING, ConfigError, Diagnostic
+from minilb.rules.compile import check_rules
 
 ZERO_WARNING_ABORT = "Some warnings were found and 'zero-warning' is set. Aborting."
 
@@ -30,24 +32,6 @@ class CheckResult:
     ok: bool
     config: Config | None
     diagnostics: tuple[Diagnostic, ...]
-
-
-#: Modules that register their own rule keywords (DESIGN.md, example 5); check mode
-#: imports those present so that the rule compiler knows every keyword.
-FEATURE_MODULES = ("minilb.stick.fetches",)
-
-
-def _rule_checker():
-    """The rule compiler's ``check_rules(config)`` when that module exists (the rules
-    work writes it); a broken import inside it is not hidden."""
-    if importlib.util.find_spec("minilb.rules.compile") is None:
-        return None
-    for name in FEATURE_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name)
-    from minilb.rules.compile import check_rules
-
-    return check_rules
 
 
 def check_config(
@@ -62,9 +46,8 @@ def check_config(
     except ConfigError as exc:
         return CheckResult(ok=False, config=None, diagnostics=exc.diagnostics)
     diagnostics = [*diagnostics, *check_tls_files(config)]
-    check_rules = _rule_checker()
-    if check_rules is not None:
-        diagnostics = [*diagnostics, *check_rules(config)]
+    # the same compiler, with the same feature modules (minilb.rules.features), as a worker
+    diagnostics = [*diagnostics, *check_rules(config)]
     if config.global_.zero_warning and any(d.severity == WARNING for d in diagnostics):
         diagnostics.append(Diagnostic(ALERT, ZERO_WARNING_ABORT))
     ok = not any(d.severity == ALERT for d in diagnostics)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -454,3 +456,30 @@ def test_connection_rules_need_a_frontend():
     assert [d.message for d in check_rules(config(be))] == [
         "tcp-request connection is not allowed because backend be is not a frontend"
     ]
+
+
+_REGISTRATIONS = re.compile(
+    r"\b(register_fetch|register_converter|register_action|register_acl_keyword|register_rule_keyword)\("
+)
+
+
+def test_one_feature_list_names_every_module_that_registers_keywords():
+    """Check mode and a worker compile through the same `load_features`: every module
+    outside minilb.rules that registers a rule keyword must be on its one list."""
+    import minilb
+    from minilb.rules import features
+
+    root = Path(minilb.__file__).parent
+    registering = set()
+    for path in root.rglob("*.py"):
+        relative = path.relative_to(root.parent)
+        if relative.parts[1] == "rules":
+            continue
+        if _REGISTRATIONS.search(path.read_text()):
+            registering.add(".".join(relative.with_suffix("").parts))
+    assert registering and registering == set(features.FEATURE_MODULES)
+    features.load_features()
+    assert all(name in sys.modules for name in features.FEATURE_MODULES)
+    import minilb.check
+
+    assert not hasattr(minilb.check, "FEATURE_MODULES")  # no second list to drift

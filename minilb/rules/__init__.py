@@ -10,5 +10,6 @@ the per-request verdicts (pure: no twisted).
 - `actions`: the action registry per rule set and the generic actions
 - `context`: what parsers may consult while compiling (tables, proxy, ACLs)
 - `compile`: ``compile_rules(config, tables)`` -> `ProxyRules` per proxy, ``check_rules``
+- `features`: the one list of modules outside rules that register keywords (stick...)
 - `txn`: `Session`, `Txn`, `Reply` (the contract with the HTTP/TCP adapters)
 """

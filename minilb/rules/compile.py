@@ -29,29 +29,10 @@ from minilb.rules import actions as A
 from minilb.rules import samples as S
 from minilb.rules.acl import Acl, Condition, parse_acl_expr, parse_condition
 from minilb.rules.context import CompileContext
+from minilb.rules.features import load_features
 from minilb.rules.payload import NeedMore
 from minilb.rules.txn import Reply, Session, Txn
 from minilb.units import parse_time
-
-#: feature modules whose import registers keywords into the rules registries; imported
-#: (by name, so this generic code depends on none of them) before the first compile
-FEATURE_MODULES = ["minilb.stick.fetches"]
-_features_loaded = False
-
-
-def load_features() -> None:
-    global _features_loaded
-    if _features_loaded:
-        return
-    import importlib
-
-    for name in FEATURE_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:  # a feature not built yet: its keywords stay unknown
-            pass
-    _features_loaded = True
-
 
 RuleKeywordCompiler = Callable[[list[str], Condition | None, CompileContext], Any]
 RULE_KEYWORDS: dict[str, RuleKeywordCompiler] = {}
