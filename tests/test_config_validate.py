@@ -132,8 +132,9 @@ def test_capabilities_and_legacy_keywords(tmp_path):
         # haproxy: The 'reqadd' directive is not supported anymore since HAProxy 2.1. Use 'http-request add-header'
         "ALERT parsing [t.cfg:13] : The 'reqadd' directive is not supported anymore since HAProxy 2.1. "
         "Use 'http-request add-header' instead.",
-        "ALERT parsing [t.cfg:14] : 'tcp-request' expects 'connection', 'content', 'inspect-delay' or 'session' "
-        "in frontend 'fe' (got 'frob').",
+        # haproxy: 'tcp-request' expects 'inspect-delay', 'connection', or 'content' in frontend 'fe' (got 'frob')
+        "ALERT parsing [t.cfg:14] : 'tcp-request' expects 'inspect-delay', 'connection', or 'content' "
+        "in frontend 'fe' (got 'frob')",
         "ALERT parsing [t.cfg:15] : 'timeout' expects 'check', 'client', 'client-fin', 'connect', "
         "'http-keep-alive', 'http-request', 'queue', 'server', 'server-fin', 'tarpit' or 'tunnel' in frontend "
         "'fe' (got 'frob').",
@@ -498,12 +499,20 @@ def test_tcp_request_connection_in_backend_is_an_error(tmp_path):
             tcp-request session accept
             tcp-request content accept
             server s 127.0.0.1:1
+            tcp-request
+            tcp-response
+            tcp-response frob
         """,
     )
     assert lines == [
         # haproxy: parsing [t3.cfg:7] : tcp-request connection is not allowed because backend be is not a frontend
         "ALERT parsing [t.cfg:7] : tcp-request connection is not allowed because backend be is not a frontend",
         "ALERT parsing [t.cfg:8] : tcp-request session is not allowed because backend be is not a frontend",
+        # haproxy: parsing [t3b.cfg:9] : missing argument for 'tcp-request' in backend 'be'
+        "ALERT parsing [t.cfg:11] : missing argument for 'tcp-request' in backend 'be'",
+        "ALERT parsing [t.cfg:12] : missing argument for 'tcp-response' in backend 'be'",
+        # haproxy: 'tcp-response' expects 'inspect-delay' or 'content' in frontend 'fe' (got 'frob')
+        "ALERT parsing [t.cfg:13] : 'tcp-response' expects 'inspect-delay' or 'content' in backend 'be' (got 'frob')",
     ]
 
 

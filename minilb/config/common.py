@@ -19,6 +19,12 @@ FACILITIES = (
 LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 
 
+_TCP_RULE_WORDS = {
+    "tcp-request": "'inspect-delay', 'connection', or 'content'",
+    "tcp-response": "'inspect-delay' or 'content'",
+}
+
+
 def parse_int(text: str | None, keyword: str, low: int = 0, high: int = 2**31 - 1) -> int:
     if text is None or text == "":
         raise Problem(f"'{keyword}' expects an integer argument.")
@@ -149,6 +155,12 @@ def dispatch(
             elif head == "timeout" and got in keywords.REMOVED_TIMEOUTS:
                 ctx.alert(loc, keywords.REMOVED_TIMEOUTS[got])
                 return
+            elif head in _TCP_RULE_WORDS:
+                # haproxy 2.6.12's own wording (its list omits tcp-request 'session')
+                if not got:
+                    ctx.alert(loc, f"missing argument for '{head}' in {section_label}")
+                    return
+                msg = f"'{head}' expects {_TCP_RULE_WORDS[head]} in {section_label} (got '{got}')"
             else:
                 msg = f"'{head}' expects {_quoted_list(subs)} in {section_label} (got '{got}')."
             hint = keywords.suggest(got, subs) if got else None
