@@ -65,6 +65,7 @@ def test_start_spawns_a_worker_on_inherited_listeners(h):
     assert p.master_fd(f":{PEER}:") == peer[0].fd
     assert min(p.fd_map.values()) == 3
     assert "worker-cli" in p.fd_map
+    assert p.childFDs[p.fd_map["stdout"]] == 1
 
 
 def test_ready_of_a_new_worker_soft_stops_the_old_one(h):

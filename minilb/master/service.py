@@ -15,8 +15,9 @@ listening socket, spawning worker processes on them, reloading, and the master C
   channel is its stdin (master -> worker) and stdout (worker -> master), one short
   line per message (`minilb.master.control`); its stderr is the master's; the
   listening sockets are inherited as fds 3, 4, ... and named by ``--fds`` (listener
-  key -> fd); one more fd is a private CLI socket the master forwards ``@N``
-  commands to;
+  key -> fd); two more are the master's stdout (which the worker makes its fd 1
+  once the control channel is moved away) and a private CLI socket the master
+  forwards ``@1``/``@!PID`` commands to;
 - sockets no live worker needs any more are closed when the last worker using them
   exits; ``hard-stop-after`` bounds a soft-stopped worker's drain;
 - `stopService` (SIGTERM, SIGINT) stops every worker at once and fires when they are
@@ -57,6 +58,8 @@ from minilb.timebase import now_ms
 
 #: the key of the private CLI socket in a worker's fd map
 WORKER_CLI_KEY = "worker-cli"
+#: the key of the master's stdout in a worker's fd map (fd 1 is the control channel)
+STDOUT_KEY = "stdout"
 #: first fd number a worker inherits listeners on
 FIRST_CHILD_FD = 3
 #: after a hard stop's SIGTERM, SIGKILL follows this late if the worker is still there
@@ -300,6 +303,9 @@ class MasterService(service.Service):
             child_fds[number] = self.listeners.fileno(key)
             fds[key] = number
             number += 1
+        child_fds[number] = 1  # the master's stdout: the worker's fd 1 (``log stdout``)
+        fds[STDOUT_KEY] = number
+        number += 1
         cli_name = f"minilb-master-{os.getpid()}-{self._token}-{gen}"
         cli_sock = None
         try:

@@ -5,7 +5,8 @@
 
 Owns the process-level wiring: the control channel (stdin from the master, stdout
 to it; both are moved to private fds at once so that nothing else printing to
-stdout can corrupt the channel: fd 1 becomes a copy of stderr), signals (SIGTERM
+stdout can corrupt the channel: fd 1 becomes the master's stdout, inherited under
+the ``stdout`` key of ``--fds``), signals (SIGTERM
 stops at once; SIGINT, SIGHUP, SIGUSR1/2 are the master's business and ignored), the
 global reactor, and the exit status.
 """
@@ -34,27 +35,34 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _private_control_fds() -> tuple[int, int]:
+def _private_control_fds(stdout_fd: int | None) -> tuple[int, int]:
+    """Move the control channel off fds 0 and 1; fd 0 becomes /dev/null and fd 1 the
+    master's stdout (passed as ``stdout_fd``), else a copy of stderr."""
     ctl_in = os.dup(0)
     ctl_out = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    os.dup2(2, 1)
+    if stdout_fd is not None:
+        os.dup2(stdout_fd, 1)
+        os.close(stdout_fd)
+    else:
+        os.dup2(2, 1)
     return ctl_in, ctl_out
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    ctl_in, ctl_out = _private_control_fds()
+    from minilb.master.control import decode_fd_map
+
+    fds = decode_fd_map(args.fds)
+    ctl_in, ctl_out = _private_control_fds(fds.pop("stdout", None))
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(signum, signal.SIG_IGN)
 
     from minilb.check import check_config
     from minilb.config.render import render_diagnostic
-    from minilb.master.control import decode_fd_map
 
-    fds = decode_fd_map(args.fds)
     result = check_config(args.paths, localpeer=args.localpeer, environ=os.environ, hostname=args.hostname)
     if not result.ok:
         for diag in result.diagnostics:
