@@ -192,7 +192,7 @@ class StickTable:
         # HAProxy numbers updates only in tables that are synchronised with peers
         # (``peers NAME``); the peers layer may also switch it on (``sync = True``)
         # (a table declared in a peers section, named "SECTION/NAME", always is)
-        self.sync: bool = spec.peers is not None or "/" in spec.name
+        self._sync: bool = spec.peers is not None or "/" in spec.name
         # called with the table after each local change (the peers' wake-up), or None
         self.on_local_update: Any = None
         # single-array columns of the hot path (None when not stored)
@@ -204,6 +204,18 @@ class StickTable:
 
         # the hot path, specialised for this table's columns (shadows the method)
         self.track_key = self._build_track_key()  # type: ignore[method-assign]
+        self.release = self._build_release()  # type: ignore[method-assign]
+
+    @property
+    def sync(self) -> bool:
+        """Whether local changes are numbered for the peers (rebuilds the hot path when set)."""
+        return self._sync
+
+    @sync.setter
+    def sync(self, value: bool) -> None:
+        self._sync = bool(value)
+        self.track_key = self._build_track_key()  # type: ignore[method-assign]
+        self.release = self._build_release()  # type: ignore[method-assign]
 
     def _first_array(self, name: str) -> array | None:
         col = self.columns.get(name)
@@ -484,7 +496,7 @@ class StickTable:
         """Give the entry a fresh local update id (``hits`` consecutive touches use
         ``hits`` ids, the entry keeping the last one, as HAProxy's repeated touches do).
         Nothing to do in a table that no peers synchronise."""
-        if not self.sync:
+        if not self._sync:
             return
         flags = self._flags[row]
         if flags & _F_IN_UPDATES:
@@ -560,63 +572,140 @@ class StickTable:
         return self._build_track_key()(key, http_request)
 
     def _build_track_key(self):
-        """A ``track_key`` with this table's arrays and constants bound as locals."""
-        index = self._index
-        get_or_create = self.get_or_create
-        seconds = self._seconds
-        ref = self._ref
-        exp = self._exp
-        expire = self.expire
-        renumber = self._renumber_local
-        to_tail = self._lru_to_tail
-        increment = counters.increment
-        conn_cur = self._c_conn_cur
-        conn_cnt = self._c_conn_cnt
-        http_cnt = self._c_http_req_cnt
-        conn_rate = self._c_conn_rate.arrays if self._c_conn_rate is not None else None
-        conn_period = self._c_conn_rate.period if self._c_conn_rate is not None else 0
-        http_rate = self._c_http_req_rate.arrays if self._c_http_req_rate is not None else None
-        http_period = self._c_http_req_rate.period if self._c_http_req_rate is not None else 0
-        http_hits = 2 if (http_cnt is not None or http_rate is not None) else 1
-        table = self
+        """A ``track_key`` generated for this table: only the stored columns are
+        counted, arrays and constants are bound as globals of the generated code,
+        the LRU move is inlined and the renumbering is left out of tables no peers
+        synchronise (setting `sync` rebuilds it)."""
+        env: dict[str, Any] = {
+            "index_get": self._index.get,
+            "get_or_create": self.get_or_create,
+            "seconds": self._seconds,
+            "ref": self._ref,
+            "exp": self._exp,
+            "lru_prev": self._lru_prev,
+            "lru_next": self._lru_next,
+            "renumber": self._renumber_local,
+            "increment": counters.increment,
+            "table": self,
+            "MASK32": MASK32,
+            "NIL": NIL,
+        }
+        body = [
+            "def track_key(key, http_request):",
+            "    row = index_get(key)",
+            "    if row is None:",
+            "        row = get_or_create(key)",
+            "        if row is None:",
+            "            return None",
+            "    now = int(seconds() * 1000) & MASK32",
+            "    ref[row] += 1",
+        ]
 
-        def track_key(key: Any, http_request: bool) -> int | None:
-            row = index.get(key)
-            if row is None:
-                row = get_or_create(key)
-                if row is None:
-                    return None
-            now = int(seconds() * 1000) & MASK32
-            ref[row] += 1
-            if conn_cur is not None:
-                conn_cur[row] = (conn_cur[row] + 1) & MASK32
-            if conn_cnt is not None:
-                conn_cnt[row] = (conn_cnt[row] + 1) & MASK32
-            if conn_rate is not None:
-                t, c, p = conn_rate
-                if (now - t[row]) & MASK32 < conn_period:
-                    c[row] = (c[row] + 1) & MASK32
-                else:
-                    t[row], c[row], p[row] = increment(t[row], c[row], p[row], now, conn_period, 1)
-            if expire:
-                exp[row] = ((now + expire) & MASK32) or 1
-            if row != table._lru_tail:
-                to_tail(row)
-            if not http_request:
-                renumber(row, 1)
-                return row
-            if http_cnt is not None:
-                http_cnt[row] = (http_cnt[row] + 1) & MASK32
-            if http_rate is not None:
-                t, c, p = http_rate
-                if (now - t[row]) & MASK32 < http_period:
-                    c[row] = (c[row] + 1) & MASK32
-                else:
-                    t[row], c[row], p[row] = increment(t[row], c[row], p[row], now, http_period, 1)
-            renumber(row, http_hits)
-            return row
+        def count(name: str, indent: str) -> None:
+            arr = self._first_array(name)
+            if arr is not None and self.columns[name].dt.kind in ("u32", "s32"):
+                env[name] = arr
+                body.append(f"{indent}{name}[row] = ({name}[row] + 1) & MASK32")
 
-        return track_key
+        def count_rate(name: str, indent: str) -> None:
+            col = self.columns.get(name)
+            if col is None:
+                return
+            t, c, p = col.arrays
+            env[name + "_t"], env[name + "_c"], env[name + "_p"] = t, c, p
+            env[name + "_period"] = col.period
+            t, c, p, period = name + "_t", name + "_c", name + "_p", name + "_period"
+            body.extend(
+                [
+                    f"{indent}if (now - {t}[row]) & MASK32 < {period}:",
+                    f"{indent}    {c}[row] = ({c}[row] + 1) & MASK32",
+                    f"{indent}else:",
+                    f"{indent}    {t}[row], {c}[row], {p}[row] = increment(",
+                    f"{indent}        {t}[row], {c}[row], {p}[row], now, {period}, 1)",
+                ]
+            )
+
+        count("conn_cur", "    ")
+        count("conn_cnt", "    ")
+        count_rate("conn_rate", "    ")
+        if self.expire:
+            env["expire"] = self.expire
+            body.append("    exp[row] = ((now + expire) & MASK32) or 1")
+        body += [
+            "    tail = table._lru_tail",
+            "    if row != tail:",
+            "        before = lru_prev[row]",
+            "        after = lru_next[row]",
+            "        if before == NIL:",
+            "            table._lru_head = after",
+            "        else:",
+            "            lru_next[before] = after",
+            "        lru_prev[after] = before",
+            "        lru_prev[row] = tail",
+            "        lru_next[row] = NIL",
+            "        lru_next[tail] = row",
+            "        table._lru_tail = row",
+        ]
+        counts_request = self._c_http_req_cnt is not None or self._c_http_req_rate is not None
+        if self.sync:
+            body += ["    if not http_request:", "        renumber(row, 1)", "        return row"]
+            count("http_req_cnt", "    ")
+            count_rate("http_req_rate", "    ")
+            body.append(f"    renumber(row, {2 if counts_request else 1})")
+        else:
+            body.append("    if http_request:")
+            count("http_req_cnt", "        ")
+            count_rate("http_req_rate", "        ")
+            if not counts_request:
+                body.append("        pass")
+        body.append("    return row")
+        exec("\n".join(body), env)  # noqa: S102 - generated from this table's own columns
+        return env["track_key"]
+
+    def _build_release(self):
+        """A ``release`` generated for this table (see `_build_track_key`)."""
+        env: dict[str, Any] = {
+            "seconds": self._seconds,
+            "ref": self._ref,
+            "exp": self._exp,
+            "lru_prev": self._lru_prev,
+            "lru_next": self._lru_next,
+            "renumber": self._renumber_local,
+            "conn_cur_a": self._c_conn_cur,
+            "table": self,
+            "MASK32": MASK32,
+            "NIL": NIL,
+            "expire": self.expire,
+        }
+        body = [
+            "def release(row, conn_cur=False):",
+            "    if ref[row] == 0:",
+            "        return",
+        ]
+        if self._c_conn_cur is not None:
+            body += ["    if conn_cur and conn_cur_a[row]:", "        conn_cur_a[row] -= 1"]
+        body.append("    ref[row] -= 1")
+        if self.expire:
+            body.append("    exp[row] = ((int(seconds() * 1000) + expire) & MASK32) or 1")
+        body += [
+            "    tail = table._lru_tail",
+            "    if row != tail:",
+            "        before = lru_prev[row]",
+            "        after = lru_next[row]",
+            "        if before == NIL:",
+            "            table._lru_head = after",
+            "        else:",
+            "            lru_next[before] = after",
+            "        lru_prev[after] = before",
+            "        lru_prev[row] = tail",
+            "        lru_next[row] = NIL",
+            "        lru_next[tail] = row",
+            "        table._lru_tail = row",
+        ]
+        if self._sync:
+            body.append("    renumber(row)")
+        exec("\n".join(body), env)  # noqa: S102 - generated from this table's own columns
+        return env["release"]
 
     @staticmethod
     def _count_rate(col: Column, row: int, now: int, inc: int) -> None:
@@ -651,20 +740,11 @@ class StickTable:
     def release(self, row: int, conn_cur: bool = False) -> None:
         """Drop a tracking reference (with ``conn_cur`` also decrement conn_cur) and
         touch the entry, as HAProxy does when a stream stops tracking it, so it
-        expires ``expire`` ms from now."""
-        ref = self._ref
-        if ref[row] == 0:
-            return
-        if conn_cur:
-            c = self._c_conn_cur
-            if c is not None and c[row]:
-                c[row] -= 1
-        ref[row] -= 1
-        if self.expire:
-            self._exp[row] = ((int(self._seconds() * 1000) + self.expire) & MASK32) or 1
-        if row != self._lru_tail:
-            self._lru_to_tail(row)
-        self._renumber_local(row)
+        expires ``expire`` ms from now.
+
+        Shadowed at construction by a closure specialised for this table
+        (`_build_release`); this method only documents the signature."""
+        self._build_release()(row, conn_cur)
 
     # ------------------------------------------------------------------ expiry and purge
     def expire_in(self, row: int) -> int:
@@ -891,7 +971,7 @@ class StickTable:
             self._exp[row] = tick_add(now, timeout)
         self._lru_unlink(row)
         self._lru_insert_by_expiry(row)
-        if self.sync and not self._flags[row] & _F_IN_UPDATES:
+        if self._sync and not self._flags[row] & _F_IN_UPDATES:
             self.update = seq = (self.update + 1) & MASK32
             self._useq[row] = seq
             self._flags[row] |= _F_IN_UPDATES | _F_REMOTE
