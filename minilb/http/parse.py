@@ -350,6 +350,37 @@ def split_uri(uri: bytes) -> tuple[str, str | None]:
     return path.decode("latin-1"), (query.decode("latin-1") if sep else None)
 
 
+# Header names as received -> the lower-cased ``name: `` that starts their line on
+# the way out (bounded: names past the cap are lower-cased each time).  The framing
+# names map to the very objects below, so an identity test tells them apart.
+_CONNECTION = b"connection: "
+_TRANSFER_ENCODING = b"transfer-encoding: "
+_CONTENT_LENGTH = b"content-length: "
+_FRAMING = frozenset((_CONNECTION, _TRANSFER_ENCODING, _CONTENT_LENGTH))
+_INTERNED = {p: p for p in _FRAMING}
+_PREFIXES: dict[bytes, bytes] = {}
+MAX_CACHED_NAMES = 4096
+
+
+def _prefix(name: bytes) -> bytes:
+    prefix = name.lower() + b": "
+    prefix = _INTERNED.get(prefix, prefix)
+    if len(_PREFIXES) < MAX_CACHED_NAMES:
+        _PREFIXES[name] = prefix
+    return prefix
+
+
+# (version, status, reason) -> status line, bounded like the names
+_STATUS_LINES: dict[tuple[str, int, bytes], bytes] = {}
+
+
+def _status_line(version: str, status: int, reason: bytes) -> bytes:
+    line = b"HTTP/%s %d %s\r\n" % (version.encode("ascii"), status, reason)
+    if len(_STATUS_LINES) < 256:
+        _STATUS_LINES[(version, status, reason)] = line
+    return line
+
+
 def _kept_connection_tokens(value: bytes) -> bytes:
     lvalue = value.lower()
     if lvalue == b"keep-alive" or lvalue == b"close":  # the usual whole value
@@ -387,13 +418,14 @@ def request_head_bytes(
     """
     out = [b"%s %s HTTP/%s\r\n" % (method.encode("ascii"), uri, version.encode("ascii"))]
     append = out.append
+    prefixes = _PREFIXES
     for name, value in headers:
-        lname = name.lower()
-        if lname == b"connection":
+        prefix = prefixes.get(name) or _prefix(name)
+        if prefix is _CONNECTION:
             value = _kept_connection_tokens(value)
             if not value:
                 continue
-        append(lname + b": " + value + b"\r\n")
+        append(prefix + value + b"\r\n")
     if add:
         for name, value in add:
             out.append(b"%s: %s\r\n" % (name, value))
@@ -443,22 +475,23 @@ def client_response_head(
     the server's close delimits is relayed as is and closes the client connection.
     Returns ``(head, chunked, closing, eof_body)``.
     """
-    out = [b"HTTP/%s %d %s\r\n" % (version.encode("ascii"), status, reason)]
+    out = [_STATUS_LINES.get((version, status, reason)) or _status_line(version, status, reason)]
     append = out.append
     chunked = False
     length = False
+    prefixes = _PREFIXES
     for name, value in headers:
-        lname = name.lower()
-        if len(lname) in _FRAMING_LENGTHS:
-            if lname == b"connection":
+        prefix = prefixes.get(name) or _prefix(name)
+        if prefix in _FRAMING:
+            if prefix is _CONNECTION:
                 value = _kept_connection_tokens(value)
                 if not value:
                     continue
-            elif lname == b"transfer-encoding":
+            elif prefix is _TRANSFER_ENCODING:
                 chunked = True
-            elif lname == b"content-length":
+            else:
                 length = True
-        append(lname + b": " + value + b"\r\n")
+        append(prefix + value + b"\r\n")
     eof_body = not no_body and not chunked and not length
     if closing:
         if client_11:
@@ -471,7 +504,6 @@ def client_response_head(
     return b"".join(out), chunked and not no_body, closing, eof_body
 
 
-_FRAMING_LENGTHS = frozenset((10, 14, 17))
 
 
 def chunk(data: bytes) -> bytes:
