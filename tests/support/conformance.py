@@ -358,7 +358,7 @@ class Hold:
     count: int
     src: str = "127.0.0.2"
     port: str = "FE"
-    settle_ms: int = 150
+    settle_ms: int = 300
 
 
 @attrs.frozen
@@ -374,7 +374,7 @@ class Release:
     """Close the connections held under ``name`` (then ``settle_ms`` for the server to see it)."""
 
     name: str
-    settle_ms: int = 150
+    settle_ms: int = 300
 
 
 @attrs.frozen
