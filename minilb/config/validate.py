@@ -6,10 +6,13 @@ cited), duplicate peers sections, unknown ``default_backend`` / ``use_backend``
 targets (with a did-you-mean), an http frontend using a tcp backend, a frontend
 without ``bind``, unknown ``stick-table peers`` sections, unknown tables named by
 ``track-sc*`` / ``stick`` rules, TLS servers that would verify without a CA file,
-peers sections without the local peer (removed with a warning, as HAProxy does),
-a local peer with a TLS ``server`` line but a plain ``bind``.  Proxy and server
-ids are assigned as HAProxy does when absent (the next free id, the counter
-advancing once per object in declaration order).
+peers sections without the local peer (removed with a warning, as HAProxy does;
+their tables stay, unreplicated, in `Config.local_tables`), a local peer with a TLS
+``server`` line but a plain ``bind``.  Proxy and server ids are assigned as HAProxy
+does when absent (the next free id, the counter advancing once per object in
+declaration order).  Also as HAProxy: the global ``ssl-default-bind-*`` /
+``ssl-default-server-*`` settings are merged into every TLS bind and server, and a
+table used by ``stick`` rules stores ``server_id`` and ``server_key``.
 """
 
 from __future__ import annotations
