@@ -6,6 +6,11 @@ from the ``default-bind`` / ``default-server`` values and builds the frozen obje
 Each option HAProxy 2.6 knows has an arity and a status; options minilb does not
 implement are reported through ``warn`` and skipped, unknown ones raise
 `ValueError` with HAProxy's wording (``unknown keyword 'frob'``).
+
+Also the global TLS defaults: `parse_tls_default_options` reads the words of
+``ssl-default-bind-options`` / ``ssl-default-server-options`` into `TLSOptions` field
+values, and `with_tls_defaults` merges them (and the default ciphers) into a line's
+TLS settings, the line's own settings winning.
 """
 
 from __future__ import annotations
