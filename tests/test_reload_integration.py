@@ -204,3 +204,4 @@ def test_current_worker_dying_makes_the_master_exit_with_an_error(masters):
     assert master.popen.wait(timeout=15) != 0
     assert "Current worker #1" in master.output
     assert group_pids(master.pid) == []
+    assert not os.path.exists(master.cli)

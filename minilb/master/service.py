@@ -161,6 +161,7 @@ class MasterService(service.Service):
         self.exit_code: int | None = None
         self.finished: defer.Deferred = defer.Deferred()  # fires with the exit code
         self.cli_port: Any = None
+        self._cli_path: str | None = None
         self.config: Any = None
         self._timer: Any = None
         self._kill_timers: dict[int, Any] = {}
@@ -410,6 +411,11 @@ class MasterService(service.Service):
         if self.cli_port is not None:
             self.cli_port.stopListening()
             self.cli_port = None
+            if self._cli_path:
+                try:
+                    os.unlink(self._cli_path)
+                except OSError:
+                    pass
         if self.pidfile:
             try:
                 os.unlink(self.pidfile)
@@ -427,6 +433,7 @@ class MasterService(service.Service):
             host, _, port = address.split("@", 1)[-1].rpartition(":")
             return self.reactor.listenTCP(int(port), factory, interface=host.strip("[]") or "")
         path = address.split("@", 1)[1] if address.startswith("unix@") else address
+        self._cli_path = path
         spec = ListenerSpec("master-cli", Address("unix", path=path), mode=0o600)
         from minilb.net.endpoints import UnixListener
 
