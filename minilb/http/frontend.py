@@ -58,6 +58,27 @@ MAX_HELD_BODY = 65536
 MAX_PIPELINED = 32
 
 
+#: the flags of a ProxyRules saying some rule reads or edits the request
+_TXN_FLAGS = (
+    "has_http_request",
+    "has_http_response",
+    "has_http_after_response",
+    "has_tcp_connection",
+    "has_tcp_session",
+    "has_tcp_content",
+    "has_tcp_response",
+    "has_use_backend",
+    "has_use_server",
+)
+
+
+def _reads_txn(rules) -> bool:
+    """Whether compiled rules (possibly empty: every proxy gets some) ever read a `Txn`."""
+    if rules is None:
+        return False
+    return any(getattr(rules, flag, False) for flag in _TXN_FLAGS) or bool(getattr(rules, "extra", None))
+
+
 def _seconds(ms: int | None) -> float | None:
     return None if ms is None else ms / 1000.0
 
@@ -127,10 +148,8 @@ class FrontendRuntime(protocol.Factory):
         self.has_use_backend = bool(rules is not None and rules.has_use_backend)
         # A Txn is built per request only when something reads it: rules (ours or a
         # backend's), a request-hashing balancer, or stick-counter accounting.
-        self.need_txn = (
-            rules is not None
-            or tracking is not None
-            or any(be.rules is not None or be.needs_txn for be in backends.values())
+        self.need_txn = _reads_txn(rules) or any(
+            _reads_txn(be.rules) or be.needs_txn or be.sticky for be in backends.values()
         )
         name = proxy.default_backend or (proxy.name if proxy.is_backend else None)
         self.default_backend = backends.get(name) if name else None
