@@ -947,7 +947,10 @@ class ClientConnection(protocol.Protocol):
             if fe.has_http_after_response and not self.after_done:
                 fe.rules.http_after_response(txn)
             if fe.tracking is not None and _tracked(self.sess):
-                fe.tracking.on_http_response(txn, self.status, self.reply_source)
+                source = self.reply_source
+                # only errors count (4xx/5xx of a server, a deny): skip the call otherwise
+                if source == "deny" or (source == "server" and self.status >= 400):
+                    fe.tracking.on_http_response(txn, self.status, source)
                 if fe.count_bytes:
                     fe.tracking.on_bytes(self.sess, self.bytes_in, self.bytes_out)
                     self.bytes_in = 0

@@ -109,6 +109,10 @@ def _analyse(head, headers) -> None:
     head.has_body = head.chunked or bool(head.content_length)
 
 
+#: request methods as str without decoding each time
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT")}
+
+
 class _Parser:
     """What the request and response parsers share: header collection and limits."""
 
@@ -120,8 +124,6 @@ class _Parser:
         "_headers",
         "_in_head",
         "_head_bytes",
-        "_trailers",
-        "_body",
     )
 
     def __init__(self, sink, limits: Limits | None):
@@ -131,27 +133,27 @@ class _Parser:
         self._headers: list[list[bytes]] = []
         self._in_head = False
         self._head_bytes = 0
-        self._trailers: list[list[bytes]] | None = None
-        self._body = False
 
     # httptools callbacks -----------------------------------------------------------
+    # ``_headers`` collects the head's fields; once the head is handed over it is a
+    # new list that collects the trailers of a chunked body (no branch per field).
     def on_message_begin(self) -> None:
         self._in_head = True
         self._head_bytes = 0
         self._headers = []
-        self._trailers = None
-        self._body = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._body:  # chunked trailers
-            if self._trailers is None:
-                self._trailers = []
-            self._trailers.append([name, value])
-            return
         self._headers.append([name, value])
+
+    def _take_trailers(self) -> list[list[bytes]] | None:
+        trailers = self._headers
+        if not trailers:
+            return None
+        self._headers = []
+        return trailers
 
     def _check_limits(self, fed: int) -> None:
         """Called at the end of a head: the head fits in the limits or it is a 400."""
@@ -181,6 +183,8 @@ class _Parser:
             raise
         except httptools.HttpParserError as exc:
             raise HTTPError(400, str(exc) or "bad message") from None
+        if len(self._headers) > self.limits.max_headers:  # trailers are bounded too
+            raise HTTPError(400, "too many header fields")
         if self._in_head:
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_head:
@@ -205,8 +209,6 @@ class RequestParser(_Parser):
         self._in_head = True
         self._head_bytes = 0
         self._headers = []
-        self._trailers = None
-        self._body = False
         self._url = b""
 
     def on_headers_complete(self) -> None:
@@ -216,10 +218,11 @@ class RequestParser(_Parser):
         ):
             self._check_limits(self._fed)
         self._in_head = False
-        self._body = True
         p = self.parser
-        method = p.get_method().decode("ascii")
+        raw_method = p.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         headers = self._headers
+        self._headers = []  # trailers, if any
         head = RequestHead(
             method, self._url, p.get_http_version(), headers, p.should_keep_alive(), p.should_upgrade()
         )
@@ -232,8 +235,7 @@ class RequestParser(_Parser):
         self.sink.request_body(data)
 
     def on_message_complete(self) -> None:
-        self._body = False
-        self.sink.request_end(self._trailers)
+        self.sink.request_end(self._take_trailers())
 
     #: feed(data): parse ``data``; returns the offset of tunnelled bytes after an
     #: upgrade request, raises `HTTPError(400)` on bad input.
@@ -282,8 +284,6 @@ class ResponseParser(_Parser):
         self._in_head = True
         self._head_bytes = 0
         self._headers = []
-        self._trailers = None
-        self._body = False
         self._reason = b""
 
     def on_status(self, reason: bytes) -> None:
@@ -293,13 +293,14 @@ class ResponseParser(_Parser):
         if len(self._headers) > self.limits.max_headers:
             raise HTTPError(502, "too many response headers")
         self._in_head = False
-        self._body = True
         p = self.parser
+        headers = self._headers
+        self._headers = []  # trailers, if any
         head = ResponseHead(
             p.get_status_code(),
             self._reason,
             p.get_http_version(),
-            self._headers,
+            headers,
             p.should_keep_alive(),
             p.should_upgrade(),
         )
@@ -309,8 +310,7 @@ class ResponseParser(_Parser):
         self.sink.response_body(data)
 
     def on_message_complete(self) -> None:
-        self._body = False
-        self.sink.response_end(self._trailers)
+        self.sink.response_end(self._take_trailers())
 
     def feed(self, data: bytes) -> int | None:
         """Parse ``data``; a 101 response returns the offset of tunnelled bytes.
@@ -326,6 +326,8 @@ class ResponseParser(_Parser):
             raise
         except httptools.HttpParserError as exc:
             raise HTTPError(502, str(exc) or "bad response") from None
+        if len(self._headers) > self.limits.max_headers:  # trailers are bounded too
+            raise HTTPError(502, "too many response header fields")
         if self._in_head:
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_head:
@@ -502,8 +504,6 @@ def client_response_head(
         append(b"connection: keep-alive\r\n")
     append(b"\r\n")
     return b"".join(out), chunked and not no_body, closing, eof_body
-
-
 
 
 def chunk(data: bytes) -> bytes:
