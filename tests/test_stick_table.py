@@ -434,3 +434,51 @@ def test_lists_stay_consistent_under_random_use(ops):
         assert len(set(seqs)) == len(seqs)
         ids_after = [uid for uid, _ in t.updates_after(0)]
         assert ids_after == [t.update_id_of(r) for r in upd if not t._flags[r] & 2]
+
+
+REMOTE_PLAN = (
+    ("gpc0", "u32", 0),
+    ("conn_cur", "u32", 0),
+    ("http_req_cnt", "u32", 0),
+    ("http_req_rate", "rate", 0),
+)
+REMOTE_OPS = st.lists(
+    st.tuples(
+        st.integers(0, 15),  # key
+        st.integers(0, 2**32 - 1),  # a counter value
+        st.tuples(st.integers(0, 40_000), st.integers(0, 2**32 - 1), st.integers(0, 99)),  # a rate
+        st.one_of(st.none(), st.integers(0, 20_000)),  # expire of a TIMED update
+        st.integers(0, 3),  # seconds to advance first
+        st.booleans(),  # a local track first
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(REMOTE_OPS, st.booleans())
+def test_remote_applier_stores_what_apply_remote_stores(ops, sync):
+    """The generated fast path of the peers' receive side leaves a table exactly as
+    `apply_remote` does: values, expiry, LRU order, update ids."""
+    tables = []
+    for _ in range(2):
+        clock = Clock()
+        clock.advance(1000)
+        t = StickTable(spec(size=10, expire=5000, stored="gpc0,conn_cur,http_req_rate(1s)"), clock)
+        t.sync = sync
+        tables.append((t, clock))
+    (slow, slow_clock), (fast, fast_clock) = tables
+    apply = fast.remote_applier(REMOTE_PLAN)
+    for key, counter, rate, expire, advance, track in ops:
+        values = (("gpc0", counter), ("conn_cur", 7), ("http_req_cnt", counter), ("http_req_rate", rate))
+        for t, clock in tables:
+            clock.advance(advance)
+            t.expire_step()
+            if track:
+                t.release(t.track_key(key, True))
+        assert slow.apply_remote(key, dict(values), expire) == apply(key, values, expire)
+        for name in ("_keys", "_exp", "_ref", "_flags", "_lru_prev", "_lru_next", "_useq", "_upd_prev"):
+            assert getattr(slow, name)[: slow._rows] == getattr(fast, name)[: fast._rows], name
+        assert (slow._lru_head, slow._lru_tail, slow.update) == (fast._lru_head, fast._lru_tail, fast.update)
+        for row in slow.rows():
+            assert slow.values(row) == fast.values(row)

@@ -295,6 +295,12 @@ def _plan(define: m.Define) -> tuple[tuple[tuple[str, str, int], ...], bool]:
     return tuple(plan), True
 
 
+def update_plan(define: m.Define) -> tuple[tuple[str, str, int], ...]:
+    """(name, kind, element count) of the values a decoded update of ``define``
+    carries, in order (the decoder stops at the first data type it does not know)."""
+    return _plan(define)[0]
+
+
 def _encode_rate(rate: tuple[int, int, int] | None) -> bytes:
     """A rate as (age, curr, prev); `RateValue` or the stick table's plain tuple."""
     if rate is None:
@@ -375,6 +381,83 @@ def decode_key(body: _Body, key_type: int, key_len: int, raw_ip: bool = False) -
     raise _BadField(f"unknown key type {key_type}")
 
 
+def _varint_at(data: bytes, pos: int) -> tuple[int, int]:
+    """A varint of a message body at ``pos`` (the slow path of the generated decoders)."""
+    try:
+        return varint.decode(data, pos)
+    except varint.VarintTruncated:
+        raise _Truncated("truncated varint") from None
+    except varint.VarintTooLong as exc:
+        raise _BadField(str(exc)) from None
+
+
+def _read_varint_lines(target: str, indent: str = "    ") -> list[str]:
+    """Source reading one varint into ``target``: one- and two-byte values inline."""
+    return [
+        f"{indent}b = data[pos] if pos < end else 256",
+        f"{indent}if b < 240:",
+        f"{indent}    {target} = b",
+        f"{indent}    pos += 1",
+        f"{indent}elif b < 256 and pos + 1 < end and data[pos + 1] < 128:",
+        f"{indent}    {target} = b + (data[pos + 1] << 4)",
+        f"{indent}    pos += 2",
+        f"{indent}else:",
+        f"{indent}    {target}, pos = varint_at(data, pos)",
+    ]
+
+
+@functools.lru_cache(maxsize=256)
+def _fast_update_decoder(plan: tuple, key_type: int, raw_ip: bool) -> Callable[..., tuple] | None:
+    """For plans of plain counters and rates with an IPv4 (as int) or integer key: a
+    generated ``decode(body, has_id, timed) -> (update_id, expire, key, values)`` that
+    reads the body without intermediate objects; None for other tables."""
+    if not (key_type == m.KEY_INTEGER or (key_type == m.KEY_IPV4 and raw_ip)):
+        return None
+    if any(kind not in ("u32", "u64", "rate") for _, kind, _ in plan):
+        return None
+    env: dict[str, Any] = {
+        "U32": _U32.unpack_from,
+        "varint_at": _varint_at,
+        "Truncated": _Truncated,
+        "M": _MASK32,
+        "RV": m.RateValue,
+        "new_tuple": tuple.__new__,
+    }
+    lines = [
+        "def decode(data, has_id, timed):",
+        "    end = len(data)",
+        "    pos = 0",
+        "    need = 4 + (4 if has_id else 0) + (4 if timed else 0)",
+        "    if end < need:",
+        "        raise Truncated('field runs past the end of the message')",
+        "    if has_id:",
+        "        update_id = U32(data, 0)[0]",
+        "        pos = 4",
+        "    else:",
+        "        update_id = None",
+        "    if timed:",
+        "        expire = U32(data, pos)[0]",
+        "        pos += 4",
+        "    else:",
+        "        expire = None",
+        "    key = U32(data, pos)[0]",
+        "    pos += 4",
+    ]
+    items = []
+    for i, (name, kind, _count) in enumerate(plan):
+        env[f"n{i}"] = name
+        if kind == "rate":
+            for part in "acp":
+                lines += _read_varint_lines(f"{part}{i}")
+            items.append(f"(n{i}, new_tuple(RV, (a{i} & M, c{i} & M, p{i} & M)))")
+        else:
+            lines += _read_varint_lines(f"v{i}")
+            items.append(f"(n{i}, v{i} & M)" if kind == "u32" else f"(n{i}, v{i})")
+    lines.append(f"    return update_id, expire, key, ({', '.join(items)}{',' if len(items) == 1 else ''})")
+    exec("\n".join(lines), env)  # noqa: S102 - generated from the table definition
+    return env["decode"]
+
+
 def _params_consistent(define: m.Define) -> bool:
     """Whether the parameter blocks describe every rate/array type of the bitfield."""
     for bit in define.bits():
@@ -419,6 +502,7 @@ class Decoder:
         self.dictionary = DictionaryDecoderCache()
         self._plan_for: m.Define | None = None
         self._plan: tuple = ()
+        self._fast: Callable[..., tuple] | None = None
 
     @property
     def buffered(self) -> int:
@@ -534,6 +618,20 @@ class Decoder:
         table = self.current
         if table is None or not self._current_usable:
             return m.Unknown(m.CLASS_STICKTABLE, msg_type, body)
+        if table is not self._plan_for:
+            self._plan_for, self._plan = table, _plan(table)[0]
+            self._fast = _fast_update_decoder(self._plan, table.key_type, self.raw_ip_keys)
+        if self._fast is not None:
+            has_id = msg_type == m.STKT_UPDATE or msg_type == m.STKT_UPDATE_TIMED
+            update_id, expire, key, values = self._fast(
+                body, has_id, msg_type == m.STKT_UPDATE_TIMED or msg_type == m.STKT_INCUPDATE_TIMED
+            )
+            if has_id:
+                resolved = update_id
+            else:
+                resolved = (self.last_update_ids.get(table.table_id, 0) + 1) & _MASK32
+            self.last_update_ids[table.table_id] = resolved
+            return m.Update(update_id, expire, key, values, table_id=table.table_id, resolved_id=resolved)
         reader = _Body(body)
         update_id: int | None = None
         if msg_type in (m.STKT_UPDATE, m.STKT_UPDATE_TIMED):

@@ -95,6 +95,16 @@ def table_key(table: Any, key: m.Key) -> Any:
     return table.normalize_key(key)
 
 
+def _applier(table: Any, define: m.Define) -> Callable[..., Any]:
+    """``apply(key, values, expire_ms)`` storing a decoded update of ``define`` in
+    ``table`` (the table's generated fast path when it has one)."""
+    make = getattr(table, "remote_applier", None)
+    if make is not None:
+        return make(codec.update_plan(define))
+    apply_remote = table.apply_remote
+    return lambda key, values, expire_ms: apply_remote(key, dict(values), expire_ms)
+
+
 class TableCursor:
     """What one remote peer has of one local table (kept across sessions)."""
 
@@ -156,6 +166,8 @@ class Link:
         self.paused = False  # the adapter's transport is full
         # receive side
         self.remote_tables: dict[int, SharedTable | None] = {}
+        #: per remote table id: the local table's `remote_applier` for its DEFINE
+        self.appliers: dict[int, Callable[..., Any]] = {}
         self.rx_last_get: dict[int, int] = {}
         self.rx_last_acked: dict[int, int] = {}
         self.rx_since_check = False
@@ -466,6 +478,10 @@ class PeersSync:
         elif isinstance(msg, m.Define):
             table = self._by_wire.get((msg.name, msg.key_type, msg.key_len))
             link.remote_tables[msg.table_id] = table
+            if table is not None:
+                link.appliers[msg.table_id] = _applier(table.table, msg)
+            else:
+                link.appliers.pop(msg.table_id, None)
             if table is None:
                 self._log_once(
                     link.peer.name if link.peer else "?",
@@ -488,14 +504,13 @@ class PeersSync:
         shared = link.remote_tables.get(msg.table_id)
         if shared is None:
             return
-        table = shared.table
         key = msg.key
         if key.__class__ is not int:  # ip/integer keys arrive in stored form already
             try:
-                key = table_key(table, key)
+                key = table_key(shared.table, key)
             except ValueError:
                 return
-        table.apply_remote(key, dict(msg.values), msg.expire)
+        link.appliers[msg.table_id](key, msg.values, msg.expire)
         link.rx_last_get[msg.table_id] = msg.resolved_id
         link.peer.cursors[shared.table_id].last_get = msg.resolved_id
 

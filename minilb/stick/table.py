@@ -51,6 +51,24 @@ def _s32(value: int) -> int:
     return value - 0x100000000 if value & HALF32 else value
 
 
+_ZEROS: dict[tuple[str, int], array] = {}
+
+
+def _zeros(typecode: str, n: int) -> array:
+    """A cached array of ``n`` zeros (row chunks)."""
+    arr = _ZEROS.get((typecode, n))
+    if arr is None:
+        arr = _ZEROS[(typecode, n)] = array(typecode, bytes(n * array(typecode).itemsize))
+    return arr
+
+
+def _nils(n: int) -> array:
+    arr = _ZEROS.get(("nil", n))
+    if arr is None:
+        arr = _ZEROS[("nil", n)] = array("i", [NIL]) * n
+    return arr
+
+
 def tick_add(now: int, timeout: int) -> int:
     """HAProxy's ``tick_add``: a tick ``timeout`` ms after ``now``, never 0 (0 means never)."""
     t = (now + timeout) & MASK32
@@ -179,6 +197,7 @@ class StickTable:
         self._upd_head = NIL
         self._upd_tail = NIL
         self._free: list[int] = []
+        self._appliers: dict[tuple, Any] = {}  # remote_applier's, by plan
         self._ip_cache: dict[str, int] = {}  # recent IPv4 texts -> keys (bounded)
         self._empty_key = 0 if isinstance(self._keys, array) else None
         # every data array, flat, for clearing a freed row quickly
@@ -214,6 +233,7 @@ class StickTable:
     @sync.setter
     def sync(self, value: bool) -> None:
         self._sync = bool(value)
+        self._appliers.clear()
         self.track_key = self._build_track_key()  # type: ignore[method-assign]
         self.release = self._build_release()  # type: ignore[method-assign]
 
@@ -358,25 +378,28 @@ class StickTable:
         return Entry(self, row)
 
     def _alloc_row(self) -> int:
-        if self._free:
-            return self._free.pop()
-        row = self._rows
-        self._rows += 1
-        self._exp.append(0)
-        self._ref.append(0)
-        self._flags.append(0)
-        self._lru_prev.append(NIL)
-        self._lru_next.append(NIL)
-        self._useq.append(0)
-        self._upd_prev.append(NIL)
-        self._upd_next.append(NIL)
+        free = self._free
+        if free:
+            return free.pop()
+        # grow every column by a chunk at once (array.extend is far cheaper than one
+        # append per column and row); the new rows go on the free list, lowest last
+        start = self._rows
+        n = min(max(16, start >> 6), 1024)
+        self._rows = start + n
+        self._flags.extend(bytes(n))
+        for arr in (self._exp, self._ref, self._useq, *self._data_arrays):
+            arr.extend(_zeros(arr.typecode, n))
+        nils = _nils(n)
+        for arr in (self._lru_prev, self._lru_next, self._upd_prev, self._upd_next):
+            arr.extend(nils)
         if isinstance(self._keys, array):
-            self._keys.append(0)
+            self._keys.extend(_zeros("I", n))
         else:
-            self._keys.append(None)
-        for col in self.columns.values():
-            col.grow()
-        return row
+            self._keys.extend([None] * n)
+        for strings in self._data_strings:
+            strings.extend([None] * n)
+        free.extend(range(start + n - 1, start, -1))
+        return start
 
     def get_or_create(self, key: Any) -> int | None:
         """The row of a normalised key, created empty when missing; None when the
@@ -977,6 +1000,104 @@ class StickTable:
             self._flags[row] |= _F_IN_UPDATES | _F_REMOTE
             self._upd_append(row)
         return row
+
+    def remote_applier(self, plan: tuple[tuple[str, str, int], ...]) -> Any:
+        """A fast `apply_remote` for updates whose values come as a tuple of
+        ``(name, value)`` pairs in the order of ``plan`` (the sender's DEFINE:
+        ``(name, kind, count)`` per value): ``apply(key, values, expire_ms) -> row``.
+
+        Generated once per plan: each value goes straight to its column, types this
+        table does not store (or "local" ones) are skipped.  Plans with arrays,
+        dictionary or signed values get a wrapper around `apply_remote`."""
+        cached = self._appliers.get(plan)
+        if cached is not None:
+            return cached
+        env: dict[str, Any] = {
+            "index_get": self._index.get,
+            "get_or_create": self.get_or_create,
+            "seconds": self._seconds,
+            "exp": self._exp,
+            "flags": self._flags,
+            "useq": self._useq,
+            "lru_prev": self._lru_prev,
+            "lru_relink": self._lru_relink,
+            "upd_append": self._upd_append,
+            "table": self,
+            "MASK32": MASK32,
+            "MASK64": 0xFFFFFFFFFFFFFFFF,
+            "NIL": NIL,
+            "IN_UPDATES": _F_IN_UPDATES | _F_REMOTE,
+            "expire": self.expire,
+        }
+        body = [
+            "def apply(key, values, expire_ms):",
+            "    row = index_get(key)",
+            "    if row is None:",
+            "        row = get_or_create(key)",
+            "        if row is None:",
+            "            return None",
+            "    now = int(seconds() * 1000) & MASK32",
+        ]
+        for i, (name, kind, _count) in enumerate(plan):
+            col = self.columns.get(name)
+            if col is None or col.dt.local:
+                continue
+            if kind != col.dt.kind or col.dt.is_array or kind not in ("u32", "u64", "rate"):
+                applier = self._generic_applier(plan)
+                self._appliers[plan] = applier
+                return applier
+            if kind == "rate":
+                t, c, p = col.arrays
+                env[f"t{i}"], env[f"c{i}"], env[f"p{i}"] = t, c, p
+                body += [
+                    f"    age, curr, prev = values[{i}][1]",
+                    f"    t{i}[row] = (now - age) & MASK32 & ~1",
+                    f"    c{i}[row] = curr & MASK32",
+                    f"    p{i}[row] = prev & MASK32",
+                ]
+            else:
+                env[f"a{i}"] = col.arrays[0]
+                mask = "MASK64" if kind == "u64" else "MASK32"
+                body.append(f"    a{i}[row] = values[{i}][1] & {mask}")
+        body += [
+            "    if expire_ms is not None:",
+            "        when = exp[row] = ((now + expire_ms) & MASK32) or 1",
+        ]
+        if self.expire:
+            body += ["    else:", "        when = exp[row] = ((now + expire) & MASK32) or 1"]
+        else:
+            body += ["    else:", "        when = exp[row]"]
+        body += [
+            # already the newest by expiry at the LRU tail (the common case): nothing to move
+            "    if row != table._lru_tail or (",
+            "        (before := lru_prev[row]) != NIL and ((exp[before] - when) & MASK32) - 1 < 0x7FFFFFFF",
+            "    ):",
+            "        lru_relink(row)",
+        ]
+        if self._sync:
+            body += [
+                "    if not flags[row] & 1:",
+                "        table.update = seq = (table.update + 1) & MASK32",
+                "        useq[row] = seq",
+                "        flags[row] |= IN_UPDATES",
+                "        upd_append(row)",
+            ]
+        body.append("    return row")
+        exec("\n".join(body), env)  # noqa: S102 - generated from this table's own columns
+        applier = self._appliers[plan] = env["apply"]
+        return applier
+
+    def _generic_applier(self, plan: tuple) -> Any:
+        apply_remote = self.apply_remote
+
+        def apply(key: Any, values: tuple, expire_ms: int | None) -> int | None:
+            return apply_remote(key, dict(values), expire_ms)
+
+        return apply
+
+    def _lru_relink(self, row: int) -> None:
+        self._lru_unlink(row)
+        self._lru_insert_by_expiry(row)
 
     def updates_after(self, update_id: int) -> Iterator[tuple[int, Entry]]:
         """Entries changed locally after ``update_id`` up to `local_update`, as
