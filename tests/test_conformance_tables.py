@@ -52,6 +52,16 @@ frontend gpcs
     http-request deny deny_status 403 if { src_get_gpc(0,gpcs) gt 0 }
     http-request return status 200 content-type text/plain lf-string "gpc1=%[sc_get_gpc(1,2)] rate=%[sc_gpc_rate(1,2)] gpt1=%[sc_get_gpt(1,2)]"
 
+frontend count
+    bind 127.0.0.1:@COUNT@
+    stick-table type ip size 100 expire 10s store http_req_rate(2s),http_req_cnt
+    http-request track-sc0 src
+    http-request return status 200 content-type text/plain string counted
+
+frontend peek
+    bind 127.0.0.1:@PEEK@
+    http-request return status 200 content-type text/plain lf-string "rate=%[src_http_req_rate(count)] cnt=%[src,table_http_req_cnt(count)]"
+
 frontend blocklist
     bind 127.0.0.1:@BLOCK@
     stick-table type ip size 100 expire 10s store gpc0,http_req_rate(2s),http_req_cnt,http_err_cnt
@@ -136,6 +146,32 @@ def test_deny_pages_on_keep_alive_and_a_blocklist_set_from_the_stats_socket(pair
         ],
     )
     assert haproxy[3].value.startswith(b"HTTP/1.1 429 Too Many Requests\r\n")
+
+
+def test_sliding_window_rate_read_inside_the_next_periods(pair):
+    """The previous period's count weighted by what remains of the current one, read
+    where the value is constant for ~250 ms either side (the two processes' periods
+    start a few milliseconds apart): 4 requests, then 4 x 1760/2000 and 4 x 710/2000."""
+
+    def peek() -> Send:
+        return Send(1, src="127.0.0.2", port="PEEK", answer=True)
+
+    haproxy, _ = assert_same(
+        pair,
+        [
+            Send(4, src="127.0.0.2", port="COUNT"),
+            peek(),  # inside the first period: the count itself
+            Wait(2200),  # ~240 ms into the second period
+            peek(),
+            ShowTable("count"),
+            Wait(1000),  # ~1290 ms into it
+            peek(),
+            ShowTable("count"),
+        ],
+    )
+    bodies = [o.value.rsplit(b"\r\n\r\n", 1)[1] for o in haproxy if isinstance(o.value, bytes)]
+    # hand-computed: 4, then floor(4 x 1760/2000) = 3, then floor(4 x 710/2000) = 1 (+-250 ms of margin)
+    assert bodies == [b"rate=4 cnt=4", b"rate=3 cnt=4", b"rate=1 cnt=4"]
 
 
 def test_show_table_filters_set_and_clear(pair):
