@@ -159,7 +159,7 @@ def main() -> int:
                 else:
                     counters_differ += other.get(name) != value
         handovers = [r[2] for r in rows]
-        print(f"entries before {len(before)}, after {len(after)} (+ the probe's own)")
+        print(f"entries before {len(before)}, after {len(after)} (one of them the probe's own)")
         print(
             f"counter values differing: {counters_differ}; rates differing: {rates_differ} "
             f"(higher than before: {rates_higher})"
