@@ -214,15 +214,6 @@ def test_http_err_counts_4xx_from_a_server_and_denials():
     assert statuses(haproxy, "127.0.0.2") == [200, 404, 404]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "minilb counts a 404 produced by 'http-request return status 404' (in a backend) as an HTTP error; "
-        "haproxy 2.6.12 does not: after 2 x GET /generated from 127.0.0.2, haproxy shows "
-        "'key=127.0.0.2 use=0 exp=9999 http_req_cnt=2 http_err_cnt=0 http_err_rate(2000)=0', "
-        "minilb 'key=127.0.0.2 use=0 exp=9999 http_req_cnt=2 http_err_cnt=2 http_err_rate(2000)=2'"
-    ),
-)
 def test_http_err_and_a_404_generated_by_http_request_return():
     steps = [
         Send(2, src="127.0.0.2", path="/generated"),
