@@ -1125,16 +1125,27 @@ class StickTable:
             row = nxt
 
     def _upd_start_after(self, update_id: int) -> int:
-        """The first row in the update list numbered after ``update_id`` (local ids)."""
-        row = self._upd_tail
+        """The first row in the update list numbered after ``update_id`` (local ids).
+
+        Searched from both ends at once (ids grow along the list), so the cost is the
+        distance from the nearer end: a first push (``update_id`` before every entry)
+        and a push after a recent ack are both immediate, even at a million entries."""
+        useq = self._useq
+        flags = self._flags
+        nxt_a = self._upd_next
+        prev_a = self._upd_prev
+        fwd = self._upd_head
+        back = self._upd_tail
         first = NIL
-        while row != NIL:
-            seq = self._useq[row]
-            if not self._flags[row] & _F_REMOTE and _s32(seq - update_id) <= 0:
-                break
-            first = row
-            row = self._upd_prev[row]
-        return first
+        while fwd != NIL and back != NIL:
+            if not flags[fwd] & _F_REMOTE and 0 < (useq[fwd] - update_id) & MASK32 < HALF32:
+                return fwd  # the first local id after update_id (remote rows before it are skipped)
+            if not flags[back] & _F_REMOTE and not 0 < (useq[back] - update_id) & MASK32 < HALF32:
+                return first
+            first = back
+            fwd = nxt_a[fwd]
+            back = prev_a[back]
+        return NIL if fwd == NIL else first
 
     def entries(self) -> Iterator[Entry]:
         """Every entry (for a full teach), in no particular order."""
