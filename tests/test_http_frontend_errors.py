@@ -353,7 +353,9 @@ def test_stick_hooks_only_when_tracked_and_with_the_right_source():
 
     rules = FakeRules(
         tcp_connection=track,
-        http_request=lambda txn: Reply(403, raw=error_response(403)) if txn.path == "/deny" else None,
+        http_request=lambda txn: (
+            Reply(403, raw=error_response(403), kind="deny") if txn.path == "/deny" else None
+        ),
     )
     h = Harness(rules=rules, tracking=tracking)
     h.server().up = False

@@ -89,3 +89,47 @@ def test_byte_accounting_only_when_a_table_stores_bytes(tmp_path, monkeypatch):
     assert servers_chosen(h, ["10.0.0.2"]) == ["s1"]
     table = h.tables["web"]
     assert table.entry(table.lookup(table.normalize_key("10.0.0.2"))).get("bytes_out_cnt") == len(OK)
+
+
+ERR_CFG = """
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend web
+    bind 127.0.0.1:1
+    stick-table type ip size 1k expire 30m store http_req_cnt,http_err_cnt
+    http-request track-sc0 src
+    http-request return status 404 if { path /missing }
+    http-request redirect location /elsewhere code 302 if { path /moved }
+    http-request deny deny_status 429 if { path /deny }
+    http-request tarpit deny_status 403 if { path /tarpit }
+    http-request return status 200 content-type text/plain string ok
+"""
+
+
+def test_http_err_counts_denies_and_tarpits_not_returns(tmp_path):
+    """As haproxy 2.6.12: a deny or a tarpit is an http_err of the tracked entry, an
+    `http-request return` (even 404) or a redirect is not."""
+    h = ConfigHarness(tmp_path, ERR_CFG)
+    table = h.tables["web"]
+
+    def counts():
+        entry = table.entry(table.lookup(table.normalize_key("10.0.0.1")))
+        return entry.get("http_req_cnt"), entry.get("http_err_cnt")
+
+    c, ct = h.client("web")
+    for path, status in [("/missing", b"404"), ("/moved", b"302"), ("/", b"200")]:
+        c.dataReceived(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+        assert ct.value().startswith(b"HTTP/1.1 " + status), ct.value()
+        ct.clear()
+    assert counts() == (3, 0)
+    c.dataReceived(b"GET /deny HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert ct.value().startswith(b"HTTP/1.1 429")
+    assert counts() == (4, 1)
+    ct.clear()
+    c.dataReceived(b"GET /tarpit HTTP/1.1\r\nHost: x\r\n\r\n")
+    h.reactor.advance(10)  # timeout tarpit defaults to timeout connect
+    assert ct.value().startswith(b"HTTP/1.1 403")
+    assert counts() == (5, 2)

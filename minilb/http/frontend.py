@@ -200,6 +200,9 @@ class FrontendRuntime(protocol.Factory):
             conn.graceful_close()
 
 
+#: the `Reply.kind` values that count as an http error in stick counters
+_COUNTED_REPLY_KINDS = frozenset(("deny", "tarpit"))
+
 #: what ``monitor-uri`` answers (HAProxy's 200 page), before any rule runs
 _MONITOR_REPLY = http_errors.error_reply(200)
 
@@ -840,7 +843,9 @@ class ClientConnection(protocol.Protocol):
         if not self.open:
             return
         self.replied = True
-        self.reply_source = "deny" if reply.status >= 400 else "internal"
+        # HAProxy counts a deny or a tarpit as an http_err of the tracked entries,
+        # never a return or a redirect (even with a 4xx status)
+        self.reply_source = "deny" if reply.kind in _COUNTED_REPLY_KINDS else "internal"
         if self.term == "--":
             self.term = "PR" if reply.status >= 400 else "--"
         self.status = reply.status
@@ -883,6 +888,7 @@ class ClientConnection(protocol.Protocol):
             body=reply.body,
             reason=reason,
             close=reply.close,
+            kind=reply.kind,
         )
 
     def _send_error(self, status: int, be=None) -> None:
