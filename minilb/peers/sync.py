@@ -105,6 +105,13 @@ def _applier(table: Any, define: m.Define) -> Callable[..., Any]:
     return lambda key, values, expire_ms: apply_remote(key, dict(values), expire_ms)
 
 
+def _wire_encoder(table: Any) -> Callable[..., bytes] | None:
+    """``encode(update_id, expire, now, row) -> bytes``: the table's generated encoder of
+    whole update messages, or None (tables without one use `Encoder.encode_entry`)."""
+    make = getattr(table, "wire_encoder", None)
+    return make() if make is not None else None
+
+
 class TableCursor:
     """What one remote peer has of one local table (kept across sessions)."""
 
@@ -581,6 +588,23 @@ class PeersSync:
             yield encoder.encode(shared.define)
             table = shared.table
             previous = None
+            fast = _wire_encoder(table)
+            if fast is not None:
+                lookup, keys, update_id_of, expire_in = (
+                    table.lookup,
+                    table._keys,
+                    table.update_id_of,
+                    table.expire_in,
+                )
+                now = table.now_tick()
+                for row in list(table.rows()):
+                    if lookup(keys[row]) != row:
+                        continue  # expired or purged since the walk started
+                    update_id = update_id_of(row)
+                    implicit = previous is not None and update_id == (previous + 1) & MASK32
+                    previous = update_id
+                    yield fast(None if implicit else update_id, expire_in(row) if timed else None, now, row)
+                continue
             for entry in table.entries():
                 row = entry.row
                 key = entry.key
@@ -672,8 +696,18 @@ class PeersSync:
             iterator = walk[0]
             previous = None
             exhausted = True
+            fast = _wire_encoder(table)
+            now = table.now_tick() if fast is not None else 0
             for update_id, entry in iterator:
                 implicit = previous is not None and update_id == (previous + 1) & MASK32
+                if fast is not None:
+                    session.send_raw(fast(None if implicit else update_id, None, now, entry.row))
+                    previous = cursor.last_pushed = update_id
+                    sent += 1
+                    if sent >= budget:
+                        exhausted = False
+                        break
+                    continue
                 session.send_raw(
                     encoder.encode_entry(
                         None if implicit else update_id, None, entry.key, entry.wire_values()

@@ -198,6 +198,7 @@ class StickTable:
         self._upd_tail = NIL
         self._free: list[int] = []
         self._appliers: dict[tuple, Any] = {}  # remote_applier's, by plan
+        self._wire_encoder: Any = False  # wire_encoder(), built on first use
         self._ip_cache: dict[str, int] = {}  # recent IPv4 texts -> keys (bounded)
         self._empty_key = 0 if isinstance(self._keys, array) else None
         # every data array, flat, for clearing a freed row quickly
@@ -1086,6 +1087,79 @@ class StickTable:
         exec("\n".join(body), env)  # noqa: S102 - generated from this table's own columns
         applier = self._appliers[plan] = env["apply"]
         return applier
+
+    def wire_encoder(self) -> Any:
+        """For ``ip`` tables of plain counters and rates: a generated
+        ``encode(update_id, expire, now, row) -> bytes`` giving the whole peers
+        update message of an entry (``update_id`` None: incremental; ``expire`` None:
+        not TIMED), byte for byte what `minilb.peers.codec.Encoder.encode_entry`
+        gives for `wire_values`; None for other tables."""
+        if self._wire_encoder is not False:
+            return self._wire_encoder
+        self._wire_encoder = None
+        if self.key_type != "ip" or any(
+            col.dt.kind not in ("u32", "u64") and not (col.dt.is_rate and not col.dt.is_array)
+            for col in self.columns.values()
+        ):
+            return None
+        import struct  # noqa: PLC0415 - only the peers need it
+
+        from minilb.peers.varint import encode as venc  # noqa: PLC0415
+
+        env: dict[str, Any] = {
+            "U32": struct.Struct(">I").pack,
+            "U32_2": struct.Struct(">II").pack,
+            "venc": venc,
+            "keys": self._keys,
+            "M": MASK32,
+        }
+        lines = [
+            "def encode(update_id, expire, now, row):",
+            "    if update_id is not None:",
+            "        if expire is not None:",
+            "            body = bytearray(U32_2(update_id & M, expire & M))",
+            "            msg_type = 0x85",
+            "        else:",
+            "            body = bytearray(U32(update_id & M))",
+            "            msg_type = 0x80",
+            "    elif expire is not None:",
+            "        body = bytearray(U32(expire & M))",
+            "        msg_type = 0x86",
+            "    else:",
+            "        body = bytearray()",
+            "        msg_type = 0x81",
+            "    body += U32(keys[row])",
+        ]
+
+        def put(expr: str) -> None:
+            lines.extend(
+                [
+                    f"    v = {expr}",
+                    "    if v < 240:",
+                    "        body.append(v)",
+                    "    else:",
+                    "        body += venc(v)",
+                ]
+            )
+
+        for i, col in enumerate(self.columns.values()):
+            if col.dt.is_rate:
+                env[f"t{i}"], env[f"c{i}"], env[f"p{i}"] = col.arrays
+                put(f"(now - t{i}[row]) & M")
+                put(f"c{i}[row]")
+                put(f"p{i}[row]")
+            else:
+                env[f"a{i}"] = col.arrays[0]
+                put(f"a{i}[row]")
+        lines += [
+            "    n = len(body)",
+            "    if n < 240:",
+            "        return bytes((10, msg_type, n)) + body",
+            "    return bytes((10, msg_type)) + venc(n) + body",
+        ]
+        exec("\n".join(lines), env)  # noqa: S102 - generated from this table's own columns
+        self._wire_encoder = env["encode"]
+        return self._wire_encoder
 
     def _generic_applier(self, plan: tuple) -> Any:
         apply_remote = self.apply_remote
