@@ -392,7 +392,7 @@ def _varint_at(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _read_varint_lines(target: str, indent: str = "    ") -> list[str]:
-    """Source reading one varint into ``target``: one- and two-byte values inline."""
+    """Source reading one varint into ``target``: values of up to three bytes inline."""
     return [
         f"{indent}b = data[pos] if pos < end else 256",
         f"{indent}if b < 240:",
@@ -401,6 +401,9 @@ def _read_varint_lines(target: str, indent: str = "    ") -> list[str]:
         f"{indent}elif b < 256 and pos + 1 < end and data[pos + 1] < 128:",
         f"{indent}    {target} = b + (data[pos + 1] << 4)",
         f"{indent}    pos += 2",
+        f"{indent}elif b < 256 and pos + 2 < end and data[pos + 2] < 128:",
+        f"{indent}    {target} = b + (data[pos + 1] << 4) + (data[pos + 2] << 11)",
+        f"{indent}    pos += 3",
         f"{indent}else:",
         f"{indent}    {target}, pos = varint_at(data, pos)",
     ]

@@ -1071,7 +1071,7 @@ class StickTable:
         body += [
             # already the newest by expiry at the LRU tail (the common case): nothing to move
             "    if row != table._lru_tail or (",
-            "        (before := lru_prev[row]) != NIL and ((exp[before] - when) & MASK32) - 1 < 0x7FFFFFFF",
+            "        (before := lru_prev[row]) != NIL and 0 < (exp[before] - when) & MASK32 < 0x80000000",
             "    ):",
             "        lru_relink(row)",
         ]
