@@ -418,3 +418,25 @@ def test_bytes_after_an_upgrade_request_wait_for_the_101():
     )
     assert st.value() == b"\x81\x05hello" + b"z" * (MAX_HELD_BODY + 1)
     assert ct.producerState == "producing"
+
+
+def test_unreachable_server_503_counts_no_http_failure():
+    """haproxy 2.6.12 answers 503 after the connect retries but counts no http_fail
+    (tests/test_conformance_traffic.py has the captured case)."""
+    from tests.support.http import FakeRules
+
+    tracking = Tracking()
+
+    def track(sess):
+        sess.stkctr[0] = object()
+        return True
+
+    h = Harness(rules=FakeRules(tcp_connection=track), tracking=tracking)
+    c, ct = h.client()
+    c.dataReceived(b"GET / HTTP/1.1\r\n\r\n")
+    for _ in range(h.backend().retries + 1):
+        h.connector.fail()
+        h.reactor.advance(1)
+    assert ct.value().startswith(b"HTTP/1.1 503")
+    assert [call for call in tracking.calls if isinstance(call, tuple) and call[0] == "response"] == []
+    assert "txn_end" in tracking.calls

@@ -564,6 +564,7 @@ class ClientConnection(protocol.Protocol):
         self._log_error(
             f"{self.fe.name}/{be.name}/{server.name}: connection failed: {reason.getErrorMessage()}"
         )
+        self.reply_source = "internal"  # haproxy counts no http_fail for a server it never reached
         self._send_error(503, be)
 
     def _retry(self) -> None:
