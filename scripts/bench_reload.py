@@ -172,6 +172,7 @@ def main() -> int:
             f"probe: {len(probe.samples)} requests, {len(probe.failures)} failed, "
             f"{probe.retried} retried after an idle close"
         )
+        time.sleep(1)  # let the master close the CLI connections of the dump
         print(
             f"master fds before {fds}, after {len(os.listdir(f'/proc/{master.pid}/fd'))}; "
             f"processes in the group: {len(group_pids(master.pid))}"
