@@ -201,27 +201,6 @@ class Pair:
                     side.stop()
 
 
-class PairCache:
-    """One `Pair` per distinct configuration, started on first use and kept until
-    the cache is closed (a module-scoped fixture: tests of one module that share a
-    configuration share its processes, and must then use distinct client addresses)."""
-
-    def __init__(self):
-        self._stack = contextlib.ExitStack()
-        self._pairs: dict[str, Pair] = {}
-
-    def get(self, template: str) -> Pair:
-        if template not in self._pairs:
-            self._pairs[template] = self._stack.enter_context(Pair.start(template))
-        return self._pairs[template]
-
-    def __enter__(self) -> PairCache:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stack.close()
-
-
 # --------------------------------------------------------------------------- client
 
 
