@@ -2,7 +2,7 @@
 same nginx origin, and write the results into BENCHMARKS.md.
 
     python scripts/bench_http.py --quick      # about 2 minutes: 3 repetitions x 2 s
-    python scripts/bench_http.py              # the full run, within 15 minutes: 5 repetitions x 6 s,
+    python scripts/bench_http.py              # the full run, within 15 minutes: 4 repetitions x 6 s,
                                               # then the stick/peers/reload scripts in the time left
 
 The system under test runs on CPU 0, wrk and the origin on CPU 1 (taskset). The systems are measured
@@ -168,7 +168,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--keep-workdir", action="store_true", help="keep the generated configs and logs")
     args = parser.parse_args(argv)
     quick = args.quick
-    args.repetitions = args.repetitions or (3 if quick else 5)
+    args.repetitions = args.repetitions or (3 if quick else 4)
     args.duration = args.duration or (2.0 if quick else 6.0)
     args.warmup = args.warmup if args.warmup is not None else (1.0 if quick else 2.0)
     profiled = len([name for name in args.profile_scenarios.split(",") if name]) if args.profile else 0
@@ -360,8 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         cells = harness.run()
         for name in args.extras:
             time_left = harness.time_left() - 5
-            if time_left < 30:
-                log(f"extra {name}: skipped, out of the time budget")
+            if time_left < EXTRAS_BY_NAME[name].expected_s:
+                log(f"extra {name}: skipped, {time_left:.0f} s left of the time budget (--budget)")
                 continue
             log(f"extra {name}: running {EXTRAS_BY_NAME[name].script} (at most {time_left:.0f} s)")
             result = run_extra(

@@ -21,6 +21,7 @@ class Extra:
     block: str
     script: str  # relative to the repository
     title: str
+    expected_s: float  # about how long it takes on this machine: not started with less time left
     args: tuple[str, ...] = ()
 
 
@@ -30,9 +31,22 @@ EXTRAS: tuple[Extra, ...] = (
         "bench_stick",
         "scripts/bench_stick.py",
         "Stick tables at 1,000,000 entries (memory, CPU per track)",
+        expected_s=60,
     ),
-    Extra("peers", "bench_peers", "scripts/bench_peers.py", "Peers: full resync of 1,000,000 entries"),
-    Extra("reload", "bench_reload", "scripts/bench_reload.py", "Reload: hand-over of 1,000,000 entries"),
+    Extra(
+        "peers",
+        "bench_peers",
+        "scripts/bench_peers.py",
+        "Peers: full resync of 1,000,000 entries",
+        expected_s=120,
+    ),
+    Extra(
+        "reload",
+        "bench_reload",
+        "scripts/bench_reload.py",
+        "Reload: table hand-over under load",
+        expected_s=150,
+    ),
 )
 EXTRAS_BY_NAME = {extra.name: extra for extra in EXTRAS}
 
