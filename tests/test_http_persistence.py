@@ -133,3 +133,14 @@ def test_http_err_counts_denies_and_tarpits_not_returns(tmp_path):
     h.reactor.advance(10)  # timeout tarpit defaults to timeout connect
     assert ct.value().startswith(b"HTTP/1.1 403")
     assert counts() == (5, 2)
+
+
+def test_nothing_is_stored_for_a_server_that_never_answered(tmp_path):
+    h = ConfigHarness(tmp_path, CFG.format(stick=TABLE + "\n    retries 0"))
+    c, ct = h.client("web", src="10.0.0.7")
+    c.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert h.connector.fail().name == "s1"
+    assert ct.value().startswith(b"HTTP/1.1 503")
+    table = h.tables["web"]
+    assert table.lookup(table.normalize_key("10.0.0.7")) is None
+    assert servers_chosen(h, ["10.0.0.7", "10.0.0.7"]) == ["s2", "s2"]

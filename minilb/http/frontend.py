@@ -500,8 +500,6 @@ class ClientConnection(protocol.Protocol):
         self.server = server
         if self.txn is not None:
             self.txn.server = server.name
-        if self.stick_stores:
-            persistence.commit(self.stick_stores, server.id, server.name, server_address(server))
         mode = self.fe.modes[be.name]
         reuse = be.reuse
         private = self.private
@@ -622,6 +620,11 @@ class ClientConnection(protocol.Protocol):
     def server_response_head(self, conn, head) -> None:
         fe = self.fe
         txn = self.txn
+        stores = self.stick_stores
+        if stores:  # as haproxy's store rules: once the chosen server has answered
+            self.stick_stores = None
+            server = self.server
+            persistence.commit(stores, server.id, server.name, server_address(server))
         status = head.status
         self.status = status
         if self.t_start is not None:
