@@ -370,6 +370,8 @@ class Harness:
             f"{self.options.repetitions} x {self.options.duration_s:g} s each: about "
             f"{self.planned_seconds() / 60:.1f} minutes (budget {self.options.budget_s / 60:.1f})"
         )
+        if not self.options.scenarios:
+            return []
         self.start_origin()
         cells: list[Cell] = []
         for scenario in self.options.scenarios:
