@@ -1,7 +1,7 @@
 """Benchmark minilb side by side with HAProxy 2.6 and a naive Twisted reverse proxy, each in front of the
 same nginx origin, and write the results into BENCHMARKS.md.
 
-    python scripts/bench_http.py --quick      # about 2 minutes: 3 repetitions x 2 s
+    python scripts/bench_http.py --quick      # about 3 minutes: 3 repetitions x 2 s
     python scripts/bench_http.py              # the full run, within 15 minutes: 4 repetitions x 6 s,
                                               # then the stick/peers/reload scripts in the time left
 
@@ -45,9 +45,10 @@ BENCHMARKS_TEMPLATE = """# minilb benchmarks
 
 ## HTTP proxy: minilb, HAProxy 2.6 and a naive Twisted proxy
 
-How these numbers are made: `python scripts/bench_http.py` (`--quick` for a two-minute run) starts an
+How these numbers are made: `python scripts/bench_http.py` (`--quick` for a run of about three minutes) starts an
 nginx origin (one process, a small fixed body, a 1 MB file) and, for each scenario, HAProxy 2.6
-(`nbthread 1`), minilb (one worker) and the naive Twisted reverse proxy
+(`nbthread 1`), minilb (`python -m minilb -f CFG -db`, one process; `--minilb-cmd` changes it) and the
+naive Twisted reverse proxy
 (`twisted.web.proxy.ReverseProxyResource` in a `Site`, `scripts/naive_proxy.py`), each in front of that
 origin with the same generated haproxy.cfg (minilb reads HAProxy's configuration language).
 
