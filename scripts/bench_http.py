@@ -120,7 +120,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="3 repetitions of 2 s each (about 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="3 repetitions of 2 s each (about 3 minutes)")
     parser.add_argument("--repetitions", type=int, help="measured runs per system and scenario (at least 3)")
     parser.add_argument("--duration", type=float, help="seconds per measured run")
     parser.add_argument("--warmup", type=float, help="seconds of unmeasured load before the first run")
