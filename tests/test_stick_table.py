@@ -6,7 +6,7 @@ import pytest
 from twisted.internet.task import Clock
 
 from minilb.stick.datatypes import DATA_TYPES
-from minilb.stick.table import InvalidKey, StickTable
+from minilb.stick.table import InvalidKey, StickTable, _s32
 from tests.support.stick import spec
 
 ALL = (
@@ -210,8 +210,10 @@ def test_tracked_entries_do_not_expire_and_release_refreshes():
     clock.advance(50)
     assert t.expire_step(10) == 0
     assert t.lookup(1) == row
-    # met at the head while tracked: requeued with a fresh expiry, checked again later
-    assert t.next_deadline() == pytest.approx(clock.seconds() + 1)
+    # met at the head while tracked: requeued with a fresh expiry; only tracked
+    # entries are left, so nothing can expire (the expiry timer just polls)
+    assert t.entry(row).expire_in() == 1000
+    assert t.next_deadline() is None
     t.release(row)
     assert t.entry(row).expire_in() == 1000
     clock.advance(0.999)
@@ -420,12 +422,23 @@ def test_lists_stay_consistent_under_random_use(ops):
             assert t._index[t._keys[row]] == row
         assert len(t) <= t.size
         live = sorted(t._index.values())
-        # the LRU list holds every live row once, oldest expiry first
+        # the LRU list holds every live row once, the untracked ones oldest expiry first
+        # (tracked entries may sit anywhere: tracking does not move them)
         lru = walk(t, t._lru_head, t._lru_next)
         assert sorted(lru) == live
         assert walk(t, t._lru_tail, t._lru_prev) == lru[::-1]
-        exps = [t._exp[r] for r in lru]
+        exps = [t._exp[r] for r in lru if r not in tracked]
         assert exps == sorted(exps)
+        # the expiry deadline is the first untracked entry's
+        untracked = [r for r in lru if r not in tracked]
+        deadline = t.next_deadline()
+        if untracked and lru.index(untracked[0]) <= 64:
+            now = clock.seconds()
+            remain = max(0, _s32(t._exp[untracked[0]] - (int(now * 1000) & 0xFFFFFFFF)))
+            assert deadline is not None
+            assert abs(deadline - (now + remain / 1000)) < 1e-6
+        elif not untracked:
+            assert deadline is None
         # the update list holds the numbered rows once, in id order
         upd = walk(t, t._upd_head, t._upd_next)
         assert sorted(upd) == sorted(r for r in live if t.update_id_of(r))

@@ -598,8 +598,10 @@ class StickTable:
     def _build_track_key(self):
         """A ``track_key`` generated for this table: only the stored columns are
         counted, arrays and constants are bound as globals of the generated code,
-        the LRU move is inlined and the renumbering is left out of tables no peers
-        synchronise (setting `sync` rebuilds it)."""
+        and the renumbering is left out of tables no peers synchronise (setting
+        `sync` rebuilds it).  The entry is not moved in the LRU list: a tracked
+        entry is neither purged nor expired wherever it sits, and `release` moves it
+        to the tail (HAProxy too requeues tracked entries lazily)."""
         env: dict[str, Any] = {
             "index_get": self._index.get,
             "get_or_create": self.get_or_create,
@@ -655,21 +657,6 @@ class StickTable:
         if self.expire:
             env["expire"] = self.expire
             body.append("    exp[row] = ((now + expire) & MASK32) or 1")
-        body += [
-            "    tail = table._lru_tail",
-            "    if row != tail:",
-            "        before = lru_prev[row]",
-            "        after = lru_next[row]",
-            "        if before == NIL:",
-            "            table._lru_head = after",
-            "        else:",
-            "            lru_next[before] = after",
-            "        lru_prev[after] = before",
-            "        lru_prev[row] = tail",
-            "        lru_next[row] = NIL",
-            "        lru_next[tail] = row",
-            "        table._lru_tail = row",
-        ]
         counts_request = self._c_http_req_cnt is not None or self._c_http_req_rate is not None
         if self.sync:
             body += ["    if not http_request:", "        renumber(row, 1)", "        return row"]
@@ -783,11 +770,24 @@ class StickTable:
         return self.expire - self.expire_in(row) if self.expire else 0
 
     def next_deadline(self) -> float | None:
-        """When (in the clock's seconds) the oldest untracked entry expires; None if never."""
-        head = self._lru_head
-        if head == NIL or not self.expire:
+        """When (in the clock's seconds) the oldest untracked entry expires; None if
+        never, or if more than 64 tracked entries lead the LRU list (the caller
+        polls; the next `expire_step` moves them away)."""
+        if not self.expire:
             return None
-        exp = self._exp[head]
+        row = self._lru_head
+        ref = self._ref
+        nxt = self._lru_next
+        steps = 0
+        while row != NIL and ref[row]:
+            # tracked entries are not kept in expiry order (`track_key` does not move them)
+            steps += 1
+            if steps > 64:
+                return None
+            row = nxt[row]
+        if row == NIL:
+            return None
+        exp = self._exp[row]
         if not exp:
             return None
         now = self.clock.seconds()
@@ -797,9 +797,11 @@ class StickTable:
     def expire_step(self, max_entries: int = 2000) -> int:
         """Remove up to ``max_entries`` expired entries nothing tracks; returns how many.
 
-        Tracked entries met at the head are requeued at the tail with a fresh
-        expiry (they cannot expire while tracked; releasing refreshes it again).
-        Requeues count as work, so a step is bounded either way."""
+        Untracked entries are in expiry order along the LRU list; tracked ones may
+        sit anywhere (`track_key` does not move them).  Tracked entries met at the
+        head are requeued at the tail, with a fresh expiry if theirs passed (they
+        cannot expire while tracked; releasing refreshes it again).  Requeues count
+        as work, so a step is bounded either way."""
         now = self.now_tick()
         done = work = 0
         exp = self._exp
@@ -809,13 +811,18 @@ class StickTable:
             if head == NIL:
                 break
             when = exp[head]
+            if ref[head]:
+                # tracked: requeued at the tail (with a fresh expiry once it passed)
+                work += 1
+                if when and (now - when) & MASK32 < HALF32:
+                    exp[head] = ((now + self.expire) & MASK32) or 1
+                if head == self._lru_tail:
+                    break
+                self._lru_to_tail(head)
+                continue
             if not when or (now - when) & MASK32 >= HALF32:
                 break
             work += 1
-            if ref[head]:
-                exp[head] = ((now + self.expire) & MASK32) or 1
-                self._lru_to_tail(head)
-                continue
             self._free_row(head)
             done += 1
         return done
