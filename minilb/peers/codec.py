@@ -132,6 +132,7 @@ class _BadField(Exception):
 # ----------------------------------------------------------------------------------------
 
 _venc = varint.encode
+_UPDATE_TYPES = frozenset((m.STKT_UPDATE, m.STKT_INCUPDATE, m.STKT_UPDATE_TIMED, m.STKT_INCUPDATE_TIMED))
 
 
 def _frame(msg_type: int, body: bytes) -> bytes:
@@ -531,12 +532,16 @@ class Decoder:
                     out.append(self._decode_simple(msg_class, msg_type))
                     pos += 2
                     continue
-                try:
-                    length, body_start = varint.decode(buf, pos + 2, varint.MAX_BYTES_32)
-                except varint.VarintTruncated:
-                    break
-                except varint.VarintTooLong:
-                    raise PeersProtocolError("message length varint longer than 5 bytes") from None
+                if end - pos > 2 and buf[pos + 2] < 240:  # a one-byte length (most messages)
+                    length = buf[pos + 2]
+                    body_start = pos + 3
+                else:
+                    try:
+                        length, body_start = varint.decode(buf, pos + 2, varint.MAX_BYTES_32)
+                    except varint.VarintTruncated:
+                        break
+                    except varint.VarintTooLong:
+                        raise PeersProtocolError("message length varint longer than 5 bytes") from None
                 if length > self.limit:
                     raise PeersProtocolError(
                         f"message length {length} exceeds the {self.limit}-byte limit", SIZE_LIMIT_ANSWER
@@ -546,6 +551,14 @@ class Decoder:
                     break
                 body = bytes(buf[body_start:body_end])
                 pos = body_end
+                if msg_class == m.CLASS_STICKTABLE and msg_type in _UPDATE_TYPES:
+                    try:  # the replication hot path, without the generic dispatch
+                        out.append(self._decode_update(msg_type, body))
+                    except (_Truncated, _BadField) as exc:
+                        raise PeersProtocolError(
+                            f"malformed stick-table message 0x{msg_type:02x}: {exc}"
+                        ) from None
+                    continue
                 out.append(self._decode_body(msg_class, msg_type, body))
         except PeersProtocolError as exc:
             exc.messages = out
