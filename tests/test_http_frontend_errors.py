@@ -440,3 +440,39 @@ def test_unreachable_server_503_counts_no_http_failure():
     assert ct.value().startswith(b"HTTP/1.1 503")
     assert [call for call in tracking.calls if isinstance(call, tuple) and call[0] == "response"] == []
     assert "txn_end" in tracking.calls
+
+
+def test_tcp_session_rules_run_and_may_reject():
+    from tests.support.http import FakeRules
+
+    tracking = Tracking()
+    rules = FakeRules()
+    rules.has_tcp_session = True
+    seen = []
+
+    def session(sess):
+        seen.append(sess.src)
+        sess.stkctr[0] = object() if sess.src == "10.0.0.1" else None
+        return sess.src != "10.0.0.9"
+
+    rules.tcp_session = session
+    h = Harness(rules=rules, tracking=tracking)
+    c, ct = h.client(src="10.0.0.1")
+    assert seen == ["10.0.0.1"] and tracking.calls == ["accept"]  # tracked at session level
+    c2, ct2 = h.client(src="10.0.0.9")
+    assert ct2.disconnected or ct2.disconnecting
+
+
+def test_a_request_counts_on_entries_tracked_by_tcp_content_rules():
+    from tests.support.http import FakeRules
+
+    tracking = Tracking()
+
+    def content(sess, txn=None):
+        sess.stkctr[0] = object()
+        return True
+
+    h = Harness(rules=FakeRules(tcp_content=content), tracking=tracking)
+    c, ct = h.client()
+    c.dataReceived(b"GET / HTTP/1.1\r\n\r\n")
+    assert tracking.calls[:1] == ["request"]

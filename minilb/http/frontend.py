@@ -6,8 +6,9 @@ connection mode and ``x-forwarded-for`` plan per backend, error pages, log sink.
 is the Twisted factory of `ClientConnection`.
 
 `ClientConnection` frames requests with `minilb.http.parse.RequestParser` and, per
-request: builds the `Txn` (only when rules, a request-hashing balancer or stick
-counters read it), runs the rules that exist, picks the backend and a server,
+request: builds the `Txn` (only when some rule, a stick rule or a request-hashing
+balancer reads it), runs the rules that exist, picks the backend and a server
+(``stick match``/``stick on`` persistence first, stores written once it answered),
 borrows an idle keep-alive server connection (``http-reuse safe``: never for the first
 request of a client connection; ``never``: a connection private to the client) or
 dials a new one, streams the request body to the server and the response back, both
@@ -144,6 +145,7 @@ class FrontendRuntime(protocol.Factory):
         self.has_http_response = bool(rules is not None and rules.has_http_response)
         self.has_http_after_response = bool(rules is not None and rules.has_http_after_response)
         self.has_tcp_connection = bool(rules is not None and rules.has_tcp_connection)
+        self.has_tcp_session = bool(rules is not None and getattr(rules, "has_tcp_session", False))
         self.has_tcp_content = bool(rules is not None and rules.has_tcp_content)
         self.has_use_backend = bool(rules is not None and rules.has_use_backend)
         # A Txn is built per request only when something reads it: rules (ours or a
@@ -303,9 +305,13 @@ class ClientConnection(protocol.Protocol):
             fe.sink.emit(format_connect(sess.src, sess.src_port, sess.dst, sess.dst_port, fe.name, "http"))
         if fe.maxconn is not None:
             fe.gate.opened(fe.cur_conns)
-        if fe.has_tcp_connection:
+        if fe.has_tcp_connection or fe.has_tcp_session:
             sess.now_ms = int(self.accept_time * 1000)
-            if not fe.rules.tcp_connection(sess):
+            rules = fe.rules
+            if fe.has_tcp_connection and not rules.tcp_connection(sess):
+                self._close_now(abort=True)
+                return
+            if fe.has_tcp_session and not rules.tcp_session(sess):
                 self._close_now(abort=True)
                 return
             if fe.tracking is not None and _tracked(sess):
@@ -432,14 +438,16 @@ class ClientConnection(protocol.Protocol):
             return
         if fe.has_tcp_content or fe.has_http_request or fe.has_use_backend:
             sess.now_ms = int(self.reactor.seconds() * 1000)
+            if fe.has_tcp_content and not fe.rules.tcp_content(sess, txn):
+                self._close_now(abort=True)
+                return
+            # the request counts on every entry tracked so far (tcp-request content
+            # rules included), as haproxy counts it once the request is parsed
             stkctr = sess.stkctr
             if fe.tracking is not None and (
                 stkctr[0] is not None or stkctr[1] is not None or stkctr[2] is not None
             ):
                 fe.tracking.on_http_request(txn)
-            if fe.has_tcp_content and not fe.rules.tcp_content(sess, txn):
-                self._close_now(abort=True)
-                return
             if fe.has_http_request:
                 reply = fe.rules.http_request(txn)
                 if reply is not None:
