@@ -12,9 +12,11 @@ the process (daemon fork, pid file).  Everything below it receives a reactor.
 * SIGTTOU / SIGTTIN: HAProxy's "pause/resume listeners" are not needed: TCP listeners
   are bound with SO_REUSEPORT, so a new process binds while the old one listens.
 
-Master-worker mode (``-W``, ``-Ws``, ``master-worker`` in global) and the master CLI
-(``-S``) are accepted; until the reload work completes them minilb runs a single
-process and says so on stderr.
+Master-worker mode (``-W``, ``-Ws``, ``master-worker`` in global, ``-S`` master CLI)
+and ``twistd minilb`` run `minilb.master.service.MasterService`: the master binds every
+listener and runs the load balancer in a worker process; SIGUSR2 and SIGHUP reload.
+Without it, ``minilb`` runs one process (`StandaloneWorker`) with the same worker
+code on sockets it binds itself.
 """
 
 from __future__ import annotations
@@ -79,8 +81,8 @@ Usage : minilb [-f <cfgfile|cfgdir>]* [ -vdVD ] [ -n <maxconn> ] [ -N <maxpconn>
         -d enters debug mode ; -db only disables background mode.
         -V enters verbose mode (disables quiet mode)
         -D goes daemon ; -C changes to <dir> before loading files.
-        -W master-worker mode (accepted; minilb runs one process until the reload work lands).
-        -Ws master-worker mode with systemd notify support (likewise).
+        -W master-worker mode (a master owns the sockets; SIGUSR2/SIGHUP reload the worker).
+        -Ws master-worker mode with systemd notify support (as -W; no sd_notify).
         -q quiet mode : don't display messages
         -c check mode : only check config files and exit
         -n sets the maximum total # of connections (accepted, ignored)
@@ -91,7 +93,7 @@ Usage : minilb [-f <cfgfile|cfgdir>]* [ -vdVD ] [ -n <maxconn> ] [ -N <maxpconn>
         -de/-dp/-dS/-dG/-dR/-dr/-dV/-dW/-dD/-dL debug switches (accepted; -dW fails on warnings)
         -sf/-st [pid ]* finishes/terminates old pids (SIGUSR1 soft stop / SIGTERM).
         -x <unix_socket> get listening sockets from a unix socket (accepted, not used)
-        -S <bind>[,<bind options>...] new master CLI (accepted; completed by the reload work)
+        -S <bind>[,<bind options>...] new master CLI
 """
 
 
@@ -279,15 +281,6 @@ def load_for_run(paths: Sequence[str], localpeer: str | None, quiet: bool = Fals
     return result.config
 
 
-def build_worker_service(config, reactor, log=None):
-    """The data path's service for a loaded config."""
-    from minilb.worker.service import WorkerService
-
-    if log is None:
-        return WorkerService(config, reactor)
-    return WorkerService(config, reactor, log=log)
-
-
 # --------------------------------------------------------------------------- twistd plugin
 
 
@@ -325,7 +318,10 @@ class Options(usage.Options):
 
 def makeService(options: Options):
     """twistd's entry: check mode exits here; a bad configuration exits 1 with every
-    diagnostic printed and no traceback."""
+    diagnostic printed and no traceback.  Otherwise the service is the master
+    (`minilb.master.service.MasterService`): it binds every listener and runs the load
+    balancer in a worker process; SIGUSR2 and SIGHUP reload (twistd keeps SIGUSR1
+    for log rotation)."""
     from twisted.internet import reactor
 
     paths = options["config"]
@@ -335,11 +331,26 @@ def makeService(options: Options):
     config = load_for_run(paths, localpeer)
     if config is None:
         raise SystemExit(1)
-    from twisted.logger import Logger
+    from minilb.master.service import MasterService
 
     guard = StartupGuard()
-    build_worker_service(config, reactor, log=Logger(namespace="minilb")).setServiceParent(guard)
+    master = MasterService(
+        paths,
+        localpeer=localpeer,
+        environ=os.environ,
+        reactor=reactor,
+        pidfile=None,  # twistd writes its own pidfile (--pidfile)
+        on_exit=lambda code: reactor.stop() if reactor.running else None,
+    )
+    master.setServiceParent(guard)
+    reactor.callWhenRunning(install_reload_signals, reactor, master)
     return guard
+
+
+def install_reload_signals(reactor, master) -> None:
+    """SIGUSR2 and SIGHUP reload the master (under twistd, which owns SIGINT/SIGTERM)."""
+    for signum in (signal.SIGUSR2, signal.SIGHUP):
+        signal.signal(signum, lambda *_: reactor.callFromThread(master.reload))
 
 
 def startup_alert(exc: Exception) -> str:
@@ -449,14 +460,9 @@ def haproxy_main(argv: Sequence[str] | None = None, run: Callable | None = None)
 
 
 def run_foreground(config, args: HaproxyArgs) -> int:
-    """Run the worker service on the global reactor until a stop signal."""
+    """Run on the global reactor until a stop signal: the master and its workers with
+    ``-W``/``-Ws``/``-S`` or global ``master-worker``, else one process (as haproxy)."""
     quiet = args.quiet or config.global_.quiet
-    if args.master_worker or config.global_.master_worker or args.master_cli:
-        _notice(
-            "master-worker mode (-W/-S, 'master-worker') is accepted but not implemented yet: "
-            "running a single process",
-            quiet,
-        )
     from twisted.internet import reactor
     from twisted.logger import (
         FilteringLogObserver,
@@ -472,7 +478,11 @@ def run_foreground(config, args: HaproxyArgs) -> int:
         textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(defaultLogLevel=level)]
     )
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
-    service = build_worker_service(config, reactor, log=stderr_log(quiet))
+    if args.master_worker or config.global_.master_worker or args.master_cli:
+        return run_master(config, args, reactor)
+    service = StandaloneWorker(
+        config, reactor, stderr_log(quiet), has_old_process=bool(args.soft_stop_pids or args.hard_stop_pids)
+    )
     try:
         service.startService()  # binds now: a failure is reported before any fork, as haproxy
     except Exception as e:
@@ -500,6 +510,82 @@ def run_foreground(config, args: HaproxyArgs) -> int:
     install_stop_signals(reactor, service, config.global_.hard_stop_after)
     reactor.run(installSignalHandlers=False)
     return 0
+
+
+def run_master(config, args: HaproxyArgs, reactor) -> int:
+    """``-W``: the master binds every listener, runs the load balancer in a worker
+    process and reloads it on SIGUSR2/SIGHUP (`minilb.master.service`)."""
+    from minilb.master.run import install_signal_handlers
+    from minilb.master.service import MasterService, StartupError
+
+    if (args.daemon or config.global_.daemon) and not args.foreground:
+        daemonize()  # before any worker exists, so that the daemon is their parent
+    master = MasterService(
+        args.files,
+        localpeer=args.localpeer,
+        environ=os.environ,
+        reactor=reactor,
+        pidfile=args.pidfile or config.global_.pidfile,
+        master_socket=args.master_cli[0] if args.master_cli else None,
+        on_exit=lambda code: reactor.stop() if reactor.running else None,
+    )
+    try:
+        master.startService()
+    except StartupError:
+        return 1
+    signal_old_processes(args.soft_stop_pids, signal.SIGUSR1)
+    signal_old_processes(args.hard_stop_pids, signal.SIGTERM)
+    reactor.addSystemEventTrigger("before", "shutdown", master.stopService)
+    reactor.callWhenRunning(install_signal_handlers, reactor, master)
+    reactor.run()
+    return master.exit_code or 0
+
+
+class StandaloneWorker(service.Service):
+    """The whole load balancer in this one process (no master): binds its listeners
+    like the master would, then runs a `WorkerProcess` on them — frontends, stats
+    sockets, peers sections and table expiry.  Stopping is the worker's soft stop:
+    stop accepting, teach the tables to a successor at the local peer address (the
+    process started with ``-sf``), drain."""
+
+    def __init__(self, config, reactor, log, *, has_old_process: bool = False):
+        from minilb.master.control import listener_specs
+        from minilb.master.sockets import Listeners
+
+        self.config = config
+        self.reactor = reactor
+        self.log = log
+        self.has_old_process = has_old_process
+        self.listeners = Listeners()
+        self._specs = listener_specs(config)
+        self.worker = None
+
+    def startService(self) -> None:
+        from minilb.worker.process import WorkerProcess
+
+        self.listeners.prepare(self._specs.values())
+        try:
+            fds = {key: self.listeners.fileno(key) for key in self._specs}
+            self.worker = WorkerProcess(
+                self.config, self.reactor, fds, has_old_process=self.has_old_process, log=self.log
+            )
+            self.worker.start()
+        except Exception:
+            self.listeners.close_all()
+            raise
+        super().startService()
+
+    def stopService(self):
+        from twisted.internet import defer
+
+        super().stopService()
+        if self.worker is None:
+            return defer.succeed(None)
+        d = self.worker.soft_stop()
+        # the adopted ports are closed by the soft stop; our own copies must go too, or
+        # SO_REUSEPORT would keep handing connections to a socket nobody accepts on
+        self.listeners.close_all()
+        return d
 
 
 def install_stop_signals(reactor, service, hard_stop_after_ms: int | None) -> None:

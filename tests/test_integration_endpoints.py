@@ -126,6 +126,10 @@ backend be
 """
     )
     procs.twistd(procs.write_config(cfg), wait_port=tcp)
+    # the master holds the TCP socket from the start; the worker binds UNIX paths itself
+    deadline = time.monotonic() + 15
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     assert unix_get(path).endswith(b"hello from s1")
     assert unix_get(abns, abstract=True).endswith(b"hello from s1")
