@@ -93,6 +93,10 @@ def test_an_entry_expires_after_expire_and_comes_back_fresh(pair):
 
 
 def test_a_full_table_purges_its_least_recently_used_entry(pair):
+    """Only the purge of an entry untouched since its creation is compared: when the
+    candidates are an older entry touched again after its creation and a newer one,
+    haproxy 2.6.12 purges either (about one run in three it keeps the older one),
+    so that choice is not a conformance point."""
     haproxy, _ = assert_same(
         pair,
         [
@@ -100,11 +104,9 @@ def test_a_full_table_purges_its_least_recently_used_entry(pair):
             Send(2, src="127.0.0.3", port="SMALL"),
             Send(1, src="127.0.0.4", port="SMALL", answer=True),  # size 2: 127.0.0.2 goes
             ShowTable("small"),
-            Send(1, src="127.0.0.2", port="SMALL", answer=True),  # new again, 127.0.0.3 goes
-            ShowTable("small"),
         ],
     )
-    assert "key=127.0.0.3" not in str(haproxy[-1].value)
+    assert "key=127.0.0.2" not in str(haproxy[-1].value)
 
 
 def test_a_full_nopurge_table_refuses_new_entries(pair):

@@ -217,7 +217,7 @@ def read_until_close(s: socket.socket, limit: int = 1 << 20) -> bytes:
     while size < limit:
         try:
             data = s.recv(65536)
-        except ConnectionResetError:
+        except (ConnectionResetError, TimeoutError):
             break
         if not data:
             break
@@ -303,7 +303,10 @@ def http_status(
     except ConnectionResetError:
         return CLOSED
     with s:
-        return outcome(http_exchange(s, request_bytes(path, headers, close=True)), answer)
+        reply = http_exchange(s, request_bytes(path, headers, close=True))
+        # up to the server's close: by then it has finished the request (released its
+        # trackers), and anything it sent after the answer shows in the outcome
+        return outcome(reply + read_until_close(s) if reply else reply, answer)
 
 
 def hold_from(src: str, port: int) -> socket.socket | None:
