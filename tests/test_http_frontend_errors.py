@@ -476,3 +476,46 @@ def test_a_request_counts_on_entries_tracked_by_tcp_content_rules():
     c, ct = h.client()
     c.dataReceived(b"GET / HTTP/1.1\r\n\r\n")
     assert tracking.calls[:1] == ["request"]
+
+
+def _tracked_harness():
+    from tests.support.http import FakeRules
+
+    tracking = Tracking()
+
+    def track(sess):
+        sess.stkctr[0] = object()
+        return True
+
+    px = proxy(
+        servers=[server_model()], timeouts=Timeouts(connect=1000, client=5000, server=5000, http_request=500)
+    )
+    return Harness(px, rules=FakeRules(tcp_connection=track), tracking=tracking), tracking
+
+
+def test_a_first_request_that_never_came_counts_as_a_request():
+    """haproxy 2.6.12 (tests/test_conformance_sticktables.py): a 408 on an idle new
+    connection is one request of the tracked entry; a client closing before any byte
+    is one request and one error."""
+    h, tracking = _tracked_harness()
+    c, ct = h.client()
+    h.reactor.advance(1)
+    assert ct.value() == mux_error(408)
+    assert tracking.calls[:2] == ["accept", "request"] and not any(
+        isinstance(x, tuple) for x in tracking.calls
+    )
+
+    h, tracking = _tracked_harness()
+    c, ct = h.client()
+    c.readConnectionLost()
+    c.connectionLost(None)
+    assert tracking.calls[:3] == ["accept", "request", ("response", 0, "deny")]
+
+    h, tracking = _tracked_harness()  # after a request: an idle close counts nothing more
+    c, ct = h.client()
+    c.dataReceived(b"GET / HTTP/1.1\r\n\r\n")
+    conn, st = h.connector.succeed()
+    conn.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    c.readConnectionLost()
+    c.connectionLost(None)
+    assert tracking.calls.count("request") == 1

@@ -459,6 +459,8 @@ class ClientConnection(protocol.Protocol):
                 if name is not None:
                     be = fe.backends.get(name, be)
         else:
+            if txn is not None and fe.tracking is not None and _tracked(sess):  # by tcp-request connection
+                fe.tracking.on_http_request(txn)
             be = fe.default_backend
         if be is None:
             self.term = "PR"
@@ -1085,6 +1087,18 @@ class ClientConnection(protocol.Protocol):
         self._finish_log()
         self._close_now()
 
+    def _count_missing_request(self, error: bool) -> None:
+        """haproxy 2.6 counts the first request of a connection that never came (a 408,
+        or the client closing before sending a byte: then also an error) on the entries
+        the connection tracks."""
+        fe = self.fe
+        if fe.tracking is None or not _tracked(self.sess):
+            return
+        txn = Txn(self.sess, "", b"", "", None, "1.1", [])
+        fe.tracking.on_http_request(txn)
+        if error:
+            fe.tracking.on_http_response(txn, 0, "deny")
+
     # ------------------------------------------------------------------ timers
     def _timed_out(self, kind: str) -> None:
         if not self.open:
@@ -1098,6 +1112,7 @@ class ClientConnection(protocol.Protocol):
             self.status = 408
             page = fe.errorfiles.get(408) or mux_error(408)
             self.write(page)
+            self._count_missing_request(error=False)
             if fe.httplog and not (fe.dontlognull and self.reads == 0):
                 self._emit_log(badreq=True)
             self._close_now()
@@ -1163,6 +1178,8 @@ class ClientConnection(protocol.Protocol):
         """The client half-closed: answer what is in progress, then close."""
         self.client_eof = True
         if self.head is None and not self.pending:
+            if self.reads == 0 and self.requests == 0 and self.open:
+                self._count_missing_request(error=True)  # closed before any byte
             self._close_now()
         elif self.tunnel is not None:
             lose_write = getattr(self.tunnel.transport, "loseWriteConnection", None)
@@ -1228,6 +1245,8 @@ class ClientConnection(protocol.Protocol):
             fe.active.value -= 1
             if fe.maxconn is not None:
                 fe.gate.closed(fe.cur_conns)
+        if was_open and self.reads == 0 and self.requests == 0:
+            self._count_missing_request(error=True)  # closed by the client before any byte
         if fe.tracking is not None and _tracked(self.sess):
             if self.bytes_in and fe.count_bytes:
                 fe.tracking.on_bytes(self.sess, self.bytes_in, 0)
