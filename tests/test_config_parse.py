@@ -570,3 +570,20 @@ def test_global_tls_default_options_checked_like_haproxy(tmp_path):
         "'ssl-default-bind-options'.",
         "ALERT parsing [t.cfg:6] : global statement 'ssl-default-server-options' expects an option as an argument.",
     ]
+
+
+def test_log_format_is_kept_but_warned_as_not_rendered(tmp_path):
+    """minilb logs in httplog/tcplog format: a custom log-format must not pass silently."""
+    from minilb.config.load import load_config
+
+    cfg = tmp_path / "lf.cfg"
+    cfg.write_text(
+        "defaults\n    mode http\n    timeout client 1s\n    timeout server 1s\n    timeout connect 1s\n"
+        'frontend fe\n    bind 127.0.0.1:1\n    log-format "%ci %ST"\n'
+    )
+    config, warnings = load_config([str(cfg)])
+    assert config.proxy("fe").log_format == "%ci %ST"
+    assert [str(w) for w in warnings if "log-format" in str(w)] == [
+        f"parsing [{cfg}:8] : 'log-format' is not rendered by minilb: its log lines keep the "
+        "'option httplog' / 'option tcplog' format."
+    ]

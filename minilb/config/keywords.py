@@ -290,7 +290,7 @@ _PROXY_SUPPORTED = {
     "http-reuse": "",
     "id": "",
     "log": "",
-    "log-format": "",
+    "log-format": "parsed; lines keep the httplog/tcplog format (a warning says so)",
     "maxconn": "",
     "mode": "http, tcp",
     "monitor-uri": "",

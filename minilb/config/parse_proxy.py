@@ -337,6 +337,11 @@ def _log_format(b: ProxyBuilder, line: Line, args, prefix, ctx) -> None:
             "Use quotes if the format contains spaces."
         )
     b.fields["log_format"] = args[0]
+    ctx.warn(
+        line.location,
+        "'log-format' is not rendered by minilb: its log lines keep the 'option httplog' / "
+        "'option tcplog' format.",
+    )
 
 
 def _default_backend(b: ProxyBuilder, line: Line, args, prefix, ctx) -> None:
