@@ -380,7 +380,7 @@ def walk(t, head, nxt):
     while row != -1:
         rows.append(row)
         row = nxt[row]
-        assert len(rows) <= len(t._index) + 1, "cycle"
+        assert len(rows) <= len(t) + 1, "cycle"
     return rows
 
 
@@ -419,9 +419,10 @@ def test_lists_stay_consistent_under_random_use(ops):
         # every tracked entry is still there, with its reference count
         for row, refs in tracked.items():
             assert t.ref_count(row) == refs
-            assert t._index[t._keys[row]] == row
+            assert t.lookup(t._keys[row]) == row
         assert len(t) <= t.size
-        live = sorted(t._index.values())
+        live = sorted(t.rows())
+        assert len(live) == len(t) == len({t._keys[r] for r in live})
         # the LRU list holds every live row once, the untracked ones oldest expiry first
         # (tracked entries may sit anywhere: tracking does not move them)
         lru = walk(t, t._lru_head, t._lru_next)

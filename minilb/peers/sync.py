@@ -590,16 +590,12 @@ class PeersSync:
             previous = None
             fast = _wire_encoder(table)
             if fast is not None:
-                lookup, keys, update_id_of, expire_in = (
-                    table.lookup,
-                    table._keys,
-                    table.update_id_of,
-                    table.expire_in,
-                )
-                now = table.now_tick()
-                for row in list(table.rows()):
-                    if lookup(keys[row]) != row:
-                        continue  # expired or purged since the walk started
+                update_id_of, expire_in, now_tick = table.update_id_of, table.expire_in, table.now_tick
+                # rows expired or purged since the walk started are not met; the clock is
+                # read per entry (the walk spans reactor turns: a stale time would give
+                # counters rotated meanwhile a negative age)
+                for row in table.live_rows():
+                    now = now_tick()
                     update_id = update_id_of(row)
                     implicit = previous is not None and update_id == (previous + 1) & MASK32
                     previous = update_id

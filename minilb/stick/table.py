@@ -3,8 +3,10 @@ expiry, tracking references and the per-table update sequence the peers read.
 
 Layout (memory matters: a million entries must stay under 200 bytes each):
 
-- ``_index``: dict from the normalised key (an int for ``ip``/``integer`` tables,
-  ``bytes`` otherwise) to a row number;
+- ``_shards``: 16 dicts from the normalised key (an int for ``ip``/``integer``
+  tables, ``bytes`` otherwise) to a row number, the key's low bits (or its hash)
+  choosing the dict: growing one dict of a million keys rehashes it all at once
+  (~100-200 ms, a reactor stall), a sixteenth of it costs a sixteenth;
 - per-row metadata and every stored data type live in typed column arrays
   (``array('I')`` and friends) indexed by row; freed rows go on a free list;
 - an index-based doubly linked list (``_lru_prev``/``_lru_next``) holds the entries
@@ -23,6 +25,7 @@ with signed differences, 0 meaning "never".  Rates are stored as three u32 colum
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import socket
 from array import array
 from collections.abc import Iterable, Iterator
@@ -33,6 +36,8 @@ from minilb.stick.datatypes import BY_NAME, DATA_TYPES, DataType
 
 MASK32 = 0xFFFFFFFF
 HALF32 = 0x80000000
+_SHARDS = 16  # key index dicts (see the module docstring)
+_SHARD_MASK = _SHARDS - 1
 NIL = -1
 
 # per-row flags
@@ -182,7 +187,9 @@ class StickTable:
         # hot columns resolved once (None when not stored)
         self._c = {name: cols.get(name) for name in BY_NAME}
         # keys and per-row metadata
-        self._index: dict[Any, int] = {}
+        self._shards: list[dict[Any, int]] = [{} for _ in range(_SHARDS)]
+        self._shard_gets = tuple(shard.get for shard in self._shards)
+        self._count = 0  # live entries
         self._keys: array | list = array("I") if self.key_type in ("ip", "integer") else []
         self._exp = array("I")
         self._ref = array("I")
@@ -364,16 +371,27 @@ class StickTable:
         return key
 
     # ------------------------------------------------------------------ rows
+    def _shard_of(self, key: Any) -> dict[Any, int]:
+        if key.__class__ is int:
+            return self._shards[key & _SHARD_MASK]
+        return self._shards[hash(key) & _SHARD_MASK]
+
+    def _shard_expr(self, key: str) -> str:
+        """Source choosing the shard of ``key`` (generated hot paths)."""
+        if self.key_type in ("ip", "integer"):
+            return f"{key} & {_SHARD_MASK}"
+        return f"hash({key}) & {_SHARD_MASK}"
+
     def __len__(self) -> int:
-        return len(self._index)
+        return self._count
 
     @property
     def used(self) -> int:
-        return len(self._index)
+        return self._count
 
     def lookup(self, key: Any) -> int | None:
         """The row of a normalised key, or None."""
-        return self._index.get(key)
+        return self._shard_of(key).get(key)
 
     def entry(self, row: int) -> Entry:
         return Entry(self, row)
@@ -405,15 +423,17 @@ class StickTable:
     def get_or_create(self, key: Any) -> int | None:
         """The row of a normalised key, created empty when missing; None when the
         table is full and nothing can be purged (or ``nopurge``)."""
-        row = self._index.get(key)
+        shard = self._shard_of(key)
+        row = shard.get(key)
         if row is not None:
             return row
-        if len(self._index) >= self.size:
+        if self._count >= self.size:
             if self.nopurge or not self.purge_oldest((self.size >> 8) + 1):
                 return None
         row = self._alloc_row()
         self._keys[row] = key
-        self._index[key] = row
+        shard[key] = row
+        self._count += 1
         self._exp[row] = tick_add(self.now_tick(), self.expire) if self.expire else 0
         self._lru_append(row)
         return row
@@ -430,7 +450,9 @@ class StickTable:
         if self._flags[row] & _F_IN_UPDATES:
             self._upd_unlink(row)
         keys = self._keys
-        del self._index[keys[row]]
+        key = keys[row]
+        del self._shard_of(key)[key]
+        self._count -= 1
         keys[row] = self._empty_key
         self._flags[row] = 0
         self._exp[row] = 0
@@ -603,7 +625,7 @@ class StickTable:
         entry is neither purged nor expired wherever it sits, and `release` moves it
         to the tail (HAProxy too requeues tracked entries lazily)."""
         env: dict[str, Any] = {
-            "index_get": self._index.get,
+            "shard_gets": self._shard_gets,
             "get_or_create": self.get_or_create,
             "seconds": self._seconds,
             "ref": self._ref,
@@ -618,7 +640,7 @@ class StickTable:
         }
         body = [
             "def track_key(key, http_request):",
-            "    row = index_get(key)",
+            f"    row = shard_gets[{self._shard_expr('key')}](key)",
             "    if row is None:",
             "        row = get_or_create(key)",
             "        if row is None:",
@@ -831,7 +853,7 @@ class StickTable:
         """Remove up to ``count`` least recently used untracked entries; returns how many."""
         done = 0
         seen = 0
-        limit = len(self._index)
+        limit = self._count
         ref = self._ref
         while done < count and seen < limit:
             head = self._lru_head
@@ -1021,7 +1043,7 @@ class StickTable:
         if cached is not None:
             return cached
         env: dict[str, Any] = {
-            "index_get": self._index.get,
+            "shard_gets": self._shard_gets,
             "get_or_create": self.get_or_create,
             "seconds": self._seconds,
             "exp": self._exp,
@@ -1039,7 +1061,7 @@ class StickTable:
         }
         body = [
             "def apply(key, values, expire_ms):",
-            "    row = index_get(key)",
+            f"    row = shard_gets[{self._shard_expr('key')}](key)",
             "    if row is None:",
             "        row = get_or_create(key)",
             "        if row is None:",
@@ -1229,12 +1251,30 @@ class StickTable:
         return NIL if fwd == NIL else first
 
     def entries(self) -> Iterator[Entry]:
-        """Every entry (for a full teach), in no particular order."""
-        for row in list(self._index.values()):
+        """Every entry (for a full teach), in row order (see `live_rows`)."""
+        for row in self.live_rows():
             yield Entry(self, row)
 
+    def live_rows(self) -> Iterator[int]:
+        """The rows live when met, in row order (creation order in a table that never
+        freed a row), lazily: safe across changes of the table between batches;
+        rows allocated after the walk started are not visited."""
+        keys = self._keys
+        shards = self._shards
+        if self.key_type in ("ip", "integer"):
+            for row in range(self._rows):
+                key = keys[row]
+                if shards[key & _SHARD_MASK].get(key) == row:
+                    yield row
+        else:
+            for row in range(self._rows):
+                key = keys[row]
+                if key is not None and shards[hash(key) & _SHARD_MASK].get(key) == row:
+                    yield row
+
     def rows(self) -> Iterable[int]:
-        return self._index.values()
+        """Every live row (a view: do not change the table while iterating)."""
+        return itertools.chain.from_iterable(shard.values() for shard in self._shards)
 
     # ------------------------------------------------------------------ misc
     def ref_count(self, row: int) -> int:
@@ -1243,7 +1283,8 @@ class StickTable:
     def sorted_rows(self) -> list[int]:
         """Rows in HAProxy's key-tree order (what `show table` lists)."""
         sort_value = self.key_sort_value
-        return [row for _, row in sorted(self._index.items(), key=lambda kv: sort_value(kv[0]))]
+        items = itertools.chain.from_iterable(shard.items() for shard in self._shards)
+        return [row for _, row in sorted(items, key=lambda kv: sort_value(kv[0]))]
 
 
 def dump_text(data: bytes) -> str:
