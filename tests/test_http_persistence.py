@@ -1,6 +1,7 @@
-"""Stick persistence in the data path: ``stick on`` / ``stick match`` /
-``stick store-request`` choose the server before the balancer does, and the chosen
-server is stored for the next request."""
+"""The data path on a real compiled config (ConfigHarness): stick persistence
+(``stick on`` / ``stick match`` / ``stick store-request`` choose the server before the
+balancer, the chosen server is stored once it answered), what stick counters count
+(http_err, bytes), and request rewrites by rules reaching the server."""
 
 from __future__ import annotations
 
@@ -144,3 +145,28 @@ def test_nothing_is_stored_for_a_server_that_never_answered(tmp_path):
     table = h.tables["web"]
     assert table.lookup(table.normalize_key("10.0.0.7")) is None
     assert servers_chosen(h, ["10.0.0.7", "10.0.0.7"]) == ["s2", "s2"]
+
+
+REWRITE_CFG = """
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend web
+    bind 127.0.0.1:1
+    http-request set-header X-Seen yes
+    default_backend app
+backend app
+    http-request set-path /fail if { path /rewritten }
+    http-request set-method POST if { path /fail }
+    server s1 127.0.0.1:8001
+"""
+
+
+def test_request_rewrites_by_rules_reach_the_server(tmp_path):
+    h = ConfigHarness(tmp_path, REWRITE_CFG)
+    c, ct = h.client("web")
+    c.dataReceived(b"GET /rewritten?q=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn, st = h.connector.succeed()
+    assert st.value() == b"POST /fail?q=1 HTTP/1.1\r\nhost: x\r\nx-seen: yes\r\n\r\n"

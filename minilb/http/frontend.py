@@ -587,9 +587,14 @@ class ClientConnection(protocol.Protocol):
         fe = self.fe
         mode = fe.modes[be.name]
         add = None
+        txn = self.txn
+        if txn is not None:  # what the rules left: set-method, set-path, set-uri, headers
+            method, uri, headers = txn.method, txn.uri, txn.headers
+        else:
+            method, uri, headers = head.method, head.uri, head.headers
         plan = fe.xff[be.name]
         if plan is not None and plan.applies_to(self.sess.src):
-            if not plan.if_none or not any(n.lower() == plan.lheader for n, _ in head.headers):
+            if not plan.if_none or not any(n.lower() == plan.lheader for n, _ in headers):
                 add = [(plan.header, self.sess.src.encode("latin-1"))]
         if mode != "keep-alive":
             connection = b"close" if head.version == "1.1" else None
@@ -597,9 +602,7 @@ class ClientConnection(protocol.Protocol):
             connection = b"keep-alive"
         else:
             connection = None
-        data = request_head_bytes(
-            head.method, head.uri, head.version, head.headers, add=add, connection=connection
-        )
+        data = request_head_bytes(method, uri, head.version, headers, add=add, connection=connection)
         conn.send_head(data)
         self.req_sent = True
         if head.has_body or head.upgrade:  # only a body (or a tunnel) needs backpressure
