@@ -413,6 +413,8 @@ class ClientConnection(protocol.Protocol):
         self.requests += 1
         self.head = head
         sess = self.sess
+        if fe.count_bytes:  # as haproxy counts: 4 bytes less per header line
+            self.bytes_in -= 4 * len(head.headers)
         if fe.need_txn:
             path, query = split_uri(head.uri)
             self.txn = txn = Txn(sess, head.method, head.uri, path, query, head.version, head.headers)
@@ -688,7 +690,7 @@ class ClientConnection(protocol.Protocol):
                     keep_alive_token=False,
                 )
                 self.resp_started = True
-                self.bytes_out += len(data)
+                self.bytes_out += _htx_size(data) if self.fe.count_bytes else len(data)
                 self.write(data)
                 self._become_tunnel(conn)
                 return
@@ -707,7 +709,7 @@ class ClientConnection(protocol.Protocol):
         )
         self.closing = closing
         self.resp_started = True
-        self.bytes_out += len(data)
+        self.bytes_out += _htx_size(data) if self.fe.count_bytes else len(data)
         if no_body:
             self.write(data)
             if req.method == "HEAD":
@@ -884,7 +886,7 @@ class ClientConnection(protocol.Protocol):
         data = _reply_bytes(reply, close, head)
         if close:
             self.closing = True
-        self.bytes_out += len(data)
+        self.bytes_out += _htx_size(data) if self.fe.count_bytes else len(data)
         self.write(data)
         if self.req_done or close:
             self._finish()
@@ -919,7 +921,7 @@ class ClientConnection(protocol.Protocol):
             self.closing = True
         # the proxy's own answer is framed like a rule's reply (connection header)
         data = _reply_bytes(Reply(status, raw=self.fe.error_page(status, be)), self.closing, head)
-        self.bytes_out += len(data)
+        self.bytes_out += _htx_size(data) if self.fe.count_bytes else len(data)
         self.write(data)
         if self.req_done or self.closing:
             self._finish()
@@ -927,7 +929,7 @@ class ClientConnection(protocol.Protocol):
     def _write_error(self, status: int, be=None) -> None:
         """A 502/504 after the request went to a server: sent as is, then closed."""
         data = self.fe.error_page(status, be)
-        self.bytes_out += len(data)
+        self.bytes_out += _htx_size(data) if self.fe.count_bytes else len(data)
         self.write(data)
 
     def _bad_request(self, exc: HTTPError) -> None:
@@ -1268,6 +1270,16 @@ def _reply_bytes(reply, close: bool, head) -> bytes:
     if _WIRE_BYTES_KNOWS_VERSION:
         return wire_bytes(reply, close, head.version, head.method == "HEAD")
     return wire_bytes(reply, close)
+
+
+def _htx_size(data: bytes) -> int:
+    """The size haproxy 2.6 counts into bytes_* for a message head (and what follows
+    it in ``data``): 4 bytes less per header line than on the wire (its internal
+    form keeps neither ``": "`` nor CRLF of a header)."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return len(data)
+    return len(data) - 4 * data.count(b"\r\n", 0, end)
 
 
 def _tracked(sess) -> bool:
