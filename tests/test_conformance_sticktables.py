@@ -237,16 +237,6 @@ frontend idle
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "haproxy 2.6.12 counts a connection closed by the client before any request byte as one "
-        "request and one error of its tracked entry; minilb counts neither: after 2 idle connections "
-        "from 127.0.0.2 opened and closed, haproxy shows 'key=127.0.0.2 use=0 exp=... conn_cnt=2 "
-        "conn_cur=0 http_req_cnt=2 http_err_cnt=2', minilb 'key=127.0.0.2 use=0 exp=... conn_cnt=2 "
-        "conn_cur=0 http_req_cnt=0 http_err_cnt=0'"
-    ),
-)
 def test_idle_connection_closed_by_the_client_counts_as_a_request(pair):
     steps = [
         Hold("idle", 2, port="IDLE", src="127.0.0.2"),
@@ -256,15 +246,6 @@ def test_idle_connection_closed_by_the_client_counts_as_a_request(pair):
     assert_same(pair, steps)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "both answer 408 after 'timeout http-request 500ms' on an idle connection, but haproxy 2.6.12 "
-        "counts that 408 as a request of the tracked entry and minilb does not: haproxy shows "
-        "'key=127.0.0.3 use=0 exp=... conn_cnt=1 conn_cur=0 http_req_cnt=1 http_err_cnt=0', minilb "
-        "'key=127.0.0.3 use=0 exp=... conn_cnt=1 conn_cur=0 http_req_cnt=0 http_err_cnt=0'"
-    ),
-)
 def test_idle_connection_timed_out_by_http_request_timeout(pair):
     steps = [
         Hold("slow", 1, port="IDLE", src="127.0.0.3"),

@@ -28,9 +28,9 @@ What the comparison masks, and why:
 Nothing else is masked: statuses, the table header line, the order of entries,
 ``use=`` and every stored value must be equal.
 
-minilb runs through its master/worker entry (``python -m minilb.master``): it is
-the entry whose worker serves the ``stats socket`` (`minilb.worker.process`); the
-single-process entries (``python -m minilb``, ``twistd minilb``) do not serve it.
+minilb runs through its master/worker entry (``python -m minilb.master``, what
+``twistd minilb`` and ``minilb -W`` run), whose worker serves the ``stats socket``
+(`minilb.worker.process`).
 """
 
 from __future__ import annotations
