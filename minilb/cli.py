@@ -463,6 +463,9 @@ def run_foreground(config, args: HaproxyArgs) -> int:
     """Run on the global reactor until a stop signal: the master and its workers with
     ``-W``/``-Ws``/``-S`` or global ``master-worker``, else one process (as haproxy)."""
     quiet = args.quiet or config.global_.quiet
+    from minilb.tcp.reactor import install_if_unset
+
+    install_if_unset()  # a single process carries the traffic: the leaner epoll dispatch
     from twisted.internet import reactor
     from twisted.logger import (
         FilteringLogObserver,

@@ -81,3 +81,27 @@ def test_loopback_exchange_and_errors_are_logged():
     assert client.done == [b"PING"]
     ours = [e for e in errors if e.get("system") == "broken-selectable"]
     assert len(ours) == 1 and "boom again" in str(ours[0]["failure"].value)
+
+
+def test_install_if_unset_leaves_an_installed_reactor_alone():
+    import subprocess
+    import sys
+
+    code = (
+        "import twisted.internet.reactor as r\n"
+        "from minilb.tcp.reactor import install_if_unset\n"
+        "assert install_if_unset() is False\n"
+        "import twisted.internet.reactor as r2\n"
+        "assert r is r2\n"
+        "print(type(r2).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    code = (
+        "from minilb.tcp.reactor import install_if_unset, FastEPollReactor\n"
+        "assert install_if_unset() is True\n"
+        "from twisted.internet import reactor\n"
+        "assert isinstance(reactor, FastEPollReactor)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr

@@ -58,3 +58,14 @@ def install() -> FastEPollReactor:
     reactor = FastEPollReactor()
     installReactor(reactor)
     return reactor
+
+
+def install_if_unset() -> bool:
+    """`install` unless a reactor is already installed (tests, twistd's ``-r``);
+    returns whether it installed ours.  For the entry points that run traffic."""
+    import sys
+
+    if "twisted.internet.reactor" in sys.modules:
+        return False
+    install()
+    return True

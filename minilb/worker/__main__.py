@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             _log("alert", render_diagnostic(diag))
         return 1
 
+    from minilb.tcp.reactor import install_if_unset
+
+    install_if_unset()  # the worker carries the traffic: the leaner epoll dispatch
     from twisted.internet import reactor, stdio
 
     from minilb.worker.control import ControlProtocol
