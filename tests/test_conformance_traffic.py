@@ -1,6 +1,7 @@
 """Counters that depend on what the traffic did (TCP proxying, server answers,
-unreachable servers, bytes) compared with real HAProxy 2.6 on one configuration
-(see `tests.support.conformance`).
+unreachable servers, bytes, tarpits), server persistence through ``stick on``, and
+the tcp-request connection/content/session trackers, compared with real HAProxy
+2.6 on one configuration (see `tests.support.conformance`).
 
 One pair of processes serves the module; every test has its own frontend and table.
 The origin is a frontend of the same configuration (``frontend origin``), so each
@@ -12,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import requires_haproxy
-from tests.support.conformance import CLOSED, Pair, Send, ShowTable, assert_same
+from tests.support.conformance import CLOSED, Hold, Pair, Release, Send, ShowTable, assert_same
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop, requires_haproxy]
 
@@ -93,6 +94,31 @@ frontend bytes
     http-request return status 200 content-type text/plain string ok if { path_beg /local }
     default_backend app
 
+frontend sticky
+    bind 127.0.0.1:@STICKY@
+    default_backend pool
+backend pool
+    balance roundrobin
+    stick-table type ip size 100 expire 10s store server_id,server_key,http_req_cnt
+    stick on src
+    http-request track-sc0 src
+    server one 127.0.0.1:@ONE@
+    server two 127.0.0.1:@TWO@
+frontend one
+    bind 127.0.0.1:@ONE@
+    http-request return status 200 content-type text/plain string one
+frontend two
+    bind 127.0.0.1:@TWO@
+    http-request return status 200 content-type text/plain string two
+
+frontend conngpc
+    bind 127.0.0.1:@CONNGPC@
+    stick-table type ip size 100 expire 10s store gpc0,conn_cnt,conn_cur
+    tcp-request connection track-sc0 src
+    tcp-request connection sc-inc-gpc0(0)
+    tcp-request connection reject if { sc_get_gpc0(0) gt 2 }
+    http-request return status 200 content-type text/plain lf-string "g=%[sc_get_gpc0(0)] tr=%[sc_trackers(0)] c=%[sc_conn_cur(0)]"
+
 backend app
     server o 127.0.0.1:@ORIGIN@
 frontend origin
@@ -119,6 +145,34 @@ def test_tcp_mode_connection_session_and_byte_counters(pair):
         ],
     )
     assert [o.value for o in haproxy[2:5]] == [200, CLOSED, CLOSED]
+
+
+def test_stick_on_src_keeps_each_client_on_its_server(pair):
+    haproxy, _ = assert_same(
+        pair,
+        [
+            Send(1, src="127.0.0.2", port="STICKY", answer=True),  # roundrobin: one
+            Send(1, src="127.0.0.3", port="STICKY", answer=True),  # two
+            Send(1, src="127.0.0.4", port="STICKY", answer=True),  # one
+            Send(2, src="127.0.0.2", port="STICKY", answer=True),  # stuck to one
+            Send(2, src="127.0.0.3", port="STICKY", answer=True),  # stuck to two
+            ShowTable("pool"),  # server_id and server_key per client
+        ],
+    )
+    assert [o.value[-3:] for o in haproxy[:7]] == [b"one", b"two", b"one", b"one", b"one", b"two", b"two"]
+
+
+def test_tcp_request_connection_sc_inc_gpc0_and_trackers(pair):
+    haproxy, _ = assert_same(
+        pair,
+        [
+            Hold("idle", 1, src="127.0.0.5", port="CONNGPC"),  # gpc0=1
+            Send(3, src="127.0.0.5", port="CONNGPC", answer=True),  # gpc0=2 (answered), then rejected
+            Release("idle"),
+            ShowTable("conngpc"),
+        ],
+    )
+    assert haproxy[1].value.endswith(b"g=2 tr=2 c=2") and haproxy[2].value == CLOSED
 
 
 def test_ipv6_table_keyed_by_x_forwarded_for(pair):
