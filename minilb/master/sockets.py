@@ -14,23 +14,9 @@ import socket
 from collections.abc import Callable, Iterable
 
 from minilb.master.control import ListenerSpec
-from minilb.net.endpoints import bound_inet_socket, bound_unix_socket
+from minilb.net.endpoints import bound_inet_socket, bound_unix_socket, resolve_listen_host
 
 BACKLOG = 1024
-
-
-def _inet_interface(spec: ListenerSpec) -> tuple[str, int]:
-    address = spec.address
-    host = address.host.strip("[]")
-    if address.family == "ipv6":
-        return (host if host not in ("", "*") else "::"), socket.AF_INET6
-    if host in ("", "*"):
-        return "0.0.0.0", socket.AF_INET
-    try:
-        infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
-    except socket.gaierror as e:
-        raise OSError(f"cannot resolve bind address '{address.text or host}': {e}") from e
-    return infos[0][4][0], socket.AF_INET
 
 
 def bind_listener(spec: ListenerSpec) -> socket.socket:
@@ -40,7 +26,7 @@ def bind_listener(spec: ListenerSpec) -> socket.socket:
     if address.is_inet:
         if address.port is None:
             raise OSError(f"missing port in bind address '{address}'")
-        interface, family = _inet_interface(spec)
+        interface, family = resolve_listen_host(address)
         return bound_inet_socket(interface, address.port, family, spec.v6only, spec.v4v6, BACKLOG)
     if address.family == "unix":
         return bound_unix_socket(address.path, spec.mode, BACKLOG)

@@ -58,7 +58,7 @@ class TLSConfigError(Exception):
 # --------------------------------------------------------------------------- listening
 
 
-def _resolve_listen_host(address: Address) -> tuple[str, int]:
+def resolve_listen_host(address: Address) -> tuple[str, int]:
     """The (interface, socket family) a bind address listens on."""
     host = address.host.strip("[]")
     if address.family == "ipv6":
@@ -176,7 +176,7 @@ def listen(reactor, bind: Bind, factory: Factory, backlog: int = 1024) -> interf
     if family in ("ipv4", "ipv6"):
         if address.port is None:
             raise OSError(f"missing port in bind address '{address}'")
-        interface, sock_family = _resolve_listen_host(address)
+        interface, sock_family = resolve_listen_host(address)
         sock = bound_inet_socket(interface, address.port, sock_family, bind.v6only, bind.v4v6, backlog)
         try:
             return reactor.adoptStreamPort(sock.fileno(), sock_family, factory)
