@@ -11,30 +11,16 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task, threads
 
-from minilb.config.model import Address, Bind, Peer, PeersSection, StoreItem, TableSpec, TLSOptions
+from minilb.config.model import Address, Bind, Peer, PeersSection, TLSOptions
 from minilb.errors import BUILTIN
 from minilb.peers.service import PeersService
 from minilb.stick.table import StickTable
 from tests.conftest import haproxy_binary, requires_haproxy
+from tests.support.peers import ST_IP_SPEC
 
 pytestmark = [requires_haproxy, pytest.mark.interop, pytest.mark.integration]
 
-SPEC = TableSpec(
-    BUILTIN,
-    "st_ip",
-    "st_ip",
-    "ip",
-    4,
-    1000,
-    expire=60000,
-    peers="mypeers",
-    store=(
-        StoreItem("gpc0"),
-        StoreItem("conn_cnt"),
-        StoreItem("http_req_cnt"),
-        StoreItem("http_req_rate", period=10000),
-    ),
-)
+SPEC = ST_IP_SPEC
 
 TLS_PEERS = """
 peers mypeers

@@ -12,24 +12,9 @@ from minilb.errors import BUILTIN
 from minilb.peers import codec
 from minilb.peers import messages as m
 from minilb.peers import sync as s
-from tests.support.peers import FakeTable, PeerNet, captured_streams
+from tests.support.peers import ST_IP_SPEC, FakeTable, PeerNet, captured_streams
 
-ST_IP = TableSpec(
-    BUILTIN,
-    "st_ip",
-    "st_ip",
-    "ip",
-    4,
-    1000,
-    expire=60000,
-    peers="mypeers",
-    store=(
-        StoreItem("gpc0"),
-        StoreItem("conn_cnt"),
-        StoreItem("http_req_cnt"),
-        StoreItem("http_req_rate", period=10000),
-    ),
-)
+ST_IP = ST_IP_SPEC
 ST_STR = TableSpec(
     BUILTIN,
     "st_str",

@@ -13,7 +13,7 @@ from minilb.peers import codec
 from minilb.peers import messages as m
 from minilb.peers import sync as s
 from minilb.stick.table import StickTable
-from tests.support.peers import PeerNet, captured_streams
+from tests.support.peers import ST_IP_SPEC, PeerNet, captured_streams
 
 SPEC = TableSpec(
     BUILTIN,
@@ -136,22 +136,7 @@ def test_handover_keeps_remaining_expiry_and_empties_nothing() -> None:
 def test_teaches_haproxy_the_way_haproxy_teaches() -> None:
     """Play hapB of exp1 stream 7 (hello, RESYNC-REQUEST, ACK, CONFIRM) against our hapA
     holding the same three entries: the answer has HAProxy's shape and DEFINE bytes."""
-    spec = TableSpec(
-        BUILTIN,
-        "st_ip",
-        "st_ip",
-        "ip",
-        4,
-        1000,
-        expire=60000,
-        peers="mypeers",
-        store=(
-            StoreItem("gpc0"),
-            StoreItem("conn_cnt"),
-            StoreItem("http_req_cnt"),
-            StoreItem("http_req_rate", period=10000),
-        ),
-    )
+    spec = ST_IP_SPEC
     clock = task.Clock()
     clock.advance(1000)
     table = StickTable(spec, clock)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import attrs
 
+from minilb.config.model import StoreItem, TableSpec
+from minilb.errors import BUILTIN
 from tests.conftest import SHARED
 
 VECTORS = SHARED / "peers" / "vectors"
@@ -383,3 +385,23 @@ class Conn:
         if data.count(b"\n") < (3 if client else 1):
             return []
         return codec.Decoder().feed(split_handshake(data, client)[1])
+
+
+#: The `st_ip` table of the exp1 capture (hapA.cfg): ip keys, gpc0, conn_cnt,
+#: http_req_cnt and http_req_rate(10s), expire 60s, replicated by `mypeers`.
+ST_IP_SPEC = TableSpec(
+    BUILTIN,
+    "st_ip",
+    "st_ip",
+    "ip",
+    4,
+    1000,
+    expire=60000,
+    peers="mypeers",
+    store=(
+        StoreItem("gpc0"),
+        StoreItem("conn_cnt"),
+        StoreItem("http_req_cnt"),
+        StoreItem("http_req_rate", period=10000),
+    ),
+)
