@@ -385,12 +385,6 @@ def test_broken_chunked_body_after_forwarding_aborts_without_400():
 
 
 def test_503_framing_follows_the_client_connection_like_haproxy():
-    import pytest
-
-    from minilb.http import frontend
-
-    if not frontend._WIRE_BYTES_KNOWS_VERSION:
-        pytest.skip("rules.replies.wire_bytes without the version argument")
     h = Harness()
     h.server().up = False
     c, ct = h.client()

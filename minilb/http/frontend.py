@@ -24,7 +24,6 @@ layer sends itself), or the proxy's ``errorfile``.  One timer per connection
 from __future__ import annotations
 
 import collections
-import inspect
 
 from twisted.internet import protocol
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer, ISSLTransport
@@ -1258,18 +1257,10 @@ class ClientConnection(protocol.Protocol):
             fe.tracking.on_session_end(self.sess)
 
 
-try:
-    _WIRE_BYTES_KNOWS_VERSION = "version" in inspect.signature(wire_bytes).parameters
-except (TypeError, ValueError):  # pragma: no cover
-    _WIRE_BYTES_KNOWS_VERSION = False
-
-
 def _reply_bytes(reply, close: bool, head) -> bytes:
     """A rule's (or the proxy's) reply as sent to this client: `wire_bytes` adds the
     connection header HAProxy adds and drops the body for HEAD."""
-    if _WIRE_BYTES_KNOWS_VERSION:
-        return wire_bytes(reply, close, head.version, head.method == "HEAD")
-    return wire_bytes(reply, close)
+    return wire_bytes(reply, close, head.version, head.method == "HEAD")
 
 
 def _htx_size(data: bytes) -> int:
