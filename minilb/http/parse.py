@@ -124,7 +124,13 @@ class _Parser:
         "_headers",
         "_in_head",
         "_head_bytes",
+        "_fed",
     )
+
+    #: the status a malformed message gets (400 from a client, 502 from a server),
+    #: and the words of its three framing errors
+    _bad_status = 400
+    _bad_words = ("bad message", "too many header fields", "head too large")
 
     def __init__(self, sink, limits: Limits | None):
         self.sink = sink
@@ -133,6 +139,7 @@ class _Parser:
         self._headers: list[list[bytes]] = []
         self._in_head = False
         self._head_bytes = 0
+        self._fed = 0
 
     # httptools callbacks -----------------------------------------------------------
     # ``_headers`` collects the head's fields; once the head is handed over it is a
@@ -182,20 +189,25 @@ class _Parser:
                 raise cause from None
             raise
         except httptools.HttpParserError as exc:
-            raise HTTPError(400, str(exc) or "bad message") from None
+            raise HTTPError(self._bad_status, str(exc) or self._bad_words[0]) from None
         if len(self._headers) > self.limits.max_headers:  # trailers are bounded too
-            raise HTTPError(400, "too many header fields")
+            raise HTTPError(self._bad_status, self._bad_words[1])
         if self._in_head:
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_head:
-                raise HTTPError(400, "head too large")
+                raise HTTPError(self._bad_status, self._bad_words[2])
         return None
+
+    @property
+    def in_head(self) -> bool:
+        """True while a head has started and is not complete (http-request timeout)."""
+        return self._in_head
 
 
 class RequestParser(_Parser):
     """Frames requests from a client; pipelined requests are framed in order."""
 
-    __slots__ = ("_fed",)
+    __slots__ = ()
 
     def __init__(self, sink, limits: Limits | None = None):
         super().__init__(sink, limits)
@@ -203,7 +215,6 @@ class RequestParser(_Parser):
         # Bytes after a request that closes the connection are ignored by the
         # frontend rather than being a parse error.
         self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
-        self._fed = 0
 
     def on_message_begin(self) -> None:
         self._in_head = True
@@ -241,11 +252,6 @@ class RequestParser(_Parser):
     #: upgrade request, raises `HTTPError(400)` on bad input.
     feed = _Parser._feed
 
-    @property
-    def in_head(self) -> bool:
-        """True while a request head has started and is not complete (http-request timeout)."""
-        return self._in_head
-
 
 class ResponseHead:
     """A framed response head from a server (its framing headers are read when the
@@ -272,12 +278,13 @@ class ResponseHead:
 class ResponseParser(_Parser):
     """Frames responses from a server (interim 1xx responses are heads of their own)."""
 
-    __slots__ = ("_fed", "_reason")
+    __slots__ = ("_reason",)
+    _bad_status = 502
+    _bad_words = ("bad response", "too many response header fields", "response head too large")
 
     def __init__(self, sink, limits: Limits | None = None):
         super().__init__(sink, limits)
         self.parser = httptools.HttpResponseParser(self)
-        self._fed = 0
         self._reason = b""
 
     def on_message_begin(self) -> None:
@@ -312,31 +319,9 @@ class ResponseParser(_Parser):
     def on_message_complete(self) -> None:
         self.sink.response_end(self._take_trailers())
 
-    def feed(self, data: bytes) -> int | None:
-        """Parse ``data``; a 101 response returns the offset of tunnelled bytes.
-        Malformed responses raise `HTTPError(502)`."""
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as upgrade:
-            return upgrade.args[0]
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            if cause is not None:  # the sink's own exception (an HTTPError, or a bug)
-                raise cause from None
-            raise
-        except httptools.HttpParserError as exc:
-            raise HTTPError(502, str(exc) or "bad response") from None
-        if len(self._headers) > self.limits.max_headers:  # trailers are bounded too
-            raise HTTPError(502, "too many response header fields")
-        if self._in_head:
-            self._head_bytes += len(data)
-            if self._head_bytes > self.limits.max_head:
-                raise HTTPError(502, "response head too large")
-        return None
-
-    @property
-    def in_head(self) -> bool:
-        return self._in_head
+    #: feed(data): parse ``data``; a 101 response returns the offset of tunnelled
+    #: bytes.  Malformed responses raise `HTTPError(502)`.
+    feed = _Parser._feed
 
 
 # --------------------------------------------------------------------------- writing heads
