@@ -949,27 +949,23 @@ def _make_hdr_fetches(prefix: str, headers_of: Callable[[Any], Any], needs: froz
         vals = all_values(t, name, False)
         return _dec(_pick(vals, occ)) if vals else None
 
-    def hdr_multi(s, t, name, occ):
-        vals = all_values(t, name, False)
+    def multi(vals, occ):
         if not vals:
             return ()
         if occ:
             v = _pick(vals, occ)
             return () if v is None else (v.decode("latin-1"),)
         return [v.decode("latin-1") for v in vals]
+
+    def hdr_multi(s, t, name, occ):
+        return multi(all_values(t, name, False), occ)
 
     def fhdr(s, t, name, occ):
         vals = all_values(t, name, True)
         return _dec(_pick(vals, occ)) if vals else None
 
     def fhdr_multi(s, t, name, occ):
-        vals = all_values(t, name, True)
-        if not vals:
-            return ()
-        if occ:
-            v = _pick(vals, occ)
-            return () if v is None else (v.decode("latin-1"),)
-        return [v.decode("latin-1") for v in vals]
+        return multi(all_values(t, name, True), occ)
 
     def hdr_cnt(s, t, name):
         hs = headers_of(t)

@@ -521,19 +521,23 @@ def _slot_arg(word: str, text: str) -> int:
     return slot
 
 
+def _index_and_slot(spec: A.ActionSpec, array: str | None) -> tuple[int | None, int]:
+    """The parenthesised arguments of ``sc-inc-gpc(I,N)``/``sc-set-gpt(I,N)`` (``array``
+    names the array) or of their legacy forms ``sc-inc-gpc0(N)`` (``array`` None: no
+    index, the slot defaults to 0)."""
+    pargs = spec.paren_args or []
+    if array is None:
+        return None, _slot_arg(spec.word, pargs[0] if pargs else "0")
+    if len(pargs) != 2:
+        raise A.ActionError(f"'{spec.word}' : expects 2 arguments: <{array} IDX>,<track ID>")
+    return _int_arg(spec.word, pargs[0]), _slot_arg(spec.word, pargs[1])
+
+
 def _parse_inc_gpc(legacy: str | None) -> Callable[[A.ActionSpec, Any], Any]:
     """``sc-inc-gpc0(N)``, ``sc-inc-gpc1(N)``, ``sc-inc-gpc(I,N)``."""
 
     def parse(spec: A.ActionSpec, ctx: Any) -> Any:
-        pargs = spec.paren_args or []
-        if legacy is None:
-            if len(pargs) != 2:
-                raise A.ActionError(f"'{spec.word}' : expects 2 arguments: <gpc IDX>,<track ID>")
-            idx = _int_arg(spec.word, pargs[0])
-            slot = _slot_arg(spec.word, pargs[1])
-        else:
-            idx = None
-            slot = _slot_arg(spec.word, pargs[0] if pargs else "0")
+        idx, slot = _index_and_slot(spec, "gpc" if legacy is None else None)
         rate = legacy + "_rate" if legacy else ""
 
         def action(sess, txn):
@@ -551,15 +555,7 @@ def _parse_set_gpt(indexed: bool) -> Callable[[A.ActionSpec, Any], Any]:
     """``sc-set-gpt0(N) VALUE|EXPR`` and ``sc-set-gpt(I,N) VALUE|EXPR``."""
 
     def parse(spec: A.ActionSpec, ctx: Any) -> Any:
-        pargs = spec.paren_args or []
-        if indexed:
-            if len(pargs) != 2:
-                raise A.ActionError(f"'{spec.word}' : expects 2 arguments: <gpt IDX>,<track ID>")
-            idx = _int_arg(spec.word, pargs[0])
-            slot = _slot_arg(spec.word, pargs[1])
-        else:
-            idx = None
-            slot = _slot_arg(spec.word, pargs[0] if pargs else "0")
+        idx, slot = _index_and_slot(spec, "gpt" if indexed else None)
         if not spec.args:
             raise A.ActionError(f"'{spec.word}' : expects a value or a sample expression")
         text = spec.args[0]
