@@ -376,6 +376,11 @@ class ClientConnection(protocol.Protocol):
             else:
                 conn.write(data)
             return
+        self._hold(data)
+
+    def _hold(self, data: bytes) -> None:
+        """Keep request bytes until a server connection takes them (bounded: past
+        MAX_HELD_BODY the client is paused)."""
         if self.held_body is None:
             self.held_body = []
         self.held_body.append(data)
@@ -1058,12 +1063,7 @@ class ClientConnection(protocol.Protocol):
         """Bytes after an upgrade request wait for the server's answer (bounded)."""
         self.upgrading = True
         if data:
-            if self.held_body is None:
-                self.held_body = []
-            self.held_body.append(data)
-            self.held_size += len(data)
-            if self.held_size > MAX_HELD_BODY:
-                self._pause_reading()
+            self._hold(data)
 
     def _become_tunnel(self, conn) -> None:
         self.tunnel = conn
