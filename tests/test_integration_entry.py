@@ -9,7 +9,7 @@ import signal
 import socket
 import time
 
-from tests.support.procs import free_port, procs_fixture  # noqa: F401  (the procs fixture)
+from tests.support.procs import free_port, process_table, procs_fixture  # noqa: F401  (the procs fixture)
 from tests.test_integration_proxy import get, needs_plugin
 
 
@@ -26,18 +26,7 @@ def stats(port: int, command: str) -> str:
 
 
 def children(pid: int) -> set[int]:
-    out = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.add(int(entry))
-    return out
+    return {child for child, _, parent, _ in process_table() if parent == pid}
 
 
 def wait_until(predicate, timeout: float = 20.0):

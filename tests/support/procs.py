@@ -52,6 +52,21 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = START_TIM
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
 
 
+def process_table() -> list[tuple[int, str, int, int]]:
+    """Every process as (pid, state, parent pid, process group), read from /proc."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out.append((int(entry), fields[0], int(fields[1]), int(fields[2])))
+    return out
+
+
 def rss_kb(pid: int) -> int:
     """Resident memory of a process (VmRSS from /proc), in kB."""
     with open(f"/proc/{pid}/status") as f:

@@ -18,7 +18,7 @@ from twisted.internet import error
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 
-from tests.support.procs import REPO, child_env
+from tests.support.procs import REPO, child_env, process_table
 
 # --------------------------------------------------------------------------- fakes
 
@@ -245,18 +245,7 @@ class Master:
 
 def group_pids(pgid: int) -> list[int]:
     """Processes still alive in process group ``pgid`` (from /proc)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            out.append(int(entry))
-    return out
+    return [pid for pid, state, _, group in process_table() if state != "Z" and group == pgid]
 
 
 class IdleClosed(ConnectionError):
