@@ -226,8 +226,8 @@ _REQUEST_DEFAULTS = {
     "resp_pending": None,  # response head not yet written (joins the first body bytes)
     "replied": False,  # answered by a rule or an error, not by a server
     "reply_source": "server",  # "response" once a server answered (counted then), "deny", "internal"
-    "after_done": False,
-    "upgrading": False,  # an upgrade request was sent: later bytes are the tunnel's  # http-after-response rules already ran for this response  # for stick counters: server (or its 5xx), deny, internal
+    "after_done": False,  # http-after-response rules already ran for this response
+    "upgrading": False,  # an upgrade request was sent: later bytes are the tunnel's
     "retries_left": 0,
     "tried": frozenset(),
     "stick_stores": None,  # (table, key) pairs to write the chosen server into
