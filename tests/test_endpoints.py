@@ -16,6 +16,7 @@ from minilb.config.model import Address, Bind, TLSOptions
 from minilb.errors import BUILTIN
 from minilb.net.endpoints import (
     TLSConfigError,
+    bound_unix_socket,
     client_tls_context,
     connect_address,
     listen,
@@ -154,6 +155,26 @@ def test_fd_adopts_an_inherited_listening_socket():
     finally:
         yield port.stopListening()
         sock.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_fd_adopts_a_unix_socket_bound_and_renamed_by_a_master(tmp_path):
+    path = str(tmp_path / "lb.sock")
+    sock = bound_unix_socket(path, 0o600)  # as the master binds it: a temporary name renamed
+    port = listen(
+        reactor, bind(Address("fd", fd=sock.fileno(), text=f"fd@{sock.fileno()}")), greeter_factory()
+    )
+    try:
+        assert oct(os.stat(path).st_mode & 0o777) == oct(0o600)  # not chmodded again
+        data = yield fetch_greeting(Address("unix", path=path))
+        assert data == b"hello from minilb\n"
+    finally:
+        yield port.stopListening()
+    # the master's socket still listens: stopping closed the worker's copy only
+    assert os.path.exists(path)
+    with socket.socket(socket.AF_UNIX) as client:
+        client.connect(path)
+    sock.close()
 
 
 def test_fd_that_is_not_a_listener_is_refused():

@@ -58,7 +58,9 @@ def test_keep_alive_timeout_closes_idle_client_silently():
     assert ct.value() == b""
 
 
-def test_server_timeout_is_504_and_closes():
+def test_server_timeout_is_504_and_keeps_the_client():
+    # haproxy 2.6.12 keeps a keep-alive client after its 504 (and 502): the next
+    # request on the connection goes to a server again
     h = Harness(proxy(servers=[server_model()], timeouts=timeouts(server=3000)))
     c, ct = h.client()
     c.dataReceived(GET)
@@ -67,8 +69,11 @@ def test_server_timeout_is_504_and_closes():
     assert ct.value() == b""
     h.reactor.advance(0.2)
     assert ct.value() == error_response(504)
-    assert ct.disconnecting
+    assert not ct.disconnecting
     assert h.server().cur_conns == 0
+    c.dataReceived(GET)
+    conn2, st2 = h.connector.succeed()
+    assert st2.value().startswith(b"GET / HTTP/1.1\r\n")
 
 
 def test_server_timeout_is_inactivity_while_body_streams():
@@ -364,13 +369,57 @@ def test_stick_hooks_only_when_tracked_and_with_the_right_source():
     c.dataReceived(b"GET /x HTTP/1.1\r\n\r\n")
     c.connectionLost(None)
     responses = [call for call in tracking.calls if isinstance(call, tuple) and call[0] == "response"]
-    assert responses == [("response", 403, "deny"), ("response", 503, "server")]
+    # haproxy counts its own 503 (no server available) neither as an error nor a failure
+    assert responses == [("response", 403, "deny")]
     assert tracking.calls[0] == "accept" and tracking.calls[-1] == "end"
     tracking.calls.clear()
     c2, ct2 = h.client(src="10.0.0.2")  # nothing tracked: no hook at all
     c2.dataReceived(b"GET /x HTTP/1.1\r\n\r\n")
     c2.connectionLost(None)
     assert tracking.calls == []
+
+
+def tracked_harness():
+    from tests.support.http import FakeRules
+
+    def track(sess):
+        sess.stkctr[0] = object()
+        return True
+
+    tracking = Tracking()
+    h = Harness(rules=FakeRules(tcp_connection=track), tracking=tracking)
+    return h, tracking
+
+
+def responses_of(tracking):
+    return [call for call in tracking.calls if isinstance(call, tuple) and call[0] == "response"]
+
+
+def test_server_status_counts_when_its_head_comes_even_if_the_body_is_cut():
+    h, tracking = tracked_harness()
+    c, ct = h.client()
+    c.dataReceived(GET)
+    conn, st = h.connector.succeed()
+    conn.dataReceived(b"HTTP/1.1 500 Oops\r\nContent-Length: 100\r\n\r\nshort")
+    assert responses_of(tracking) == [("response", 500, "server")]
+    conn.connectionLost(None)  # the body is cut: nothing more counts
+    assert ct.disconnecting
+    assert responses_of(tracking) == [("response", 500, "server")]
+
+
+def test_502_counts_on_the_first_request_and_a_later_one_is_closed_uncounted():
+    h, tracking = tracked_harness()
+    c, ct = h.client()
+    c.dataReceived(GET)
+    conn, st = h.connector.succeed()
+    conn.connectionLost(None)  # closed without a word: 502, the client stays
+    assert ct.value() == error_response(502) and not ct.disconnecting
+    assert responses_of(tracking) == [("response", 502, "server")]
+    c.dataReceived(GET)
+    conn, st = h.connector.succeed()
+    conn.connectionLost(None)  # again, on the second request: closed, no answer
+    assert ct.value() == error_response(502) and ct.disconnecting
+    assert responses_of(tracking) == [("response", 502, "server")]
 
 
 def test_broken_chunked_body_after_forwarding_aborts_without_400():

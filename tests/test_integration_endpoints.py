@@ -126,7 +126,7 @@ backend be
 """
     )
     procs.twistd(procs.write_config(cfg), wait_port=tcp)
-    # the master holds the TCP socket from the start; the worker binds UNIX paths itself
+    # the master binds every socket before it starts the worker, UNIX paths included
     deadline = time.monotonic() + 15
     while not os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.05)

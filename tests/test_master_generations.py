@@ -131,12 +131,43 @@ def test_graceful_stop_soft_stops_the_serving_worker():
     assert kinds(g.worker_exited(1, 0), Exit) == [Exit(0)]
 
 
-def test_reload_during_reload_soft_stops_every_older_generation_when_newest_is_ready():
+def test_reload_during_reload_supersedes_the_starting_worker_at_once():
+    g, clock = started(hard_stop_after_ms=2000)
+    g.reload("cfg2")
+    g.worker_started(2, 102)
+    actions = g.reload("cfg3")  # generation 2 is not ready yet
+    assert kinds(actions, SoftStop) == [SoftStop(2)] and kinds(actions, Spawn) == [Spawn(3, "cfg3")]
+    assert g.workers[2].state == STOPPING and g.current.gen == 1  # 1 serves on
+    assert g.worker_ready(2) == []  # a late ready of the superseded one changes nothing
+    assert g.current.gen == 1
+    g.worker_started(3, 103)
+    assert kinds(g.worker_ready(3), SoftStop) == [SoftStop(1)]
+    assert g.current.gen == 3
+    clock.advance(2)  # hard-stop-after, counted from each soft stop
+    assert kinds(g.tick(), HardStop) == [HardStop(1), HardStop(2)]
+    g.worker_exited(2, 0)
+    g.worker_exited(1, 0)
+    assert [w.gen for w in g.alive()] == [3] and g.next_deadline() is None
+
+
+def test_superseded_starting_worker_keeps_its_ready_deadline_without_hard_stop_after():
+    g, clock = started(ready_timeout_ms=5000)
+    g.reload("cfg2")
+    clock.advance(1)
+    g.reload("cfg3")
+    assert g.workers[2].state == STOPPING and g.workers[2].deadline == 5000
+    g.worker_ready(3)
+    assert g.workers[1].deadline is None  # a serving worker drains as long as it takes
+    clock.advance(4)
+    assert kinds(g.tick(), HardStop) == [HardStop(2)]  # stuck in its start: killed
+    assert not kinds(g.worker_exited(2, -9), Exit)
+    assert g.current.gen == 3
+
+
+def test_two_reloads_where_the_superseded_worker_dies_leave_the_serving_one():
     g, _ = started()
     g.reload("cfg2")
     g.reload("cfg3")
-    actions = g.worker_ready(3)
-    assert kinds(actions, SoftStop) == [SoftStop(1), SoftStop(2)]
-    # a late ready from the superseded generation changes nothing
-    assert g.worker_ready(2) == []
-    assert g.current.gen == 3
+    assert not kinds(g.worker_exited(2, 1), Exit)  # it was stopping anyway
+    assert not kinds(g.worker_exited(3, 1), Exit)  # the newest failed its start
+    assert g.current.gen == 1 and [w.gen for w in g.alive()] == [1]

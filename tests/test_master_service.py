@@ -151,6 +151,23 @@ def test_unchanged_bind_keeps_its_socket_across_reloads(h):
     assert not h.binder.bound(f":{PORT}:")[0].closed
 
 
+def test_unix_frontend_bind_is_bound_by_the_master_and_inherited(tmp_path):
+    path = tmp_path / "fe.sock"
+    text = config_text(PORT, peer_port=PEER).replace(
+        f"    bind 127.0.0.1:{PORT}\n", f"    bind 127.0.0.1:{PORT}\n    bind unix@{path} mode 600\n"
+    )
+    h = Harness(tmp_path, text)
+    h.master.startService()
+    (sock,) = h.binder.bound(f"unix:{path}:")
+    assert sock.key == f"unix:{path}:mode=0o600"
+    assert h.procs[0].master_fd(f"unix:{path}:") == sock.fd
+    h.procs[0].say(b"ready\n")
+    h.master.reload()
+    h.procs[1].say(b"ready\n")
+    h.procs[0].end(0)
+    assert h.procs[1].master_fd(f"unix:{path}:") == sock.fd and not sock.closed  # kept
+
+
 def test_added_bind_is_bound_and_handed_to_the_new_worker_at_once(h):
     h.procs[0].say(b"ready\n")
     h.rewrite(config_text(PORT, extra_port=EXTRA, peer_port=PEER))

@@ -53,6 +53,20 @@ def test_adopt_binds_rewrites_frontend_binds_to_inherited_fds(config, inherited)
         adopt_binds(config, {})
 
 
+def test_adopt_binds_rewrites_unix_binds_too(tmp_path):
+    path = tmp_path / "fe.sock"
+    text = config_text(PORT).replace(
+        f"    bind 127.0.0.1:{PORT}\n", f"    bind 127.0.0.1:{PORT}\n    bind unix@{path} mode 600\n"
+    )
+    config = load(tmp_path, text)
+    keys = list(listener_specs(config))
+    assert f"unix:{path}:mode=0o600" in keys
+    adopted = adopt_binds(config, {key: 40 + i for i, key in enumerate(keys)})
+    (fe,) = [p for p in adopted.proxies if p.name == "fe"]
+    assert [b.address.family for b in fe.binds] == ["fd", "fd"]
+    assert fe.binds[1].address.fd == 40 + keys.index(f"unix:{path}:mode=0o600")
+
+
 def test_start_adopts_every_listener_and_builds_the_peers_section(config, inherited):
     reactor = MemoryReactorClock()
     worker = WorkerProcess(config, reactor, inherited, has_old_process=True, log=lambda *a: None)

@@ -225,9 +225,9 @@ _REQUEST_DEFAULTS = {
     "resp_chunked": False,
     "resp_pending": None,  # response head not yet written (joins the first body bytes)
     "replied": False,  # answered by a rule or an error, not by a server
-    "reply_source": "server",
-    "after_done": False,
-    "upgrading": False,  # an upgrade request was sent: later bytes are the tunnel's  # http-after-response rules already ran for this response  # for stick counters: server (or its 5xx), deny, internal
+    "reply_source": "server",  # "response" once a server answered (counted then), "deny", "internal"
+    "after_done": False,  # http-after-response rules already ran for this response
+    "upgrading": False,  # an upgrade request was sent: later bytes are the tunnel's
     "retries_left": 0,
     "tried": frozenset(),
     "stick_stores": None,  # (table, key) pairs to write the chosen server into
@@ -578,7 +578,6 @@ class ClientConnection(protocol.Protocol):
         self._log_error(
             f"{self.fe.name}/{be.name}/{server.name}: connection failed: {reason.getErrorMessage()}"
         )
-        self.reply_source = "internal"  # haproxy counts no http_fail for a server it never reached
         self._send_error(503, be)
 
     def _retry(self) -> None:
@@ -646,6 +645,11 @@ class ClientConnection(protocol.Protocol):
             persistence.commit(stores, server.id, server.name, server_address(server))
         status = head.status
         self.status = status
+        # haproxy 2.6 counts the server's own status as soon as it sees it (a 4xx as an
+        # http_err, a 5xx but 501/505 as an http_fail), before any http-response rule
+        if status >= 400 and txn is not None and fe.tracking is not None and _tracked(self.sess):
+            fe.tracking.on_http_response(txn, status, "server")
+        self.reply_source = "response"  # an http-response deny or return counts nothing more
         if self.t_start is not None:
             self.t_response = self.reactor.seconds()
         headers = head.headers
@@ -807,6 +811,12 @@ class ClientConnection(protocol.Protocol):
             self.req_sent = False
             self.be.connect(self.server, self)
             return
+        if why == "closed" and self.requests > 1:
+            # haproxy 2.6 does not answer a later request of a keep-alive client whose
+            # server closed without a word: it closes, so that the client retries; it
+            # neither logs nor counts an http_fail
+            self._close_now()
+            return
         if why == "timeout":
             self.term = "sH"
             status = 504
@@ -815,10 +825,10 @@ class ClientConnection(protocol.Protocol):
             status = 502
             if exc is not None:
                 self._log_error(f"{self.fe.name}/{self.be.name}/{self.server.name}: invalid response: {exc}")
-        self.closing = True
-        self.status = status
-        self._write_error(status, self.be)
-        self._finish()
+        fe = self.fe
+        if self.txn is not None and fe.tracking is not None and _tracked(self.sess):
+            fe.tracking.on_http_response(self.txn, status, "server")  # an http_fail, as haproxy's
+        self._send_error(status, self.be)  # the client connection stays open, as haproxy's
 
     def _drop_server(self, abort: bool) -> None:
         conn = self.conn
@@ -868,7 +878,8 @@ class ClientConnection(protocol.Protocol):
         self.replied = True
         # HAProxy counts a deny or a tarpit as an http_err of the tracked entries,
         # never a return or a redirect (even with a 4xx status)
-        self.reply_source = "deny" if reply.kind in _COUNTED_REPLY_KINDS else "internal"
+        if self.reply_source != "response":  # http-response deny counts no http_err
+            self.reply_source = "deny" if reply.kind in _COUNTED_REPLY_KINDS else "internal"
         if self.term == "--":
             self.term = "PR" if reply.status >= 400 else "--"
         self.status = reply.status
@@ -930,12 +941,6 @@ class ClientConnection(protocol.Protocol):
         if self.req_done or self.closing:
             self._finish()
 
-    def _write_error(self, status: int, be=None) -> None:
-        """A 502/504 after the request went to a server: sent as is, then closed."""
-        data = self.fe.error_page(status, be)
-        self.bytes_out += _htx_size(data) if self.fe.count_bytes else len(data)
-        self.write(data)
-
     def _bad_request(self, exc: HTTPError) -> None:
         fe = self.fe
         if self.head is not None and (self.req_sent or self.resp_started):
@@ -976,10 +981,10 @@ class ClientConnection(protocol.Protocol):
             if fe.has_http_after_response and not self.after_done:
                 fe.rules.http_after_response(txn)
             if fe.tracking is not None and _tracked(self.sess):
-                source = self.reply_source
-                # only errors count (4xx/5xx of a server, a deny): skip the call otherwise
-                if source == "deny" or (source == "server" and self.status >= 400):
-                    fe.tracking.on_http_response(txn, self.status, source)
+                # a server's status (or its failure) was counted when it came: only a
+                # deny or a tarpit of the rules is left to count (no 503 of the proxy's own)
+                if self.reply_source == "deny":
+                    fe.tracking.on_http_response(txn, self.status, "deny")
                 if fe.count_bytes:
                     fe.tracking.on_bytes(self.sess, self.bytes_in, self.bytes_out)
                     self.bytes_in = 0

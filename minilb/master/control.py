@@ -116,8 +116,6 @@ def listener_specs(config: Config) -> dict[str, ListenerSpec]:
     """Every listening socket of ``config`` by key, in configuration order."""
     specs: dict[str, ListenerSpec] = {}
     for bind in frontend_binds(config):
-        if bind.address.family == "unix":
-            continue  # bound by the worker: fd@N adoption of UNIX files is not there yet
         spec = bind_spec(bind)
         specs.setdefault(spec.key, spec)
     for sock in config.global_.stats_sockets:

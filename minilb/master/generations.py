@@ -11,6 +11,10 @@ The rules, as HAProxy's master-worker mode has them:
 - a valid reload spawns generation N+1 on the same sockets; only when it reports
   ready are the older generations soft-stopped (so a new worker that fails to
   start leaves the old one serving);
+- a reload while an earlier new worker is still starting supersedes it: that one
+  is soft-stopped at once and never serves as the current worker, so the serving
+  worker hands its tables straight to the newest (the workers share the local peer
+  listener: with two successors listening, the hand-over could go to either);
 - a soft-stopped worker gets ``hard-stop-after`` to drain, then it is killed;
 - a worker of the newest generation dying unexpectedly is fatal: the master logs
   it and exits with an error; an old worker exiting is logged;
@@ -130,7 +134,18 @@ class Generations:
                 )
             )
             return actions
-        return [Log("notice", "Reloading: starting a new worker"), self._spawn(config)]
+        actions = [Log("notice", "Reloading: starting a new worker")]
+        for w in sorted(self.workers.values(), key=lambda x: x.gen):
+            if w.state == STARTING and self.current is not None:
+                actions.append(
+                    Log(
+                        "notice",
+                        f"worker #{w.gen} (pid {w.pid}) is superseded before it was ready: stopping it",
+                    )
+                )
+                actions.extend(self._soft_stop(w))
+        actions.append(self._spawn(config))
+        return actions
 
     def worker_ready(self, gen: int) -> list[Action]:
         w = self.workers.get(gen)
@@ -220,8 +235,13 @@ class Generations:
         return Spawn(gen, config)
 
     def _soft_stop(self, w: Worker) -> list[Action]:
+        """Soft-stop ``w``; a worker still starting keeps its ready deadline when there
+        is no ``hard-stop-after`` (one stuck in its start must not outlive it)."""
+        starting_deadline = w.deadline if w.state == STARTING else None
         w.state = STOPPING
         w.deadline = (
-            now_ms(self._clock) + self.hard_stop_after_ms if self.hard_stop_after_ms is not None else None
+            now_ms(self._clock) + self.hard_stop_after_ms
+            if self.hard_stop_after_ms is not None
+            else starting_deadline
         )
         return [SoftStop(w.gen)]

@@ -150,6 +150,9 @@ class UnixListener(unix.Port):
 
     def adopt(self, sock: socket.socket) -> None:
         self.factory.doStart()
+        # the socket may be shared (the master, the next worker): stopping closes this
+        # copy only, where shutdown() would stop the listening socket for all of them
+        self._shouldShutdown = False
         self.socket = sock
         self.fileno = sock.fileno
         self.numberAccepts = 100  # Twisted's starting accept batch
@@ -191,9 +194,24 @@ def listen(reactor, bind: Bind, factory: Factory, backlog: int = 1024) -> interf
     if family == "fd":
         if address.fd is None:
             raise OSError(f"missing file descriptor number in '{address}'")
-        family_of_fd = check_inherited_listener(address.fd)
-        return reactor.adoptStreamPort(address.fd, family_of_fd, factory)
+        return adopt_listener(reactor, address.fd, factory)
     raise OSError(f"unsupported address family '{family}' for '{address}'")
+
+
+def adopt_listener(reactor, fd: int, factory: Factory) -> interfaces.IListeningPort:
+    """Listen on the inherited listening socket ``fd`` (a master's, systemd's).  A UNIX
+    socket with a file name is adopted by a `UnixListener`: Twisted's own port would
+    chmod the name the socket was bound on, which `bound_unix_socket` renamed away."""
+    family = check_inherited_listener(fd)
+    if family == socket.AF_UNIX:
+        sock = socket.socket(fileno=os.dup(fd))
+        name = sock.getsockname()
+        if isinstance(name, str) and name and not name.startswith("\0"):
+            port = UnixListener(name.encode(), factory, reactor=reactor)
+            port.adopt(sock)
+            return port
+        sock.close()
+    return reactor.adoptStreamPort(fd, family, factory)
 
 
 # --------------------------------------------------------------------------- connecting

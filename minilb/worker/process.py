@@ -16,8 +16,6 @@ finish (idle keep-alive connections close, busy ones answer with
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -39,9 +37,6 @@ def adopt_binds(config: Any, fds: dict[str, int]) -> Any:
         if px.is_frontend and not px.disabled and px.binds:
             binds = []
             for bind in px.binds:
-                if bind.address.family == "unix":  # the worker binds it (atomic rename)
-                    binds.append(bind)
-                    continue
                 fd = fds.get(bind_spec(bind).key)
                 if fd is None:
                     raise OSError(f"no inherited socket for bind '{bind.address}' ({bind.origin})")
@@ -49,23 +44,6 @@ def adopt_binds(config: Any, fds: dict[str, int]) -> Any:
             px = attrs.evolve(px, binds=tuple(binds))
         proxies.append(px)
     return attrs.evolve(config, proxies=tuple(proxies))
-
-
-def adopt_fd(reactor: Any, fd: int, factory: Any) -> Any:
-    """Listen on an inherited listening socket (a UNIX socket file is adopted without
-    Twisted's chmod of its bound name, which a reload may have replaced)."""
-    from minilb.net.endpoints import UnixListener, check_inherited_listener
-
-    family = check_inherited_listener(fd)
-    if family == socket.AF_UNIX:
-        sock = socket.socket(fileno=os.dup(fd))
-        name = sock.getsockname()
-        if isinstance(name, str) and name and not name.startswith("\0"):
-            port = UnixListener(name.encode(), factory, reactor=reactor)
-            port.adopt(sock)
-            return port
-        sock.close()
-    return reactor.adoptStreamPort(fd, family, factory)
 
 
 class WorkerProcess:
@@ -113,7 +91,9 @@ class WorkerProcess:
         self._stopping: defer.Deferred | None = None
 
     def _adopt(self, fd: int, factory: Any) -> Any:
-        return adopt_fd(self.reactor, fd, factory)
+        from minilb.net.endpoints import adopt_listener
+
+        return adopt_listener(self.reactor, fd, factory)
 
     def start(self) -> None:
         from minilb.peers.protocol import PeerFactory
