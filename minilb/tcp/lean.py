@@ -46,6 +46,7 @@ __all__ = ["LeanConnector", "LeanClient", "LeanPort", "LeanServer"]
 _DONE = failure.Failure(error.ConnectionDone())
 _ABORTED = failure.Failure(error.ConnectionAborted())
 _IN_PROGRESS = (errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK)
+_NONBLOCKING_STREAM = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
 
 
 def _ignore(*args, **kwargs) -> None:
@@ -235,12 +236,13 @@ class LeanClient(_LeanClose, tcp.Client):
         self._tempDataBuffer = []
         self._tempDataLen = 0
         self.protocol = None
-        try:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:  # non-blocking from the start: no setblocking call
+            sock = socket.socket(socket.AF_INET, _NONBLOCKING_STREAM)
         except OSError as e:
             reactor.callSoon(self.failIfNotConnected, error.ConnectBindError(e.args[0], e.args[1]))
             return
-        sock.setblocking(False)
+        if not _NONBLOCKING_STREAM & ~socket.SOCK_STREAM:
+            sock.setblocking(False)
         self.socket = sock
         self.fileno = sock.fileno
         try:
@@ -280,6 +282,14 @@ class LeanClient(_LeanClose, tcp.Client):
         protocol = self.__dict__.get("protocol")
         prefix = self._getLogPrefix(protocol) if protocol is not None else "Uninitialized"
         return f"{prefix},client"
+
+    def connectionLost(self, reason) -> None:
+        connector = self.__dict__.get("connector")
+        super().connectionLost(reason)
+        # the connector and its transport refer to each other: let go (unless the
+        # factory dialled again from clientConnectionLost), so both are freed at once
+        if connector is not None and connector.transport is self:
+            connector.transport = None
 
 
 class LeanConnector(tcp.Connector):
