@@ -89,6 +89,18 @@ class _LeanClose:
         self.doRead = self.doWrite = _ignore
         self.reactor.callSoon(self.connectionLost, _ABORTED)
 
+    def connectionLost(self, reason) -> None:
+        """``tcp.Connection.connectionLost``, with a plain isinstance for an abort."""
+        if "socket" not in self.__dict__:
+            return  # once only, as Twisted
+        abstract.FileDescriptor.connectionLost(self, reason)
+        self._closeSocket(not isinstance(reason.value, error.ConnectionAborted))
+        protocol = self.protocol
+        del self.protocol
+        del self.socket
+        del self.fileno
+        protocol.connectionLost(reason)
+
     def _closeSocket(self, orderly: bool) -> None:
         if orderly:
             try:
@@ -284,16 +296,30 @@ class LeanClient(_LeanClose, tcp.Client):
         return f"{prefix},client"
 
     def connectionLost(self, reason) -> None:
-        connector = self.__dict__.get("connector")
-        super().connectionLost(reason)
+        if not self.connected:  # as Twisted's client: a connection that never was
+            self.failIfNotConnected(error.ConnectError(string=reason))
+            return
+        connector = self.connector
+        _LeanClose.connectionLost(self, reason)
+        connector.connectionLost(reason)
         # the connector and its transport refer to each other: let go (unless the
         # factory dialled again from clientConnectionLost), so both are freed at once
-        if connector is not None and connector.transport is self:
+        if connector.transport is self:
             connector.transport = None
 
 
 class LeanConnector(tcp.Connector):
     """``connectTCP`` to an IPv4 literal without a bind address, with `LeanClient`."""
+
+    def __init__(self, host: str, port: int, factory, timeout, reactor):
+        # tcp.Connector.__init__ without its service-name and IPv6 checks (see lean_connectable)
+        self.host = host
+        self.port = port
+        self.bindAddress = None
+        self.state = "disconnected"
+        self.reactor = reactor
+        self.factory = factory
+        self.timeout = timeout
 
     def _makeTransport(self):
         return LeanClient(self.host, self.port, self, self.reactor)

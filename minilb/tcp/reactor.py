@@ -76,7 +76,7 @@ class FastEPollReactor(epollreactor.EPollReactor):
     def connectTCP(self, host, port, factory, timeout=30.0, bindAddress=None):
         if not lean_connectable(host, port, bindAddress):
             return super().connectTCP(host, port, factory, timeout, bindAddress)
-        c = LeanConnector(host, port, factory, timeout, None, self)
+        c = LeanConnector(host, port, factory, timeout, self)
         c.connect()
         return c
 
