@@ -132,7 +132,7 @@ def test_accepts_into_lean_transports_with_the_local_address_of_the_listener(rea
             assert t.getHost() == addr  # the listener's address, no getsockname per connection
             assert t.getHost().port == t.socket.getsockname()[1]
             assert (t.getPeer().host, t.getPeer().port) == c.getsockname()
-            assert p.addr == t.getPeer()
+            assert p.addr is t.getPeer()  # the address given to buildProtocol, not a new one
             assert "Recorder" in t.logPrefix() and repr(t).startswith("<Recorder #")
         for c in clients:
             assert receive(reactor, c, b"hello") == b"hello"

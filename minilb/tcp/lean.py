@@ -163,6 +163,14 @@ class LeanServer(_LeanClose, tcp.Server):
     def repstr(self, value: str) -> None:
         self.__dict__["_repstr"] = value
 
+    _peer = None
+
+    def getPeer(self):
+        peer = self._peer
+        if peer is None:
+            peer = self._peer = self._addressType("TCP", *self.client)
+        return peer
+
     def getHost(self):
         host = self.server._fixedHost if self.server is not None else None
         if host is not None:
@@ -217,13 +225,16 @@ class LeanPort(tcp.Port):
                 if len(addr) == 4:  # IPv6: the scope id belongs in the host
                     host = socket.getnameinfo(addr, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)
                     addr = (host[0], *addr[1:])
-                protocol = factory.buildProtocol(make_address("TCP", *addr))
+                peer = make_address("TCP", *addr)
+                protocol = factory.buildProtocol(peer)
                 if protocol is None:
                     sock.close()
                     continue
                 session = self.sessionno
                 self.sessionno = session + 1
-                protocol.makeConnection(LeanServer(sock, protocol, addr, self, session, reactor))
+                transport = LeanServer(sock, protocol, addr, self, session, reactor)
+                transport._peer = peer  # the same (immutable) address for getPeer()
+                protocol.makeConnection(transport)
             # as Twisted: accept more per turn while the backlog keeps filling the batch
             self.numberAccepts = limit + 20 if accepted == limit else max(1, accepted)
         except BaseException:
@@ -233,6 +244,12 @@ class LeanPort(tcp.Port):
 @functools.lru_cache(maxsize=1024)
 def _is_ipv4(host: str) -> bool:
     return abstract.isIPAddress(host)
+
+
+@functools.lru_cache(maxsize=1024)
+def _server_address(host: str, port: int) -> address.IPv4Address:
+    """The peer address of dialled connections: one (immutable) object per server."""
+    return address.IPv4Address("TCP", host, port)
 
 
 class LeanClient(_LeanClose, tcp.Client):
@@ -278,6 +295,9 @@ class LeanClient(_LeanClose, tcp.Client):
         if self.connected or self.disconnected or "connector" not in self.__dict__:
             return  # stopped (stopConnecting, a failure) before this turn ended
         self._connectDone()
+
+    def getPeer(self):
+        return _server_address(*self.realAddress)
 
     def _connectDone(self) -> None:
         protocol = self.connector.buildProtocol(self.getPeer())
