@@ -246,6 +246,41 @@ def test_lose_connection_flushes_a_buffer_the_kernel_did_not_take(reactor):
         port.stopListening()
 
 
+class Producer:
+    def __init__(self):
+        self.calls = []
+
+    def pauseProducing(self):
+        self.calls.append("pause")
+
+    def resumeProducing(self):
+        self.calls.append("resume")
+
+    def stopProducing(self):
+        self.calls.append("stop")
+
+
+def test_lose_connection_with_a_producer_takes_twisteds_path_and_stops_the_producer(reactor):
+    producer = Producer()
+
+    def produce_then_close(p):
+        p.transport.registerProducer(producer, True)
+        p.transport.write(b"streamed")
+        p.transport.loseConnection()
+
+    factory = Built(produce_then_close)
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    c = socket.create_connection(("127.0.0.1", port.getHost().port))
+    try:
+        spin(reactor, lambda: factory.built and factory.built[0].lost is not None)
+        assert factory.built[0].lost.check(error.ConnectionDone)
+        assert producer.calls[-1] == "stop"
+        assert read_all(c) == b"streamed"
+    finally:
+        c.close()
+        port.stopListening()
+
+
 def test_abort_resets_the_connection(reactor):
     def abort(p):
         p.transport.write(b"never mind")

@@ -93,7 +93,18 @@ class _LeanClose:
         """``tcp.Connection.connectionLost``, with a plain isinstance for an abort."""
         if "socket" not in self.__dict__:
             return  # once only, as Twisted
-        abstract.FileDescriptor.connectionLost(self, reason)
+        # FileDescriptor.connectionLost, asking the reactor only about what it watches
+        self.disconnected = 1
+        self.connected = 0
+        if self.producer is not None:
+            self.producer.stopProducing()
+            self.producer = None
+        fd = self.socket.fileno()
+        reactor = self.reactor
+        if fd in reactor._reads:
+            self.stopReading()
+        if fd in reactor._writes:
+            self.stopWriting()
         self._closeSocket(not isinstance(reason.value, error.ConnectionAborted))
         protocol = self.protocol
         del self.protocol
