@@ -9,45 +9,51 @@ a noticeable share of the CPU.  `FastEPollReactor` dispatches directly and keeps
 what the wrapper is for: an exception escaping a selectable is logged (with the
 selectable's log prefix, computed only then) and the loop goes on.
 
-It also keeps a queue of calls to make "soon" (`callSoon`): at the end of the current
-loop turn, or before the next wait when queued from a timer.  That is Twisted's
-``callLater(0, ...)`` without a `DelayedCall`, the timer heap and the extra turn; the
-lean transports (`minilb.tcp.lean`) connect and close through it.  ``listenTCP``,
-``adoptStreamPort`` (TCP) and ``connectTCP`` (to an IPv4 literal) give those lean
-transports; everything else is Twisted's.
-
 `install()` installs it as the global reactor; it must run before anything imports
 ``twisted.internet.reactor`` (the entry point's business, like any reactor choice).
 """
 
 from __future__ import annotations
 
-import collections
 import errno
-import gc
-import socket
 
 from twisted.internet import epollreactor
 from twisted.python import log
 
-from minilb.tcp.lean import LeanConnector, LeanPort, lean_connectable
-
 
 class FastEPollReactor(epollreactor.EPollReactor):
+    """The loop also keeps a queue of calls to make soon (`callSoon`): right after the
+    current poll turn's events are dispatched (before the timers, and before the
+    next wait when queued by a timer).  That is Twisted's ``callLater(0, ...)``
+    without a `DelayedCall`, the timer heap and an extra turn; the lean transports
+    (`minilb.tcp.lean`) connect and close through it.  ``listenTCP``,
+    ``adoptStreamPort`` (TCP) and ``connectTCP`` (to an IPv4 literal) give those
+    lean transports; everything else is Twisted's."""
+
     def __init__(self):
-        self._soon: collections.deque = collections.deque()
+        from collections import deque
+
+        from minilb.tcp import lean
+
+        self._soon: deque = deque()
+        self._lean = lean
         super().__init__()
 
-    # -- calls made at the end of the current loop turn ------------------------------
+    # -- calls made soon ---------------------------------------------------------------
     def callSoon(self, f, *args) -> None:
-        """Call ``f(*args)`` at the end of this loop turn (before the next wait);
-        an exception is logged like one of a `DelayedCall`."""
+        """Call ``f(*args)`` once this loop turn's events are dispatched; an exception
+        is logged like one of a `DelayedCall`."""
         self._soon.append((f, args))
 
     def timeout(self):
         if self._soon:
             return 0  # calls are waiting: do not sleep in the poll
         return super().timeout()
+
+    def runUntilCurrent(self) -> None:
+        if self._soon:  # what the last turn's events queued, before the timers
+            self._runSoon()
+        super().runUntilCurrent()
 
     def _runSoon(self) -> None:
         soon = self._soon
@@ -60,33 +66,31 @@ class FastEPollReactor(epollreactor.EPollReactor):
             except BaseException:
                 log.err(None, "Unhandled error in a call made soon")
 
-    # -- the lean TCP transports -----------------------------------------------------
+    # -- the lean TCP transports -------------------------------------------------------
     def listenTCP(self, port, factory, backlog=50, interface=""):
-        p = LeanPort(port, factory, backlog, interface, self)
+        p = self._lean.LeanPort(port, factory, backlog, interface, self)
         p.startListening()
         return p
 
     def adoptStreamPort(self, fileDescriptor, addressFamily, factory):
+        import socket
+
         if addressFamily not in (socket.AF_INET, socket.AF_INET6):
             return super().adoptStreamPort(fileDescriptor, addressFamily, factory)
-        p = LeanPort._fromListeningDescriptor(self, fileDescriptor, addressFamily, factory)
+        p = self._lean.LeanPort._fromListeningDescriptor(self, fileDescriptor, addressFamily, factory)
         p.startListening()
         return p
 
     def connectTCP(self, host, port, factory, timeout=30.0, bindAddress=None):
-        if not lean_connectable(host, port, bindAddress):
+        lean = self._lean
+        if not lean.lean_connectable(host, port, bindAddress):
             return super().connectTCP(host, port, factory, timeout, bindAddress)
-        c = LeanConnector(host, port, factory, timeout, self)
+        c = lean.LeanConnector(host, port, factory, timeout, self)
         c.connect()
         return c
 
-    # -- the loop turn -----------------------------------------------------------------
+    # -- the poll turn -----------------------------------------------------------------
     def doPoll(self, timeout):
-        if self._soon:  # queued by timers since the last turn
-            self._runSoon()
-            later = self.timeout()  # those calls may have queued more, or armed timers
-            if later is not None and (timeout is None or later < timeout):
-                timeout = later
         if timeout is None:
             timeout = -1  # wait indefinitely
         try:
@@ -111,8 +115,6 @@ class FastEPollReactor(epollreactor.EPollReactor):
                 except BaseException:
                     prefix = "(buggy logPrefix method)"
                 log.err(system=prefix)
-        if self._soon:
-            self._runSoon()
 
     doIteration = doPoll
 
@@ -156,11 +158,15 @@ def tune_collector(reactor) -> None:
     allocations (far more than a worker holds in flight; a cycle left by some other
     path waits at most that long), and once the loop runs, what start-up built is
     collected once and frozen out of later collections (``gc.freeze``)."""
+    import gc
+
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)
     reactor.callLater(0, _freeze_start_up)
 
 
 def _freeze_start_up() -> None:
+    import gc
+
     gc.collect()
     gc.freeze()
