@@ -16,18 +16,19 @@ What a new connection costs in Twisted, and what is left here:
 * **dial** (`LeanConnector`, `LeanClient`): Twisted defers the attempt with
   ``callLater(0)`` and a Deferred, creates the socket with two ``setblocking`` calls,
   then waits for writability (two more ``epoll_ctl``, ``getsockopt``, a second
-  ``connect``).  Here the socket connects at once; a second ``connect`` tells whether
-  the handshake already completed (on loopback the kernel finishes it inside the first
-  call), and then the protocol is connected at the end of the current loop turn
-  (`FastEPollReactor.callSoon`), with no connect timeout to arm and cancel.  Otherwise
+  ``connect``).  Here the socket is created non-blocking and connects at once; a
+  second ``connect`` tells whether the handshake already completed (on loopback the
+  kernel finishes it inside the first call), and then the protocol is connected once
+  the current loop turn's events are dispatched (`FastEPollReactor.callSoon`), with no
+  connect timeout to arm and cancel.  Otherwise
   the socket waits for writability as in Twisted.  Only IPv4 literals without a bind
   address take this path; the rest is Twisted's ``tcp.Connector``.
 * **close** (`_LeanClose`): Twisted's ``loseConnection`` stops reading, starts
   writing, and on the next turn sends an empty buffer, stops writing and calls
   ``shutdown`` before ``close``.  Here, when nothing is buffered and no producer is
-  registered, the transport stops reading and is closed at the end of the current
-  loop turn (``close`` alone: the socket is never shared with another process, so
-  ``shutdown`` adds nothing); otherwise Twisted's path flushes first, as always.
+  registered, the transport stops reading and is closed once the current loop turn's
+  events are dispatched (``close`` alone: the socket is close-on-exec and never shared
+  with another process, so ``shutdown`` adds nothing); otherwise Twisted's path flushes first, as always.
   ``connectionLost`` still runs later than ``loseConnection``, never inside it.
 """
 
