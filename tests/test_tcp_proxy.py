@@ -224,3 +224,28 @@ def test_random_event_orders_never_raise_and_never_leak(actions):
     for side, _ in sides:
         side.connectionLost(None)
     assert fe.cur_conns == 0 and be.cur_conns == 0 and be.servers[0].cur_conns == 0
+
+
+def test_a_closed_tunnel_is_freed_without_the_cycle_collector():
+    import gc
+    import weakref
+
+    gc.collect()
+    gc.disable()
+    try:
+        reactor, connector, fe, be = make()
+        c, ct = client(fe)
+        c.dataReceived(b"ping")
+        side, st = connector.succeed()
+        side.dataReceived(b"pong")
+        assert st.value() == b"ping" and ct.value() == b"pong"
+        refs = [weakref.ref(c), weakref.ref(side)]
+        # as a real transport does when it reports the close: it drops its producer
+        st.producer = None
+        side.connectionLost(None)
+        ct.producer = None
+        c.connectionLost(None)
+        del c, ct, side, st
+        assert [r() for r in refs if r() is not None] == []
+    finally:
+        gc.enable()

@@ -105,3 +105,27 @@ def test_install_if_unset_leaves_an_installed_reactor_alone():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+def test_the_traffic_entry_points_tune_the_collector_and_freeze_start_up_objects():
+    import subprocess
+    import sys
+
+    code = (
+        "import gc\n"
+        "from minilb.tcp.reactor import install_if_unset, YOUNG_THRESHOLD\n"
+        "default = gc.get_threshold()\n"
+        "assert install_if_unset() is True\n"
+        "assert gc.get_threshold() == (YOUNG_THRESHOLD,) + default[1:]\n"
+        "from twisted.internet import reactor\n"
+        "built_at_start = [object() for _ in range(10)]\n"
+        "def check():\n"
+        "    print(gc.get_freeze_count())\n"
+        "    reactor.stop()\n"
+        "assert gc.get_freeze_count() == 0\n"
+        "reactor.callWhenRunning(reactor.callLater, 0, check)\n"
+        "reactor.run()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.strip()) > 1000  # modules, configuration: out of the collections

@@ -267,6 +267,7 @@ class ServerConnector(protocol.ClientFactory):
     def buildProtocol(self, addr):
         conn = self.protocol_class(self.backend, self.server)
         conn.owner = self.requester
+        self.requester = None  # connected: only the connection knows its owner from now on
         return conn
 
     def clientConnectionFailed(self, connector, reason):
@@ -338,7 +339,9 @@ class ServerConnection(protocol.Protocol):
 
     def connectionLost(self, reason=None) -> None:
         self.connected = False
-        self.timer.stop()
+        # parser and timer let go of this connection: freed at once, without the collector
+        self.timer.close()
+        self.parser.close()
         if self.idle:
             self.idle = False
             pool = self.backend.pools.get(self.server.name)
@@ -441,7 +444,11 @@ class ServerConnection(protocol.Protocol):
             self.backend.slot_freed()
 
     def close(self) -> None:
-        self.idle = False
+        if self.idle:  # an idle connection closed by us (idle timeout) leaves its pool now
+            self.idle = False
+            pool = self.backend.pools.get(self.server.name)
+            if pool is not None:
+                pool.discard(self)
         self.timer.stop()
         if self.connected:
             self.transport.loseConnection()

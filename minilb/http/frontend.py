@@ -1218,7 +1218,10 @@ class ClientConnection(protocol.Protocol):
         fe = self.fe
         was_open = self.open
         self.open = False
-        self.timer.stop()
+        # nothing reads or waits any more: parser and timer let go of this connection,
+        # so that its objects are freed at once (reference counting, not the collector)
+        self.timer.close()
+        self.parser.close()
         if self.retry_call is not None and self.retry_call.active():
             self.retry_call.cancel()
         self.retry_call = None

@@ -203,6 +203,13 @@ class _Parser:
         """True while a head has started and is not complete (http-request timeout)."""
         return self._in_head
 
+    def close(self) -> None:
+        """The connection is gone: let go of the C parser (it holds bound methods of
+        this object) and of the sink, so that parser, sink and connection are freed
+        at once by reference counting instead of waiting for the cycle collector."""
+        self.parser = None
+        self.sink = None
+
 
 class RequestParser(_Parser):
     """Frames requests from a client; pipelined requests are framed in order."""

@@ -271,7 +271,7 @@ class TcpClient(protocol.Protocol):
     def connectionLost(self, reason=None) -> None:
         fe = self.fe
         self.open = False
-        self.timer.stop()
+        self.timer.close()  # lets go of this connection: freed at once, without the collector
         if self.retry_call is not None and self.retry_call.active():
             self.retry_call.cancel()
         side, self.server_side = self.server_side, None

@@ -51,6 +51,13 @@ class ConnTimer:
         if call is not None and not call.called and not call.cancelled:
             call.cancel()
 
+    def close(self) -> None:
+        """`stop` for good, and let go of the owner's callback (a bound method: the owner
+        and its timer would otherwise keep each other alive until the cycle collector
+        runs).  Arming a closed timer is harmless: it fires into nothing."""
+        self.stop()
+        self.callback = _fired_after_close
+
     def _fire(self) -> None:
         self.call = None
         kind = self.kind
@@ -63,3 +70,7 @@ class ConnTimer:
             return
         self.kind = None
         self.callback(kind)
+
+
+def _fired_after_close(kind: str) -> None:
+    return None
