@@ -113,11 +113,19 @@ def _analyse(head, headers) -> None:
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT")}
 
 
+class _Callbacks:
+    """The callbacks one httptools parser calls (it looks each up once, by name)."""
+
+    def __init__(self, **callbacks):
+        self.__dict__.update(callbacks)
+
+
 class _Parser:
     """What the request and response parsers share: header collection and limits."""
 
     __slots__ = (
         "sink",
+        "_sink_end",
         "limits",
         "parser",
         "_url",
@@ -155,13 +163,6 @@ class _Parser:
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append([name, value])
 
-    def _take_trailers(self) -> list[list[bytes]] | None:
-        trailers = self._headers
-        if not trailers:
-            return None
-        self._headers = []
-        return trailers
-
     def _check_limits(self, fed: int) -> None:
         """Called at the end of a head: the head fits in the limits or it is a 400."""
         limits = self.limits
@@ -173,8 +174,26 @@ class _Parser:
             if size > limits.max_head:
                 raise HTTPError(400, "request head too large")
 
-    def on_body(self, data: bytes) -> None:
-        raise NotImplementedError
+    def _callbacks(self, on_body, **more) -> _Callbacks:
+        """What httptools calls: this parser's methods, except body bytes, which go
+        straight to the sink's ``on_body`` (no frame of ours in between)."""
+        return _Callbacks(
+            on_message_begin=self.on_message_begin,
+            on_url=self.on_url,
+            on_header=self.on_header,
+            on_headers_complete=self.on_headers_complete,
+            on_body=on_body,
+            on_message_complete=self.on_message_complete,
+            **more,
+        )
+
+    def on_message_complete(self) -> None:
+        trailers = self._headers  # the trailers of a chunked body, if any
+        if trailers:
+            self._headers = []
+            self._sink_end(trailers)
+        else:
+            self._sink_end(None)
 
     # feeding -----------------------------------------------------------------------
     def _feed(self, data: bytes) -> int | None:
@@ -211,7 +230,8 @@ class RequestParser(_Parser):
 
     def __init__(self, sink, limits: Limits | None = None):
         super().__init__(sink, limits)
-        self.parser = httptools.HttpRequestParser(self)
+        self._sink_end = sink.request_end
+        self.parser = httptools.HttpRequestParser(self._callbacks(sink.request_body))
         # Bytes after a request that closes the connection are ignored by the
         # frontend rather than being a parse error.
         self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
@@ -241,12 +261,6 @@ class RequestParser(_Parser):
         if method == "CONNECT":
             head.upgrade = True
         self.sink.request_head(head)
-
-    def on_body(self, data: bytes) -> None:
-        self.sink.request_body(data)
-
-    def on_message_complete(self) -> None:
-        self.sink.request_end(self._take_trailers())
 
     #: feed(data): parse ``data``; returns the offset of tunnelled bytes after an
     #: upgrade request, raises `HTTPError(400)` on bad input.
@@ -284,7 +298,9 @@ class ResponseParser(_Parser):
 
     def __init__(self, sink, limits: Limits | None = None):
         super().__init__(sink, limits)
-        self.parser = httptools.HttpResponseParser(self)
+        self._sink_end = sink.response_end
+        callbacks = self._callbacks(sink.response_body, on_status=self.on_status)
+        self.parser = httptools.HttpResponseParser(callbacks)
         self._reason = b""
 
     def on_message_begin(self) -> None:
@@ -312,12 +328,6 @@ class ResponseParser(_Parser):
             p.should_upgrade(),
         )
         self.sink.response_head(head)
-
-    def on_body(self, data: bytes) -> None:
-        self.sink.response_body(data)
-
-    def on_message_complete(self) -> None:
-        self.sink.response_end(self._take_trailers())
 
     #: feed(data): parse ``data``; a 101 response returns the offset of tunnelled
     #: bytes.  Malformed responses raise `HTTPError(502)`.
@@ -388,12 +398,22 @@ def _write_headers(out: list[bytes], headers) -> None:
         append(b"%s: %s\r\n" % (lname, value))
 
 
+# (method, version) -> the words around the target in a request line, bounded
+_REQUEST_LINES: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+
+
+def _request_line_parts(method: str, version: str) -> tuple[bytes, bytes]:
+    parts = (method.encode("ascii") + b" ", b" HTTP/" + version.encode("ascii") + b"\r\n")
+    if len(_REQUEST_LINES) < 256:
+        _REQUEST_LINES[(method, version)] = parts
+    return parts
+
+
 def request_head_bytes(
     method: str,
     uri: bytes,
     version: str,
     headers,
-    *,
     add: list[tuple[bytes, bytes]] | None = None,
     connection: bytes | None = None,
 ) -> bytes:
@@ -403,7 +423,8 @@ def request_head_bytes(
     a ``connection`` header the proxy adds (``close`` for server-close/httpclose,
     ``keep-alive`` for an HTTP/1.0 request on a kept-alive server connection).
     """
-    out = [b"%s %s HTTP/%s\r\n" % (method.encode("ascii"), uri, version.encode("ascii"))]
+    before, after = _REQUEST_LINES.get((method, version)) or _request_line_parts(method, version)
+    out = [before + uri + after]
     append = out.append
     prefixes = _PREFIXES
     for name, value in headers:
