@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import sys
 
 from twisted.internet import error, protocol
 from twisted.internet.interfaces import IHalfCloseableProtocol
@@ -46,6 +47,8 @@ class Raiser(Recorder):
 
 
 class Site:
+    """A reactor with a listening port, one raw client socket connected to it."""
+
     def __init__(self, proto):
         self.reactor = FastEPollReactor()
         self.factory = protocol.Factory.forProtocol(proto)
@@ -53,14 +56,10 @@ class Site:
         self.port = self.reactor.listenTCP(0, self.factory, interface="127.0.0.1")
         self.client = socket.create_connection(("127.0.0.1", self.port.getHost().port), timeout=5)
 
-    def run_until(self, done):
-        for _ in range(500):  # bounded: loopback needs a few turns
-            self.reactor.iterate(0.01)
-            if done():
-                return True
-        return False
+    def __enter__(self):
+        return self
 
-    def close(self):
+    def __exit__(self, *exc):
         self.client.close()
         self.port.stopListening()
         for conn in self.factory.conns:
@@ -68,70 +67,58 @@ class Site:
                 conn.transport.abortConnection()
         self.reactor.iterate(0)
 
+    def run_until(self, done) -> bool:
+        for _ in range(500):  # bounded: loopback needs a few turns
+            self.reactor.iterate(0.01)
+            if done():
+                return True
+        return False
+
+    def conn(self):
+        return self.factory.conns[0] if self.factory.conns else None
+
+    def run_until_lost(self):
+        """The reason the server side's connection was lost with."""
+        assert self.run_until(lambda: self.conn() is not None and self.conn().lost is not None)
+        return self.conn().lost
+
 
 def test_every_byte_arrives_and_the_end_of_stream_is_a_clean_close():
-    site = Site(Recorder)
-    try:
+    with Site(Recorder) as site:
         payload = bytes(range(256)) * 1024  # several reads
         site.client.sendall(payload)
         site.client.shutdown(socket.SHUT_WR)
-        assert site.run_until(lambda: site.factory.conns and site.factory.conns[0].lost is not None)
-        conn = site.factory.conns[0]
-        assert conn.got == payload
-        assert conn.lost.check(error.ConnectionDone)
-    finally:
-        site.close()
+        assert site.run_until_lost().check(error.ConnectionDone)
+        assert site.conn().got == payload
 
 
 def test_a_half_closeable_protocol_hears_the_half_close_and_may_still_answer():
-    site = Site(HalfCloser)
-    try:
+    with Site(HalfCloser) as site:
         site.client.sendall(b"hello")
         site.client.shutdown(socket.SHUT_WR)
+        site.run_until_lost()
+        site.client.settimeout(5)
         answer = b""
-        site.client.setblocking(False)
-
-        def answered():
-            nonlocal answer
-            try:
-                answer += site.client.recv(100)
-            except BlockingIOError:
-                pass
-            return answer.endswith(b"hello") and site.factory.conns[0].lost is not None
-
-        assert site.run_until(answered)
+        while not answer.endswith(b"hello"):
+            piece = site.client.recv(100)
+            assert piece, answer
+            answer += piece
         assert answer == b"bye:hello"
-    finally:
-        site.close()
 
 
 def test_a_reset_is_a_lost_connection():
-    site = Site(Recorder)
-    try:
+    with Site(Recorder) as site:
         site.client.sendall(b"x")
-        assert site.run_until(lambda: site.factory.conns and site.factory.conns[0].got == b"x")
+        assert site.run_until(lambda: site.conn() is not None and site.conn().got == b"x")
         site.client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         site.client.close()  # RST
-        assert site.run_until(lambda: site.factory.conns[0].lost is not None)
-        assert site.factory.conns[0].lost.check(error.ConnectionLost)
-    finally:
-        site.close()
+        assert site.run_until_lost().check(error.ConnectionLost)
 
 
-def test_an_exception_of_data_received_is_logged_and_loses_the_connection():
-    site = Site(Raiser)
-    errors = []
-
-    def observer(event):
-        if event.get("isError"):
-            errors.append(event)
-
-    log.addObserver(observer)
-    try:
+def test_an_exception_of_data_received_is_logged_and_loses_the_connection(monkeypatch):
+    logged = []
+    monkeypatch.setattr(log, "err", lambda *args, **kw: logged.append(sys.exc_info()[1]))
+    with Site(Raiser) as site:
         site.client.sendall(b"x")
-        assert site.run_until(lambda: site.factory.conns and site.factory.conns[0].lost is not None)
-        assert site.factory.conns[0].lost.check(ValueError)
-        assert any("bad bytes" in str(e["failure"].value) for e in errors if "failure" in e)
-    finally:
-        log.removeObserver(observer)
-        site.close()
+        assert site.run_until_lost().check(ValueError)
+    assert [str(e) for e in logged] == ["bad bytes"]
