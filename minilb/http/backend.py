@@ -140,6 +140,10 @@ class BackendRuntime:
         self._rules = rules
         extra = getattr(rules, "extra", None) or {}
         self.sticky = any(extra.get(kw) for kw in STICK_KEYWORDS)
+        #: some http-response or http-after-response rule of its own runs on responses
+        self.response_rules = bool(
+            getattr(rules, "has_http_response", False) or getattr(rules, "has_http_after_response", False)
+        )
 
     # -- servers ---------------------------------------------------------------------
     def persistent_server(self, sess, txn):

@@ -148,6 +148,8 @@ class FrontendRuntime(protocol.Factory):
         self.has_use_backend = bool(rules is not None and rules.has_use_backend)
         # some tcp-request content, http-request or use_backend rule runs per request
         self.request_rules = self.has_tcp_content or self.has_http_request or self.has_use_backend
+        # some http-response or http-after-response rule runs on a server's response
+        self.response_rules = self.has_http_response or self.has_http_after_response
         # A Txn is built per request only when something reads it: rules (ours or a
         # backend's), a request-hashing balancer, or stick-counter accounting.
         self.need_txn = _reads_txn(rules) or any(
@@ -663,33 +665,11 @@ class ClientConnection(protocol.Protocol):
         reason = head.reason
         if txn is not None:
             txn.status = status
-            be_rules = self.be.rules
-            if be_rules is not None and be_rules is not fe.rules and be_rules.has_http_response:
-                txn.resp_headers = headers
-                reply = be_rules.http_response(txn)
-                if reply is not None:
-                    self._drop_server(abort=True)
-                    self._send_reply(reply)
-                    return
-            if fe.has_http_response:
-                txn.resp_headers = headers
-                reply = fe.rules.http_response(txn)
-                if reply is not None:
-                    self._drop_server(abort=True)
-                    self._send_reply(reply)
-                    return
-            # http-after-response rules see and edit the response before it is written
-            if be_rules is not None and be_rules is not fe.rules and be_rules.has_http_after_response:
-                txn.resp_headers = txn.resp_headers or headers
-                be_rules.http_after_response(txn)
-            if fe.has_http_after_response:
-                txn.resp_headers = txn.resp_headers or headers
-                fe.rules.http_after_response(txn)
-            if txn.resp_headers:
-                headers = txn.resp_headers
-            if txn.status != status:  # http-response / http-after-response set-status
-                status = self.status = txn.status
-                reason = (txn.resp_reason or reason_for(status)).encode("latin-1")
+            if fe.response_rules or self.be.response_rules:
+                ruled = self._response_rules(txn, headers, status, reason)
+                if ruled is None:
+                    return  # answered by a rule
+                headers, status, reason = ruled
             self.after_done = True
         req = self.head
         if req.upgrade:
@@ -734,6 +714,40 @@ class ClientConnection(protocol.Protocol):
             return
         self.resp_pending = data  # written with the first piece of body
         # backpressure is set up by hook_response if the body outlasts this read
+
+    def _response_rules(self, txn, headers, status: int, reason: bytes):
+        """Run the http-response and http-after-response rules of the backend and the
+        frontend on a server's response head: None when a rule answered instead,
+        else the ``(headers, status, reason)`` to write."""
+        fe = self.fe
+        be_rules = self.be._rules
+        if be_rules is not None and be_rules is not fe.rules and be_rules.has_http_response:
+            txn.resp_headers = headers
+            reply = be_rules.http_response(txn)
+            if reply is not None:
+                self._drop_server(abort=True)
+                self._send_reply(reply)
+                return None
+        if fe.has_http_response:
+            txn.resp_headers = headers
+            reply = fe.rules.http_response(txn)
+            if reply is not None:
+                self._drop_server(abort=True)
+                self._send_reply(reply)
+                return None
+        # http-after-response rules see and edit the response before it is written
+        if be_rules is not None and be_rules is not fe.rules and be_rules.has_http_after_response:
+            txn.resp_headers = txn.resp_headers or headers
+            be_rules.http_after_response(txn)
+        if fe.has_http_after_response:
+            txn.resp_headers = txn.resp_headers or headers
+            fe.rules.http_after_response(txn)
+        if txn.resp_headers:
+            headers = txn.resp_headers
+        if txn.status != status:  # http-response / http-after-response set-status
+            status = self.status = txn.status
+            reason = (txn.resp_reason or reason_for(status)).encode("latin-1")
+        return headers, status, reason
 
     def hook_response(self, conn) -> None:
         """The response body continues past one read: let a full client socket stop
