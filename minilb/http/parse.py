@@ -83,30 +83,7 @@ class RequestHead:
         self.content_length: int | None = None
         self.expect_continue = False
         self.conn_tokens: tuple[bytes, ...] = ()
-        self.has_body = False  # chunked, or a non-zero content-length (set by _analyse)
-
-
-def _analyse(head, headers) -> None:
-    """Set chunked / content_length / expect / connection tokens from the headers.
-    Several Host headers that disagree are a 400, as HAProxy answers."""
-    host = None
-    for name, value in headers:
-        if len(name) in _INTERESTING_LENGTHS:
-            lname = name.lower()
-            if lname == b"host":
-                if host is not None and host != value:
-                    raise HTTPError(400, "several different Host headers")
-                host = value
-            elif lname == b"transfer-encoding":
-                head.chunked = True
-            elif lname == b"content-length":
-                head.content_length = int(value)  # llhttp already checked the digits
-            elif lname == b"connection":
-                head.conn_tokens += tuple(t.strip().lower() for t in value.split(b","))
-            elif lname == b"expect":
-                if value.lower() == b"100-continue":
-                    head.expect_continue = True
-    head.has_body = head.chunked or bool(head.content_length)
+        self.has_body = False  # chunked, or a non-zero content-length
 
 
 #: request methods as str without decoding each time
@@ -257,7 +234,27 @@ class RequestParser(_Parser):
         head = RequestHead(
             method, self._url, p.get_http_version(), headers, p.should_keep_alive(), p.should_upgrade()
         )
-        _analyse(head, headers)
+        # chunked / content_length / expect / connection tokens from the headers;
+        # several Host headers that disagree are a 400, as HAProxy answers
+        host = None
+        for name, value in headers:
+            if len(name) in _INTERESTING_LENGTHS:
+                lname = name.lower()
+                if lname == b"host":
+                    if host is not None and host != value:
+                        raise HTTPError(400, "several different Host headers")
+                    host = value
+                elif lname == b"transfer-encoding":
+                    head.chunked = True
+                elif lname == b"content-length":
+                    head.content_length = int(value)  # llhttp already checked the digits
+                elif lname == b"connection":
+                    head.conn_tokens += tuple(t.strip().lower() for t in value.split(b","))
+                elif lname == b"expect":
+                    if value.lower() == b"100-continue":
+                        head.expect_continue = True
+        if head.chunked or head.content_length:
+            head.has_body = True
         if method == "CONNECT":
             head.upgrade = True
         self.sink.request_head(head)
