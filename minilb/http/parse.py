@@ -364,12 +364,15 @@ def _prefix(name: bytes) -> bytes:
     return prefix
 
 
-# (version, status, reason) -> status line, bounded like the names
+# (version, status, reason) -> status line (without its CRLF), bounded like the names
 _STATUS_LINES: dict[tuple[str, int, bytes], bytes] = {}
+
+#: what ends a head's lines when they are joined with CRLF: an empty line
+_HEAD_END = (b"", b"")
 
 
 def _status_line(version: str, status: int, reason: bytes) -> bytes:
-    line = b"HTTP/%s %d %s\r\n" % (version.encode("ascii"), status, reason)
+    line = b"HTTP/%s %d %s" % (version.encode("ascii"), status, reason)
     if len(_STATUS_LINES) < 256:
         _STATUS_LINES[(version, status, reason)] = line
     return line
@@ -395,12 +398,13 @@ def _write_headers(out: list[bytes], headers) -> None:
         append(b"%s: %s\r\n" % (lname, value))
 
 
-# (method, version) -> the words around the target in a request line, bounded
+# (method, version) -> the words around the target in a request line (without its
+# CRLF), bounded
 _REQUEST_LINES: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 
 
 def _request_line_parts(method: str, version: str) -> tuple[bytes, bytes]:
-    parts = (method.encode("ascii") + b" ", b" HTTP/" + version.encode("ascii") + b"\r\n")
+    parts = (method.encode("ascii") + b" ", b" HTTP/" + version.encode("ascii"))
     if len(_REQUEST_LINES) < 256:
         _REQUEST_LINES[(method, version)] = parts
     return parts
@@ -430,14 +434,14 @@ def request_head_bytes(
             value = _kept_connection_tokens(value)
             if not value:
                 continue
-        append(prefix + value + b"\r\n")
+        append(prefix + value)  # the lines are joined with CRLF
     if add:
         for name, value in add:
-            out.append(b"%s: %s\r\n" % (name, value))
+            append(b"%s: %s" % (name, value))
     if connection is not None:
-        out.append(b"connection: %s\r\n" % connection)
-    out.append(b"\r\n")
-    return b"".join(out)
+        append(b"connection: " + connection)
+    out += _HEAD_END
+    return b"\r\n".join(out)
 
 
 def response_head_bytes(
@@ -496,17 +500,17 @@ def client_response_head(
                 chunked = True
             else:
                 length = True
-        append(prefix + value + b"\r\n")
+        append(prefix + value)  # the lines are joined with CRLF
     eof_body = not no_body and not chunked and not length
     if closing:
         if client_11:
-            append(b"connection: close\r\n")
+            append(b"connection: close")
     elif eof_body:
         closing = True
     elif keep_alive_token:
-        append(b"connection: keep-alive\r\n")
-    append(b"\r\n")
-    return b"".join(out), chunked and not no_body, closing, eof_body
+        append(b"connection: keep-alive")
+    out += _HEAD_END
+    return b"\r\n".join(out), chunked and not no_body, closing, eof_body
 
 
 def chunk(data: bytes) -> bytes:
