@@ -140,6 +140,10 @@ class BackendRuntime:
         self._rules = rules
         extra = getattr(rules, "extra", None) or {}
         self.sticky = any(extra.get(kw) for kw in STICK_KEYWORDS)
+        #: some http-response or http-after-response rule of its own runs on responses
+        self.response_rules = bool(
+            getattr(rules, "has_http_response", False) or getattr(rules, "has_http_after_response", False)
+        )
 
     # -- servers ---------------------------------------------------------------------
     def persistent_server(self, sess, txn):
@@ -169,7 +173,14 @@ class BackendRuntime:
     def pick(self, txn, src: str, exclude: frozenset = frozenset()):
         single = self.single
         if single is not None:  # the common one-server backend, without the balancer
-            if single.up and single.weight > 0 and not single.full and single.name not in exclude:
+            # (the slots behind ServerState's up/weight/full properties, read directly)
+            maxconn = single.maxconn
+            if (
+                single._up
+                and single._weight > 0
+                and (maxconn is None or maxconn <= 0 or single.cur_conns < maxconn)
+                and (not exclude or single.name not in exclude)
+            ):
                 return single
             return None
         return self.balancer.pick(txn, src, exclude)
@@ -415,7 +426,8 @@ class ServerConnection(protocol.Protocol):
             self.transport.resumeProducing()
         if reusable and self.connected and not self.tunnel and self.keep_alive:
             pool = backend.pools.get(self.server.name)
-            if pool is not None and pool.put(self):
+            if pool is not None and len(pool.idle) < pool.max_idle:  # pool.put, inlined
+                pool.idle.append(self)
                 self.idle = True
                 # the pending server-timeout deadline now bounds the idle time
                 if self.timer.kind is not None:

@@ -42,7 +42,6 @@ from minilb.http.parse import (
     last_chunk,
     request_head_bytes,
     response_head_bytes,
-    split_uri,
 )
 from minilb.rules.replies import reason_for, wire_bytes
 from minilb.rules.txn import Reply, Session, Txn
@@ -147,6 +146,10 @@ class FrontendRuntime(protocol.Factory):
         self.has_tcp_session = bool(rules is not None and getattr(rules, "has_tcp_session", False))
         self.has_tcp_content = bool(rules is not None and rules.has_tcp_content)
         self.has_use_backend = bool(rules is not None and rules.has_use_backend)
+        # some tcp-request content, http-request or use_backend rule runs per request
+        self.request_rules = self.has_tcp_content or self.has_http_request or self.has_use_backend
+        # some http-response or http-after-response rule runs on a server's response
+        self.response_rules = self.has_http_response or self.has_http_after_response
         # A Txn is built per request only when something reads it: rules (ours or a
         # backend's), a request-hashing balancer, or stick-counter accounting.
         self.need_txn = _reads_txn(rules) or any(
@@ -243,6 +246,15 @@ _REQUEST_DEFAULTS = {
 }
 
 
+def _field_resetter(defaults: dict):
+    """A method that sets each field of ``defaults`` on ``self`` with plain attribute
+    stores (cheaper per request than ``self.__dict__.update(defaults)``)."""
+    namespace = {f"_v{i}": value for i, value in enumerate(defaults.values())}
+    body = "".join(f"    self.{name} = _v{i}\n" for i, name in enumerate(defaults))
+    exec(f"def reset(self):\n{body}", namespace)
+    return namespace["reset"]
+
+
 class _Pipelined:
     """A request framed while an earlier one is still in progress."""
 
@@ -317,8 +329,8 @@ class ClientConnection(protocol.Protocol):
                 fe.tracking.on_session_accept(sess)
         self.timer.arm(fe.http_request_timeout, "idle")
 
-    def _reset_request(self) -> None:
-        self.__dict__.update(_REQUEST_DEFAULTS)
+    #: every per-request field back to its `_REQUEST_DEFAULTS` value
+    _reset_request = _field_resetter(_REQUEST_DEFAULTS)
 
     # ------------------------------------------------------------------ bytes in
     def dataReceived(self, data: bytes) -> None:
@@ -404,7 +416,7 @@ class ClientConnection(protocol.Protocol):
         if self.req_sent:
             if self.head.chunked:
                 self.conn.write(last_chunk(trailers))
-            self.timer.disarm()
+            self.timer.kind = None  # timer.disarm(), inlined
         elif self.head.chunked:
             if self.held_body is None:
                 self.held_body = []
@@ -419,9 +431,8 @@ class ClientConnection(protocol.Protocol):
         sess = self.sess
         if fe.count_bytes:  # as haproxy counts: 4 bytes less per header line
             self.bytes_in -= 4 * len(head.headers)
-        if fe.need_txn:
-            path, query = split_uri(head.uri)
-            self.txn = txn = Txn(sess, head.method, head.uri, path, query, head.version, head.headers)
+        if fe.need_txn:  # (path and query are split from the uri if a rule reads them)
+            self.txn = txn = Txn(sess, head.method, head.uri, None, None, head.version, head.headers)
         else:
             txn = None
         if fe.sink is not None:
@@ -429,7 +440,7 @@ class ClientConnection(protocol.Protocol):
         if head.has_body:
             self._arm_body_timer()
         else:
-            self.timer.disarm()
+            self.timer.kind = None  # timer.disarm(), inlined
         if held is not None:
             self.held_body = held.body or None
             self.held_size = sum(len(b) for b in held.body)
@@ -442,7 +453,7 @@ class ClientConnection(protocol.Protocol):
             self.term = "--"
             self._send_reply(_MONITOR_REPLY)
             return
-        if fe.has_tcp_content or fe.has_http_request or fe.has_use_backend:
+        if fe.request_rules:
             sess.now_ms = int(self.reactor.seconds() * 1000)
             if fe.has_tcp_content and not fe.rules.tcp_content(sess, txn):
                 self._close_now(abort=True)
@@ -476,7 +487,7 @@ class ClientConnection(protocol.Protocol):
         be.total_requests += 1
         if txn is not None:
             txn.backend = be.name
-        be_rules = be.rules
+        be_rules = be._rules
         if be_rules is not None and be_rules is not fe.rules and be_rules.has_http_request:
             reply = be_rules.http_request(txn)
             if reply is not None:
@@ -488,18 +499,21 @@ class ClientConnection(protocol.Protocol):
     def _pick_and_connect(self) -> None:
         be = self.be
         server = None
-        if be.rules is not None and be.rules.has_use_server and not self.tried:
-            name = be.rules.select_server(self.txn)
-            if name is not None:
-                forced = be.server_named(name)
-                if forced is not None and forced.up and not forced.full:
-                    server = forced
-        if be.sticky and not self.tried:  # stick on / match / store-request
-            if server is None:
-                server = be.persistent_server(self.sess, self.txn)
-            self.stick_stores = persistence.pending_stores(be.rules, self.sess, self.txn)
+        tried = self.tried
+        if not tried:
+            be_rules = be._rules
+            if be_rules is not None and be_rules.has_use_server:
+                name = be_rules.select_server(self.txn)
+                if name is not None:
+                    forced = be.server_named(name)
+                    if forced is not None and forced.up and not forced.full:
+                        server = forced
+            if be.sticky:  # stick on / match / store-request
+                if server is None:
+                    server = be.persistent_server(self.sess, self.txn)
+                self.stick_stores = persistence.pending_stores(be_rules, self.sess, self.txn)
         if server is None:
-            server = be.pick(self.txn, self.sess.src, self.tried)
+            server = be.pick(self.txn, self.sess.src, tried)
         if server is None:
             if not self.tried and be.all_full() and be.queue_timeout:
                 if be.enqueue(self):
@@ -514,9 +528,9 @@ class ClientConnection(protocol.Protocol):
                 self._send_error(503, be)
                 return
         self.server = server
-        if self.txn is not None:
-            self.txn.server = server.name
-        mode = self.fe.modes[be.name]
+        txn = self.txn
+        if txn is not None:
+            txn.server = server.name
         reuse = be.reuse
         private = self.private
         if private is not None:
@@ -528,10 +542,10 @@ class ClientConnection(protocol.Protocol):
                 return
             private.close()
         if (
-            mode == "keep-alive"
+            (self.requests > 1 or reuse in ("aggressive", "always"))
             and reuse != "never"
-            and not be.send_proxy.get(server.name)
-            and (self.requests > 1 or reuse in ("aggressive", "always"))
+            and self.fe.modes[be.name] == "keep-alive"
+            and not (be.send_proxy and be.send_proxy.get(server.name))
         ):
             conn = be.take_idle(server)
             if conn is not None:
@@ -588,27 +602,26 @@ class ClientConnection(protocol.Protocol):
     def _send_request(self) -> None:
         conn = self.conn
         head = self.head
-        be = self.be
+        be_name = self.be.name
         fe = self.fe
-        mode = fe.modes[be.name]
         add = None
         txn = self.txn
         if txn is not None:  # what the rules left: set-method, set-path, set-uri, headers
             method, uri, headers = txn.method, txn.uri, txn.headers
         else:
             method, uri, headers = head.method, head.uri, head.headers
-        plan = fe.xff[be.name]
+        plan = fe.xff[be_name]
         if plan is not None and plan.applies_to(self.sess.src):
             if not plan.if_none or not any(n.lower() == plan.lheader for n, _ in headers):
                 add = [(plan.header, self.sess.src.encode("latin-1"))]
-        if mode != "keep-alive":
-            connection = b"close" if head.version == "1.1" else None
-        elif head.version == "1.0":
+        version = head.version
+        if fe.modes[be_name] != "keep-alive":
+            connection = b"close" if version == "1.1" else None
+        elif version == "1.0":
             connection = b"keep-alive"
         else:
             connection = None
-        data = request_head_bytes(method, uri, head.version, headers, add=add, connection=connection)
-        conn.send_head(data)
+        conn.send_head(request_head_bytes(method, uri, version, headers, add, connection))
         self.req_sent = True
         if head.has_body or head.upgrade:  # only a body (or a tunnel) needs backpressure
             conn.transport.registerProducer(self, True)
@@ -628,7 +641,7 @@ class ClientConnection(protocol.Protocol):
             if not self.pending:
                 self._resume_reading()
         if self.req_done:
-            self.timer.disarm()
+            self.timer.kind = None  # timer.disarm(), inlined
 
     # --- response from the server (ServerConnection calls these)
     def server_interim(self, head) -> None:
@@ -656,33 +669,11 @@ class ClientConnection(protocol.Protocol):
         reason = head.reason
         if txn is not None:
             txn.status = status
-            be_rules = self.be.rules
-            if be_rules is not None and be_rules is not fe.rules and be_rules.has_http_response:
-                txn.resp_headers = headers
-                reply = be_rules.http_response(txn)
-                if reply is not None:
-                    self._drop_server(abort=True)
-                    self._send_reply(reply)
-                    return
-            if fe.has_http_response:
-                txn.resp_headers = headers
-                reply = fe.rules.http_response(txn)
-                if reply is not None:
-                    self._drop_server(abort=True)
-                    self._send_reply(reply)
-                    return
-            # http-after-response rules see and edit the response before it is written
-            if be_rules is not None and be_rules is not fe.rules and be_rules.has_http_after_response:
-                txn.resp_headers = txn.resp_headers or headers
-                be_rules.http_after_response(txn)
-            if fe.has_http_after_response:
-                txn.resp_headers = txn.resp_headers or headers
-                fe.rules.http_after_response(txn)
-            if txn.resp_headers:
-                headers = txn.resp_headers
-            if txn.status != status:  # http-response / http-after-response set-status
-                status = self.status = txn.status
-                reason = (txn.resp_reason or reason_for(status)).encode("latin-1")
+            if fe.response_rules or self.be.response_rules:
+                ruled = self._response_rules(txn, headers, status, reason)
+                if ruled is None:
+                    return  # answered by a rule
+                headers, status, reason = ruled
             self.after_done = True
         req = self.head
         if req.upgrade:
@@ -727,6 +718,40 @@ class ClientConnection(protocol.Protocol):
             return
         self.resp_pending = data  # written with the first piece of body
         # backpressure is set up by hook_response if the body outlasts this read
+
+    def _response_rules(self, txn, headers, status: int, reason: bytes):
+        """Run the http-response and http-after-response rules of the backend and the
+        frontend on a server's response head: None when a rule answered instead,
+        else the ``(headers, status, reason)`` to write."""
+        fe = self.fe
+        be_rules = self.be._rules
+        if be_rules is not None and be_rules is not fe.rules and be_rules.has_http_response:
+            txn.resp_headers = headers
+            reply = be_rules.http_response(txn)
+            if reply is not None:
+                self._drop_server(abort=True)
+                self._send_reply(reply)
+                return None
+        if fe.has_http_response:
+            txn.resp_headers = headers
+            reply = fe.rules.http_response(txn)
+            if reply is not None:
+                self._drop_server(abort=True)
+                self._send_reply(reply)
+                return None
+        # http-after-response rules see and edit the response before it is written
+        if be_rules is not None and be_rules is not fe.rules and be_rules.has_http_after_response:
+            txn.resp_headers = txn.resp_headers or headers
+            be_rules.http_after_response(txn)
+        if fe.has_http_after_response:
+            txn.resp_headers = txn.resp_headers or headers
+            fe.rules.http_after_response(txn)
+        if txn.resp_headers:
+            headers = txn.resp_headers
+        if txn.status != status:  # http-response / http-after-response set-status
+            status = self.status = txn.status
+            reason = (txn.resp_reason or reason_for(status)).encode("latin-1")
+        return headers, status, reason
 
     def hook_response(self, conn) -> None:
         """The response body continues past one read: let a full client socket stop
@@ -774,9 +799,14 @@ class ClientConnection(protocol.Protocol):
         if self.req_hooked is not None:
             self._unhook()
         self.conn = None
-        reusable = self.req_done and self.fe.modes[self.be.name] == "keep-alive"
-        private = self.be.reuse == "never" or self.be.send_proxy.get(conn.server.name)
-        if reusable and private and conn.keep_alive and self.open:
+        be = self.be
+        reusable = self.req_done and self.fe.modes[be.name] == "keep-alive"
+        if (
+            reusable
+            and (be.reuse == "never" or (be.send_proxy and be.send_proxy.get(conn.server.name)))
+            and conn.keep_alive
+            and self.open
+        ):
             conn.keep_private()  # http-reuse never: it serves this client only
             self.private = conn
         else:
@@ -998,7 +1028,7 @@ class ClientConnection(protocol.Protocol):
             self.replied = True
             self._close_now()
             return
-        self.__dict__.update(_REQUEST_DEFAULTS)
+        self._reset_request()
         if self.pending:
             p = self.pending.popleft()
             self._start(p.head, p)

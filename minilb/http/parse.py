@@ -83,34 +83,18 @@ class RequestHead:
         self.content_length: int | None = None
         self.expect_continue = False
         self.conn_tokens: tuple[bytes, ...] = ()
-        self.has_body = False  # chunked, or a non-zero content-length (set by _analyse)
-
-
-def _analyse(head, headers) -> None:
-    """Set chunked / content_length / expect / connection tokens from the headers.
-    Several Host headers that disagree are a 400, as HAProxy answers."""
-    host = None
-    for name, value in headers:
-        if len(name) in _INTERESTING_LENGTHS:
-            lname = name.lower()
-            if lname == b"host":
-                if host is not None and host != value:
-                    raise HTTPError(400, "several different Host headers")
-                host = value
-            elif lname == b"transfer-encoding":
-                head.chunked = True
-            elif lname == b"content-length":
-                head.content_length = int(value)  # llhttp already checked the digits
-            elif lname == b"connection":
-                head.conn_tokens += tuple(t.strip().lower() for t in value.split(b","))
-            elif lname == b"expect":
-                if value.lower() == b"100-continue":
-                    head.expect_continue = True
-    head.has_body = head.chunked or bool(head.content_length)
+        self.has_body = False  # chunked, or a non-zero content-length
 
 
 #: request methods as str without decoding each time
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT")}
+
+
+class _Callbacks:
+    """The callbacks one httptools parser calls (it looks each up once, by name)."""
+
+    def __init__(self, **callbacks):
+        self.__dict__.update(callbacks)
 
 
 class _Parser:
@@ -118,6 +102,7 @@ class _Parser:
 
     __slots__ = (
         "sink",
+        "_sink_end",
         "limits",
         "parser",
         "_url",
@@ -155,13 +140,6 @@ class _Parser:
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append([name, value])
 
-    def _take_trailers(self) -> list[list[bytes]] | None:
-        trailers = self._headers
-        if not trailers:
-            return None
-        self._headers = []
-        return trailers
-
     def _check_limits(self, fed: int) -> None:
         """Called at the end of a head: the head fits in the limits or it is a 400."""
         limits = self.limits
@@ -173,8 +151,26 @@ class _Parser:
             if size > limits.max_head:
                 raise HTTPError(400, "request head too large")
 
-    def on_body(self, data: bytes) -> None:
-        raise NotImplementedError
+    def _callbacks(self, on_body, **more) -> _Callbacks:
+        """What httptools calls: this parser's methods, except body bytes, which go
+        straight to the sink's ``on_body`` (no frame of ours in between)."""
+        return _Callbacks(
+            on_message_begin=self.on_message_begin,
+            on_url=self.on_url,
+            on_header=self.on_header,
+            on_headers_complete=self.on_headers_complete,
+            on_body=on_body,
+            on_message_complete=self.on_message_complete,
+            **more,
+        )
+
+    def on_message_complete(self) -> None:
+        trailers = self._headers  # the trailers of a chunked body, if any
+        if trailers:
+            self._headers = []
+            self._sink_end(trailers)
+        else:
+            self._sink_end(None)
 
     # feeding -----------------------------------------------------------------------
     def _feed(self, data: bytes) -> int | None:
@@ -218,7 +214,8 @@ class RequestParser(_Parser):
 
     def __init__(self, sink, limits: Limits | None = None):
         super().__init__(sink, limits)
-        self.parser = httptools.HttpRequestParser(self)
+        self._sink_end = sink.request_end
+        self.parser = httptools.HttpRequestParser(self._callbacks(sink.request_body))
         # Bytes after a request that closes the connection are ignored by the
         # frontend rather than being a parse error.
         self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
@@ -244,16 +241,30 @@ class RequestParser(_Parser):
         head = RequestHead(
             method, self._url, p.get_http_version(), headers, p.should_keep_alive(), p.should_upgrade()
         )
-        _analyse(head, headers)
+        # chunked / content_length / expect / connection tokens from the headers;
+        # several Host headers that disagree are a 400, as HAProxy answers
+        host = None
+        for name, value in headers:
+            if len(name) in _INTERESTING_LENGTHS:
+                lname = name.lower()
+                if lname == b"host":
+                    if host is not None and host != value:
+                        raise HTTPError(400, "several different Host headers")
+                    host = value
+                elif lname == b"transfer-encoding":
+                    head.chunked = True
+                elif lname == b"content-length":
+                    head.content_length = int(value)  # llhttp already checked the digits
+                elif lname == b"connection":
+                    head.conn_tokens += tuple(t.strip().lower() for t in value.split(b","))
+                elif lname == b"expect":
+                    if value.lower() == b"100-continue":
+                        head.expect_continue = True
+        if head.chunked or head.content_length:
+            head.has_body = True
         if method == "CONNECT":
             head.upgrade = True
         self.sink.request_head(head)
-
-    def on_body(self, data: bytes) -> None:
-        self.sink.request_body(data)
-
-    def on_message_complete(self) -> None:
-        self.sink.request_end(self._take_trailers())
 
     #: feed(data): parse ``data``; returns the offset of tunnelled bytes after an
     #: upgrade request, raises `HTTPError(400)` on bad input.
@@ -291,7 +302,9 @@ class ResponseParser(_Parser):
 
     def __init__(self, sink, limits: Limits | None = None):
         super().__init__(sink, limits)
-        self.parser = httptools.HttpResponseParser(self)
+        self._sink_end = sink.response_end
+        callbacks = self._callbacks(sink.response_body, on_status=self.on_status)
+        self.parser = httptools.HttpResponseParser(callbacks)
         self._reason = b""
 
     def on_message_begin(self) -> None:
@@ -319,12 +332,6 @@ class ResponseParser(_Parser):
             p.should_upgrade(),
         )
         self.sink.response_head(head)
-
-    def on_body(self, data: bytes) -> None:
-        self.sink.response_body(data)
-
-    def on_message_complete(self) -> None:
-        self.sink.response_end(self._take_trailers())
 
     #: feed(data): parse ``data``; a 101 response returns the offset of tunnelled
     #: bytes.  Malformed responses raise `HTTPError(502)`.
@@ -364,12 +371,15 @@ def _prefix(name: bytes) -> bytes:
     return prefix
 
 
-# (version, status, reason) -> status line, bounded like the names
+# (version, status, reason) -> status line (without its CRLF), bounded like the names
 _STATUS_LINES: dict[tuple[str, int, bytes], bytes] = {}
+
+#: what ends a head's lines when they are joined with CRLF: an empty line
+_HEAD_END = (b"", b"")
 
 
 def _status_line(version: str, status: int, reason: bytes) -> bytes:
-    line = b"HTTP/%s %d %s\r\n" % (version.encode("ascii"), status, reason)
+    line = b"HTTP/%s %d %s" % (version.encode("ascii"), status, reason)
     if len(_STATUS_LINES) < 256:
         _STATUS_LINES[(version, status, reason)] = line
     return line
@@ -395,12 +405,23 @@ def _write_headers(out: list[bytes], headers) -> None:
         append(b"%s: %s\r\n" % (lname, value))
 
 
+# (method, version) -> the words around the target in a request line (without its
+# CRLF), bounded
+_REQUEST_LINES: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+
+
+def _request_line_parts(method: str, version: str) -> tuple[bytes, bytes]:
+    parts = (method.encode("ascii") + b" ", b" HTTP/" + version.encode("ascii"))
+    if len(_REQUEST_LINES) < 256:
+        _REQUEST_LINES[(method, version)] = parts
+    return parts
+
+
 def request_head_bytes(
     method: str,
     uri: bytes,
     version: str,
     headers,
-    *,
     add: list[tuple[bytes, bytes]] | None = None,
     connection: bytes | None = None,
 ) -> bytes:
@@ -410,7 +431,8 @@ def request_head_bytes(
     a ``connection`` header the proxy adds (``close`` for server-close/httpclose,
     ``keep-alive`` for an HTTP/1.0 request on a kept-alive server connection).
     """
-    out = [b"%s %s HTTP/%s\r\n" % (method.encode("ascii"), uri, version.encode("ascii"))]
+    before, after = _REQUEST_LINES.get((method, version)) or _request_line_parts(method, version)
+    out = [before + uri + after]
     append = out.append
     prefixes = _PREFIXES
     for name, value in headers:
@@ -419,14 +441,14 @@ def request_head_bytes(
             value = _kept_connection_tokens(value)
             if not value:
                 continue
-        append(prefix + value + b"\r\n")
+        append(prefix + value)  # the lines are joined with CRLF
     if add:
         for name, value in add:
-            out.append(b"%s: %s\r\n" % (name, value))
+            append(b"%s: %s" % (name, value))
     if connection is not None:
-        out.append(b"connection: %s\r\n" % connection)
-    out.append(b"\r\n")
-    return b"".join(out)
+        append(b"connection: " + connection)
+    out += _HEAD_END
+    return b"\r\n".join(out)
 
 
 def response_head_bytes(
@@ -485,17 +507,17 @@ def client_response_head(
                 chunked = True
             else:
                 length = True
-        append(prefix + value + b"\r\n")
+        append(prefix + value)  # the lines are joined with CRLF
     eof_body = not no_body and not chunked and not length
     if closing:
         if client_11:
-            append(b"connection: close\r\n")
+            append(b"connection: close")
     elif eof_body:
         closing = True
     elif keep_alive_token:
-        append(b"connection: keep-alive\r\n")
-    append(b"\r\n")
-    return b"".join(out), chunked and not no_body, closing, eof_body
+        append(b"connection: keep-alive")
+    out += _HEAD_END
+    return b"\r\n".join(out), chunked and not no_body, closing, eof_body
 
 
 def chunk(data: bytes) -> bytes:

@@ -297,6 +297,20 @@ def _plain_term_pred(expr: S.SampleExpr, method: str, matcher: Callable[[Any], b
     if method == "found":
         return lambda s, t: ev(s, t) is not None
 
+    int_range = getattr(matcher, "int_range", None)
+    if int_range is not None:
+        # one integer range (``gt 0``): an int sample is compared here, without
+        # the matcher's call and its conversion
+        lo, hi = int_range
+
+        def one_int(s, t):
+            v = ev(s, t)
+            if v.__class__ is int:
+                return lo <= v <= hi
+            return v is not None and matcher(v)
+
+        return one_int
+
     def one_value(s, t):
         v = ev(s, t)
         return v is not None and matcher(v)

@@ -179,6 +179,8 @@ def _int_matcher(
             n = measure(v)
             return n is not None and lo <= n <= hi
 
+        if measure is as_int:
+            match_one.int_range = (lo, hi)  # type: ignore[attr-defined]  # see acl._plain_term_pred
         return match_one
 
     def match_any(v: Any) -> bool:

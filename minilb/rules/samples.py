@@ -765,7 +765,7 @@ def parse_expr(text: str, ctx: Any = None, fetch_defs: dict[str, FetchDef] | Non
         steps.append(_bind_conv(cdef, cargs))
         conv_names.append(cname)
         out = cdef.out
-    first = _bind_fetch(fdef.fn, fargs)
+    first = _bind_fetch(*_counter_alias(name, fdef, fargs))
     ev = _chain(first, steps)
     if fdef.multi is not None:
         multi = fdef.multi
@@ -785,6 +785,24 @@ def parse_expr(text: str, ctx: Any = None, fetch_defs: dict[str, FetchDef] | Non
             return () if v is None else (v,)
 
     return SampleExpr(text, fdef, fargs, tuple(conv_names), out, ev, ev_all)
+
+
+def _counter_alias(name: str, fdef: FetchDef, fargs: list) -> tuple[Callable[..., Any], list]:
+    """The function and arguments that evaluate a fetch.  ``sc_<x>(N[,table])`` with
+    a constant counter ``N`` is ``scN_<x>([table])`` by definition: it is evaluated by
+    the ``scN_`` fetch, which the stick-table module may make faster than the generic
+    one (no counter argument to check, no table to pass when it is the default)."""
+    if (
+        name.startswith("sc_")
+        and fdef.args == (ARG_SINT, ARG_TABLE)
+        and len(fargs) == 2
+        and type(fargs[0]) is int
+    ):
+        alias = FETCHES.get(f"sc{fargs[0]}_{name[3:]}")
+        if alias is not None and alias.args == (ARG_TABLE,) and alias.out == fdef.out:
+            table = fargs[1]
+            return alias.fn, ([] if table is None else [table])
+    return fdef.fn, fargs
 
 
 def _raw(raw: list[str] | None, spec: tuple[str, ...]) -> list[str]:

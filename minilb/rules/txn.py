@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import attrs
 
+from minilb.http.parse import split_uri
+
 
 class Session:
     """One client connection: addresses, TLS facts, and what tcp-request rules tracked."""
@@ -71,7 +73,8 @@ class Txn:
     """One HTTP request/response exchange.
 
     ``uri`` is the request target as received (bytes); ``path``/``query`` are
-    derived from it by the adapter (str, undecoded).  ``headers`` is the ordered,
+    derived from it (str, undecoded): given by the adapter, or, when it passes None
+    for the path, split from ``uri`` the first time a rule reads or sets either.  ``headers`` is the ordered,
     mutable list of ``[name, value]`` byte pairs as received (names keep their case);
     rules edit it in place and the adapter serialises whatever it holds.
     """
@@ -80,8 +83,8 @@ class Txn:
         "sess",
         "method",
         "uri",
-        "path",
-        "query",
+        "_path",
+        "_query",
         "version",
         "headers",
         "backend",
@@ -98,7 +101,7 @@ class Txn:
         sess: Session,
         method: str,
         uri: bytes,
-        path: str,
+        path: str | None,
         query: str | None,
         version: str,
         headers: list[list[bytes]],
@@ -106,8 +109,8 @@ class Txn:
         self.sess = sess
         self.method = method  # "GET"
         self.uri = uri  # b"/a?b=1"
-        self.path = path  # "/a"
-        self.query = query  # "b=1" or None
+        self._path = path  # "/a" (None: not split from uri yet)
+        self._query = query  # "b=1" or None
         self.version = version  # "1.1"
         self.headers = headers
         self.backend: str | None = None
@@ -117,6 +120,33 @@ class Txn:
         self.vars: dict[str, object] = {}  # txn.* / req.* / res.* variables
         self.stkctr = sess.stkctr  # http-request track-sc* share the session's slots
         self.server: str | None = None
+
+    def _split(self) -> None:
+        self._path, self._query = split_uri(self.uri)
+
+    @property
+    def path(self) -> str:
+        if self._path is None:
+            self._split()
+        return self._path
+
+    @path.setter
+    def path(self, value: str) -> None:
+        if self._path is None:
+            self._split()  # the query as received stays
+        self._path = value
+
+    @property
+    def query(self) -> str | None:
+        if self._path is None:
+            self._split()
+        return self._query
+
+    @query.setter
+    def query(self, value: str | None) -> None:
+        if self._path is None:
+            self._split()  # the path as received stays
+        self._query = value
 
     def header(self, name: bytes) -> bytes | None:
         """The last value of header ``name`` (lower-case bytes), or None."""
