@@ -205,6 +205,7 @@ class _Parser:
         at once by reference counting instead of waiting for the cycle collector."""
         self.parser = None
         self.sink = None
+        self._sink_end = None
 
 
 class RequestParser(_Parser):
