@@ -9,10 +9,14 @@ Layout (memory matters: a million entries must stay under 200 bytes each):
   (~100-200 ms, a reactor stall), a sixteenth of it costs a sixteenth;
 - per-row metadata and every stored data type live in typed column arrays
   (``array('I')`` and friends) indexed by row; freed rows go on a free list;
-- an index-based doubly linked list (``_lru_prev``/``_lru_next``) holds the entries
-  nothing tracks, oldest touch first.  Because ``expire`` is the same for every
-  entry of a table, touch order is expiry order: expiry pops from the head
-  (`expire_step`, bounded work) and purge-when-full takes the same head;
+- an index-based doubly linked list (``_lru_prev``/``_lru_next``) holds the entries,
+  oldest touch first: every touch (tracking included) moves its entry to the tail.
+  Because ``expire`` is the same for every entry of a table, touch order is expiry
+  order: expiry pops from the head (`expire_step`, bounded work) and purge-when-full
+  takes the same head.  A tracked entry met there is *detached* from the list
+  (``_lru_prev[row] == DETACHED``) rather than moved out of order; its next touch
+  appends it again, and its release kills it if it expired meanwhile (HAProxy's
+  ``stksess_kill_if_expired``) or puts it back by expiry;
 - a second linked list (``_upd_prev``/``_upd_next``) orders entries by update id
   (peers-wire.md 9.1): a local change renumbers an entry to ``++update`` and
   moves it to the tail, an entry learned from a peer gets ``++update + 2**31``.
@@ -39,6 +43,7 @@ HALF32 = 0x80000000
 _SHARDS = 16  # key index dicts (see the module docstring)
 _SHARD_MASK = _SHARDS - 1
 NIL = -1
+DETACHED = -2  # in _lru_prev: a tracked entry taken out of the LRU list (see the module docstring)
 
 # per-row flags
 _F_IN_UPDATES = 1  # the entry is in the update list
@@ -475,6 +480,9 @@ class StickTable:
 
     def _lru_unlink(self, row: int) -> None:
         prev = self._lru_prev[row]
+        if prev == DETACHED:
+            self._lru_prev[row] = NIL
+            return
         nxt = self._lru_next[row]
         if prev == NIL:
             self._lru_head = nxt
@@ -488,7 +496,9 @@ class StickTable:
         self._lru_next[row] = NIL
 
     def _lru_insert_by_expiry(self, row: int) -> None:
-        """Insert an untracked row keeping the list sorted by expiry (usually at the tail)."""
+        """Insert a row that is not in the list keeping it sorted by expiry (usually at
+        the tail; the walk back is bounded, so a row whose place lies further back
+        than 64 entries goes there and expires a little late)."""
         exp = self._exp[row]
         after = self._lru_tail
         if exp:
@@ -507,6 +517,11 @@ class StickTable:
         else:
             self._lru_next[after] = row
         self._lru_prev[nxt] = row
+
+    def _lru_detach(self, row: int) -> None:
+        """Take a tracked row out of the LRU list (expiry or purge met it at the head)."""
+        self._lru_unlink(row)
+        self._lru_prev[row] = DETACHED
 
     # ------------------------------------------------------------------ update list
     def _upd_append(self, row: int) -> None:
@@ -579,13 +594,18 @@ class StickTable:
 
     # ------------------------------------------------------------------ touching
     def _lru_to_tail(self, row: int) -> None:
-        """Move a row to the LRU tail (most recently used), inlined for speed."""
+        """Move a row to the LRU tail (most recently used), inlined for speed; a
+        detached row is appended."""
         tail = self._lru_tail
         if row == tail:
             return
         prev_a = self._lru_prev
         next_a = self._lru_next
         before = prev_a[row]
+        if before == DETACHED:
+            prev_a[row] = NIL
+            self._lru_append(row)
+            return
         after = next_a[row]  # not NIL: row is not the tail
         if before == NIL:
             self._lru_head = after
@@ -609,21 +629,44 @@ class StickTable:
 
     def track_key(self, key: Any, http_request: bool) -> int | None:
         """The hot path of ``track-scN``: find or create the entry, take a reference,
-        count ``conn_cur``/``conn_cnt``/``conn_rate`` and touch it; with
+        count ``conn_cur``/``conn_cnt``/``conn_rate`` and touch it (expiry from now,
+        LRU tail, renumbered), as HAProxy's ``stream_track_stkctr`` does; with
         ``http_request`` also count ``http_req_cnt``/``http_req_rate`` and touch
-        again (HAProxy numbers the entry twice).  None when the table is full.
+        again when either is stored (HAProxy numbers the entry twice).  None when
+        the table is full.
 
         Shadowed at construction by a closure specialised for this table's columns
         (`_build_track_key`); this method only documents the signature."""
         return self._build_track_key()(key, http_request)
 
+    def _lru_to_tail_source(self, indent: str) -> list[str]:
+        """Source moving ``row`` to the LRU tail (appending it when detached), for the
+        generated hot paths (`_lru_to_tail` inlined)."""
+        return [
+            f"{indent}tail = table._lru_tail",
+            f"{indent}if row != tail:",
+            f"{indent}    before = lru_prev[row]",
+            f"{indent}    if before != DETACHED:",
+            f"{indent}        after = lru_next[row]",
+            f"{indent}        if before == NIL:",
+            f"{indent}            table._lru_head = after",
+            f"{indent}        else:",
+            f"{indent}            lru_next[before] = after",
+            f"{indent}        lru_prev[after] = before",
+            f"{indent}    lru_prev[row] = tail",
+            f"{indent}    lru_next[row] = NIL",
+            f"{indent}    if tail == NIL:",
+            f"{indent}        table._lru_head = row",
+            f"{indent}    else:",
+            f"{indent}        lru_next[tail] = row",
+            f"{indent}    table._lru_tail = row",
+        ]
+
     def _build_track_key(self):
         """A ``track_key`` generated for this table: only the stored columns are
         counted, arrays and constants are bound as globals of the generated code,
         and the renumbering is left out of tables no peers synchronise (setting
-        `sync` rebuilds it).  The entry is not moved in the LRU list: a tracked
-        entry is neither purged nor expired wherever it sits, and `release` moves it
-        to the tail (HAProxy too requeues tracked entries lazily)."""
+        `sync` rebuilds it)."""
         env: dict[str, Any] = {
             "shard_gets": self._shard_gets,
             "get_or_create": self.get_or_create,
@@ -637,6 +680,7 @@ class StickTable:
             "table": self,
             "MASK32": MASK32,
             "NIL": NIL,
+            "DETACHED": DETACHED,
         }
         body = [
             "def track_key(key, http_request):",
@@ -676,9 +720,12 @@ class StickTable:
         count("conn_cur", "    ")
         count("conn_cnt", "    ")
         count_rate("conn_rate", "    ")
+        # the touch: expiry from now, LRU tail (the second touch of an HTTP request
+        # happens within the same millisecond: nothing more to move)
         if self.expire:
             env["expire"] = self.expire
             body.append("    exp[row] = ((now + expire) & MASK32) or 1")
+        body += self._lru_to_tail_source("    ")
         counts_request = self._c_http_req_cnt is not None or self._c_http_req_rate is not None
         if self.sync:
             body += ["    if not http_request:", "        renumber(row, 1)", "        return row"]
@@ -702,41 +749,42 @@ class StickTable:
             "ref": self._ref,
             "exp": self._exp,
             "lru_prev": self._lru_prev,
-            "lru_next": self._lru_next,
-            "renumber": self._renumber_local,
+            "touch": self.touch_local,
+            "free_row": self._free_row,
+            "insert_by_expiry": self._lru_insert_by_expiry,
             "conn_cur_a": self._c_conn_cur,
-            "table": self,
             "MASK32": MASK32,
+            "HALF32": HALF32,
             "NIL": NIL,
-            "expire": self.expire,
+            "DETACHED": DETACHED,
         }
         body = [
             "def release(row, conn_cur=False):",
-            "    if ref[row] == 0:",
+            "    refs = ref[row]",
+            "    if refs == 0:",
             "        return",
         ]
         if self._c_conn_cur is not None:
-            body += ["    if conn_cur and conn_cur_a[row]:", "        conn_cur_a[row] -= 1"]
-        body.append("    ref[row] -= 1")
+            # HAProxy touches the entry when it decrements a stored conn_cur
+            body += [
+                "    if conn_cur:",
+                "        if conn_cur_a[row]:",
+                "            conn_cur_a[row] -= 1",
+                "        touch(row)",
+            ]
+        body += ["    refs = ref[row] = refs - 1", "    if refs:", "        return"]
         if self.expire:
-            body.append("    exp[row] = ((int(seconds() * 1000) + expire) & MASK32) or 1")
+            # stksess_kill_if_expired: an entry whose expiry passed while tracked goes now
+            body += [
+                "    if (int(seconds() * 1000) - exp[row]) & MASK32 < HALF32:",
+                "        free_row(row)",
+                "        return",
+            ]
         body += [
-            "    tail = table._lru_tail",
-            "    if row != tail:",
-            "        before = lru_prev[row]",
-            "        after = lru_next[row]",
-            "        if before == NIL:",
-            "            table._lru_head = after",
-            "        else:",
-            "            lru_next[before] = after",
-            "        lru_prev[after] = before",
-            "        lru_prev[row] = tail",
-            "        lru_next[row] = NIL",
-            "        lru_next[tail] = row",
-            "        table._lru_tail = row",
+            "    if lru_prev[row] == DETACHED:",
+            "        lru_prev[row] = NIL",
+            "        insert_by_expiry(row)",
         ]
-        if self._sync:
-            body.append("    renumber(row)")
         exec("\n".join(body), env)  # noqa: S102 - generated from this table's own columns
         return env["release"]
 
@@ -771,9 +819,12 @@ class StickTable:
         self._ref[row] += 1
 
     def release(self, row: int, conn_cur: bool = False) -> None:
-        """Drop a tracking reference (with ``conn_cur`` also decrement conn_cur) and
-        touch the entry, as HAProxy does when a stream stops tracking it, so it
-        expires ``expire`` ms from now.
+        """Drop a tracking reference, as HAProxy does when a stream or a session
+        stops tracking the entry.  With ``conn_cur`` (the end of a tracker) a stored
+        conn_cur is decremented and the entry touched; nothing else touches it, so it
+        still expires ``expire`` ms after its last touch (the track or a counter).
+        When the last reference goes and that expiry has passed meanwhile, the entry
+        is removed at once (``stksess_kill_if_expired``).
 
         Shadowed at construction by a closure specialised for this table
         (`_build_release`); this method only documents the signature."""
@@ -792,21 +843,11 @@ class StickTable:
         return self.expire - self.expire_in(row) if self.expire else 0
 
     def next_deadline(self) -> float | None:
-        """When (in the clock's seconds) the oldest untracked entry expires; None if
-        never, or if more than 64 tracked entries lead the LRU list (the caller
-        polls; the next `expire_step` moves them away)."""
+        """When (in the clock's seconds) the entry at the head of the LRU list
+        expires (tracked or not: a tracked one is then detached); None if never."""
         if not self.expire:
             return None
         row = self._lru_head
-        ref = self._ref
-        nxt = self._lru_next
-        steps = 0
-        while row != NIL and ref[row]:
-            # tracked entries are not kept in expiry order (`track_key` does not move them)
-            steps += 1
-            if steps > 64:
-                return None
-            row = nxt[row]
         if row == NIL:
             return None
         exp = self._exp[row]
@@ -819,11 +860,10 @@ class StickTable:
     def expire_step(self, max_entries: int = 2000) -> int:
         """Remove up to ``max_entries`` expired entries nothing tracks; returns how many.
 
-        Untracked entries are in expiry order along the LRU list; tracked ones may
-        sit anywhere (`track_key` does not move them).  Tracked entries met at the
-        head are requeued at the tail, with a fresh expiry if theirs passed (they
-        cannot expire while tracked; releasing refreshes it again).  Requeues count
-        as work, so a step is bounded either way."""
+        The LRU list is in expiry order, so the walk stops at the first entry that
+        has not expired.  An expired entry still tracked cannot go: it is detached
+        from the list (counted as work, so a step is bounded either way) and its
+        release removes it (see `release`)."""
         now = self.now_tick()
         done = work = 0
         exp = self._exp
@@ -833,24 +873,20 @@ class StickTable:
             if head == NIL:
                 break
             when = exp[head]
-            if ref[head]:
-                # tracked: requeued at the tail (with a fresh expiry once it passed)
-                work += 1
-                if when and (now - when) & MASK32 < HALF32:
-                    exp[head] = ((now + self.expire) & MASK32) or 1
-                if head == self._lru_tail:
-                    break
-                self._lru_to_tail(head)
-                continue
             if not when or (now - when) & MASK32 >= HALF32:
                 break
             work += 1
+            if ref[head]:
+                self._lru_detach(head)
+                continue
             self._free_row(head)
             done += 1
         return done
 
     def purge_oldest(self, count: int) -> int:
-        """Remove up to ``count`` least recently used untracked entries; returns how many."""
+        """Remove up to ``count`` least recently used untracked entries, soonest
+        expiry first as HAProxy's purge does; returns how many.  Tracked entries met
+        at the head are detached from the list (their release puts them back)."""
         done = 0
         seen = 0
         limit = self._count
@@ -861,7 +897,7 @@ class StickTable:
                 break
             seen += 1
             if ref[head]:
-                self._lru_to_tail(head)
+                self._lru_detach(head)
                 continue
             self._free_row(head)
             done += 1

@@ -11,7 +11,8 @@ A `Tracker` sits in ``Session.stkctr[i]`` (`minilb.rules.txn`).  The adapters ca
   long as the connection; the others (``http-request``, ``tcp-request content``)
   end with the request (HTTP streams are per request in HAProxy 2.6).
 - `on_session_accept(sess)` once the ``tcp-request connection`` rules accepted the
-  connection: ``sess_cnt``/``sess_rate`` of the connection trackers.
+  connection: ``sess_cnt``/``sess_rate`` of the connection trackers (without a
+  touch, as HAProxy's ``session_count_new``).
 - `on_http_request(txn)` when a request starts, before ``http-request`` rules:
   ``http_req_cnt``/``http_req_rate`` of counters tracked earlier.
 - `on_http_response(txn, status, source)`: ``http_err`` for 4xx answered by a
@@ -19,10 +20,15 @@ A `Tracker` sits in ``Session.stkctr[i]`` (`minilb.rules.txn`).  The adapters ca
   requests; ``http_fail`` for 5xx other than 501 and 505 from a server.
 - `on_http_denied(txn)`: the same for a deny decided by the rules.
 - `on_bytes(sess, bytes_in, bytes_out)`: ``bytes_in/out_cnt`` and rates.
-- `on_txn_end(txn)`: releases the request-level trackers (``conn_cur`` -1, touch).
+- `on_txn_end(txn)`: releases the request-level trackers (see `StickTable.release`).
 - `on_session_end(sess)`: releases every remaining tracker.
 
-Released entries are touched, so they expire ``expire`` ms after their last use.
+Expiry follows HAProxy 2.6: an entry expires ``expire`` ms after its last *touch*.
+Starting to track touches it, and so does counting a request, an error, a failure
+or bytes when the table stores that counter; counting a session does not, and the
+release at the end touches only when the table stores ``conn_cur`` (which it
+decrements).  An entry whose expiry passed while it was tracked is removed when
+its last tracker releases it.
 """
 
 from __future__ import annotations
@@ -104,8 +110,7 @@ def _each(sess: Any):
 def on_session_accept(sess: Any) -> None:
     """The tcp-request connection rules accepted the connection: count a session."""
     for tr in _each(sess):
-        if _count(tr.table, tr.row, "sess_cnt", "sess_rate"):
-            tr.table.touch_local(tr.row)
+        _count(tr.table, tr.row, "sess_cnt", "sess_rate")
 
 
 def on_http_request(txn: Any) -> None:
