@@ -258,17 +258,18 @@ def test_tracking_touches_and_keeps_expiry_order():
     for k in (1, 2, 3):
         t.touch_local(t.get_or_create(k))
         clock.advance(1)
-    row = t.track_key(1, True)  # touched at +3 s: now the last to expire
-    clock.advance(2)
-    t.release(row, conn_cur=True)
-    assert t.next_deadline() == pytest.approx(clock.seconds() + 6)  # entry 2
-    clock.advance(6)
-    assert t.expire_step(10) == 1 and t.lookup(2) is None
+    row = t.track_key(1, True)  # touched at +3 s: expires after 3, before what follows
     clock.advance(1)
-    assert t.expire_step(10) == 1 and t.lookup(3) is None
-    assert t.next_deadline() == pytest.approx(clock.seconds() + 1)
+    t.touch_local(t.lookup(2))  # touched at +4 s
     clock.advance(1)
-    assert t.expire_step(10) == 1 and len(t) == 0
+    t.release(row, conn_cur=True)  # no touch: expiry order 3, 1, 2
+    assert t.next_deadline() == pytest.approx(clock.seconds() + 7)  # entry 3, touched at +2
+    order = []
+    for _ in range(3):
+        clock.advance(t.next_deadline() - clock.seconds())
+        assert t.expire_step(10) == 1
+        order += [k for k in (1, 2, 3) if t.lookup(k) is None and k not in order]
+    assert order == [3, 1, 2] and len(t) == 0
 
 
 def test_tracked_entry_passed_over_by_a_purge_returns_in_expiry_order():
@@ -564,3 +565,58 @@ def test_remote_applier_stores_what_apply_remote_stores(ops, sync):
         assert (slow._lru_head, slow._lru_tail, slow.update) == (fast._lru_head, fast._lru_tail, fast.update)
         for row in slow.rows():
             assert slow.values(row) == fast.values(row)
+
+
+# --------------------------------------------------------------------------- the generated hot paths
+
+from minilb.stick import counters  # noqa: E402
+from minilb.stick.table import ms_edge  # noqa: E402
+from minilb.timebase import ManualClock  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.floats(0, 2e10, allow_nan=False) | st.integers(0, 2 * 10**13).map(lambda ms: ms / 1000),
+        max_size=30,
+    )
+)
+def test_the_cached_clock_reads_what_a_full_computation_reads(readings):
+    # the tick is cached per millisecond; the bounds of a millisecond are exact, so
+    # every reading (ms boundaries included, clock going back too) gives floor(s * 1000)
+    clock = ManualClock()
+    t = StickTable(spec(expire=1000), clock)
+    for s in readings:
+        clock._now = s
+        assert t.now_tick() == int(s * 1000) & 0xFFFFFFFF
+        ms = int(s * 1000)
+        assert int(ms_edge(ms) * 1000) == ms and ms_edge(ms) <= s < ms_edge(ms + 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),  # tick
+    st.integers(0, 2**32 - 1),  # curr
+    st.integers(0, 2**32 - 1),  # prev
+    st.integers(0, 2**33),  # now (ms)
+    st.sampled_from([1, 1000, 10_000, 2**31 - 1]),  # period
+)
+def test_the_generated_rate_reader_reads_what_counters_read(tick, curr, prev, now, period):
+    clock = ManualClock(now / 1000)
+    t = StickTable(spec(stored=f"http_req_rate({period}ms)"), clock)
+    row = t.get_or_create(1)
+    col = t.column("http_req_rate")
+    col.arrays[0][row], col.arrays[1][row], col.arrays[2][row] = tick, curr, prev
+    assert t._rate_readers["http_req_rate"](row) == counters.read(tick, curr, prev, t.now_tick(), period)
+
+
+def test_tracking_counters_wrap_at_32_bits():
+    t, clock = make(stored="conn_cnt,http_req_cnt,http_req_rate(10s)")
+    row = t.track_key(1, True)
+    for name in ("conn_cnt", "http_req_cnt"):
+        t.set(row, name, 2**32 - 1)
+    col = t.column("http_req_rate")
+    col.arrays[1][row] = 2**32 - 1
+    t.track_key(1, True)
+    assert t.get(row, "conn_cnt") == 0 and t.get(row, "http_req_cnt") == 0
+    assert col.arrays[1][row] == 0

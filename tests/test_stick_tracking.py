@@ -37,7 +37,7 @@ def request(sess):
 def test_connection_tracking_counts_connection_and_session(table):
     sess = Session(src="10.0.0.1")
     tr = tracking.track(sess, 0, table, key(table), tracking.PHASE_CONNECTION)
-    assert sess.stkctr[0] is tr and not tr.stream
+    assert sess.stkctr[0] is tr and not tr[2]  # (table, row, stream)
     assert (value(table, "conn_cnt"), value(table, "conn_cur"), value(table, "conn_rate")) == (1, 1, 1)
     assert value(table, "sess_cnt") == 0
     tracking.on_session_accept(sess)
@@ -59,7 +59,7 @@ def test_http_tracking_counts_the_current_request_and_ends_with_it(table):
         txn = request(sess)
         tracking.on_http_request(txn)  # nothing tracked yet: no effect
         tr = tracking.track(sess, 1, table, key(table), tracking.PHASE_HTTP)
-        assert tr.stream
+        assert tr[2]
         assert value(table, "http_req_cnt") == n and value(table, "http_req_rate") == n
         assert value(table, "conn_cur") == 1
         tracking.on_txn_end(txn)

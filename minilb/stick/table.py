@@ -8,7 +8,11 @@ Layout (memory matters: a million entries must stay under 200 bytes each):
   choosing the dict: growing one dict of a million keys rehashes it all at once
   (~100-200 ms, a reactor stall), a sixteenth of it costs a sixteenth;
 - per-row metadata and every stored data type live in typed column arrays
-  (``array('I')`` and friends) indexed by row; freed rows go on a free list;
+  (``array('I')`` and friends) indexed by row; freed rows go on a free list.  The
+  LRU links and the tracking references are lists instead: they hold row numbers
+  and small counts, int objects the key dicts and the interpreter already own, so
+  a list costs 4 bytes an entry more than an array and indexes about twice as fast
+  on the hot path;
 - an index-based doubly linked list (``_lru_prev``/``_lru_next``) holds the entries,
   oldest touch first: every touch (tracking included) moves its entry to the tail.
   Because ``expire`` is the same for every entry of a table, touch order is expiry
@@ -24,6 +28,11 @@ Layout (memory matters: a million entries must stay under 200 bytes each):
 Times are HAProxy ticks: the injected clock's milliseconds modulo 2**32, compared
 with signed differences, 0 meaning "never".  Rates are stored as three u32 columns
 (tick, curr, prev) and computed by `minilb.stick.counters`.
+
+The hot paths (`track_key`, `release`, the rate readers of the ``sc*_*_rate``
+fetches) are generated per table into one namespace, which also caches the tick:
+the clock is still read every time, but the tick is recomputed only when it
+leaves the current millisecond (see ``_TICK_SOURCE``).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import itertools
 import socket
 from array import array
 from collections.abc import Iterable, Iterator
+from math import floor, inf, nextafter
 from typing import Any
 
 from minilb.stick import counters
@@ -83,6 +93,54 @@ def tick_add(now: int, timeout: int) -> int:
     """HAProxy's ``tick_add``: a tick ``timeout`` ms after ``now``, never 0 (0 means never)."""
     t = (now + timeout) & MASK32
     return t or 1
+
+
+def ms_edge(ms: int) -> float:
+    """The smallest clock reading (seconds) whose ``floor(s * 1000)`` is at least ``ms``."""
+    x = ms / 1000
+    if floor(x * 1000) >= ms:
+        while floor((y := nextafter(x, -inf)) * 1000) >= ms:
+            x = y
+        return x
+    while floor(x * 1000) < ms:
+        x = nextafter(x, inf)
+    return x
+
+
+#: the clock of the generated hot paths: ``floor(seconds() * 1000) & MASK32`` read
+#: once per millisecond (the float bounds [_lo, _hi) of the current millisecond are
+#: exact, so the tick is the one a full computation gives), with the entry expiry
+#: of a touch in that millisecond (``_exp_at``)
+_TICK_SOURCE = """
+_lo = 1.0
+_hi = 0.0
+_now = 0
+_exp_at = 0
+
+def refresh(s):
+    global _lo, _hi, _now, _exp_at
+    ms = floor(s * 1000)
+    _now = ms & MASK32
+    _exp_at = ((_now + expire) & MASK32) or 1
+    _lo = ms_edge(ms)
+    _hi = ms_edge(ms + 1)
+    return _now
+
+def now_tick():
+    s = seconds()
+    if _lo <= s < _hi:
+        return _now
+    return refresh(s)
+"""
+
+#: the same, inlined in a generated function (sets ``now``)
+_NOW_LINES = [
+    "    s = seconds()",
+    "    if _lo <= s < _hi:",
+    "        now = _now",
+    "    else:",
+    "        now = refresh(s)",
+]
 
 
 class Column:
@@ -197,10 +255,14 @@ class StickTable:
         self._count = 0  # live entries
         self._keys: array | list = array("I") if self.key_type in ("ip", "integer") else []
         self._exp = array("I")
-        self._ref = array("I")
+        # tracking references: a list (small ints are shared objects: 4 bytes an entry
+        # more than an array) indexes much faster on the hot path
+        self._ref: list[int] = []
         self._flags = bytearray()
-        self._lru_prev = array("i")
-        self._lru_next = array("i")
+        # lists, not arrays: they hold the very int objects the key dicts hold as rows
+        # (8 bytes a slot more than an array) and index twice as fast on the hot path
+        self._lru_prev: list[int] = []
+        self._lru_next: list[int] = []
         self._lru_head = NIL
         self._lru_tail = NIL
         self._useq = array("I")  # update sequence number (the id before the remote offset)
@@ -234,8 +296,38 @@ class StickTable:
         self._c_conn_rate = cols.get("conn_rate")
         self._c_http_req_rate = cols.get("http_req_rate")
 
-        # the hot path, specialised for this table's columns (shadows the method)
-        self.track_key = self._build_track_key()  # type: ignore[method-assign]
+        # the hot path, specialised for this table's columns (shadows the methods);
+        # the generated functions share one namespace, hence one tick cache
+        self._env: dict[str, Any] = {
+            "seconds": self._seconds,
+            "floor": floor,
+            "ms_edge": ms_edge,
+            "MASK32": MASK32,
+            "HALF32": HALF32,
+            "NIL": NIL,
+            "DETACHED": DETACHED,
+            "expire": self.expire,
+            "table": self,
+            "shard_gets": self._shard_gets,
+            "get_or_create": self.get_or_create,
+            "ref": self._ref,
+            "exp": self._exp,
+            "lru_prev": self._lru_prev,
+            "lru_next": self._lru_next,
+            "renumber": self._renumber_local,
+            "increment": counters.increment,
+            "touch": self.touch_local,
+            "free_row": self._free_row,
+            "insert_by_expiry": self._lru_insert_by_expiry,
+            "conn_cur_a": self._c_conn_cur,
+            "read_rate": self.read_rate,
+        }
+        exec(_TICK_SOURCE, self._env)  # noqa: S102 - constant source
+        self.now_tick = self._env["now_tick"]  # type: ignore[method-assign]
+        self._rate_readers = self._build_rate_readers()
+        if self.key_type == "ip":
+            self.key_from_sample = self._build_key_from_sample()  # type: ignore[method-assign]
+        self.track_key = self._track = self._build_track_key()  # type: ignore[method-assign]
         self.release = self._build_release()  # type: ignore[method-assign]
 
     @property
@@ -247,7 +339,7 @@ class StickTable:
     def sync(self, value: bool) -> None:
         self._sync = bool(value)
         self._appliers.clear()
-        self.track_key = self._build_track_key()  # type: ignore[method-assign]
+        self.track_key = self._track = self._build_track_key()  # type: ignore[method-assign]
         self.release = self._build_release()  # type: ignore[method-assign]
 
     def _first_array(self, name: str) -> array | None:
@@ -256,7 +348,9 @@ class StickTable:
 
     # ------------------------------------------------------------------ time
     def now_tick(self) -> int:
-        return int(self._seconds() * 1000) & MASK32
+        """The clock as a tick (ms modulo 2**32).  Shadowed at construction by the
+        generated, cached reading (see ``_TICK_SOURCE``)."""
+        return floor(self._seconds() * 1000) & MASK32
 
     # ------------------------------------------------------------------ keys
     def normalize_key(self, key: Any) -> Any:
@@ -309,7 +403,10 @@ class StickTable:
     def key_from_sample(self, value: Any) -> Any:
         """The stored key for a fetched sample (fast path for IPv4 text in ip tables,
         with a bounded cache of recent addresses); raises `InvalidKey` when the
-        sample cannot be a key of this table."""
+        sample cannot be a key of this table.
+
+        Shadowed at construction in ip tables by a closure answering cached
+        addresses at once (`_build_key_from_sample`)."""
         if value.__class__ is str and self.key_type == "ip":
             cache = self._ip_cache
             key = cache.get(value)
@@ -326,6 +423,19 @@ class StickTable:
             cache[value] = key
             return key
         return self.normalize_key(value)
+
+    def _build_key_from_sample(self):
+        cached = self._ip_cache.get
+        slow = self.key_from_sample
+
+        def key_from_sample(value: Any) -> Any:
+            if value.__class__ is str:
+                key = cached(value)
+                if key is not None:
+                    return key
+            return slow(value)
+
+        return key_from_sample
 
     def parse_cli_key(self, text: str) -> Any:
         """A key typed on the CLI (stricter: ip tables refuse IPv6 text)."""
@@ -411,11 +521,15 @@ class StickTable:
         n = min(max(16, start >> 6), 1024)
         self._rows = start + n
         self._flags.extend(bytes(n))
-        for arr in (self._exp, self._ref, self._useq, *self._data_arrays):
+        for arr in (self._exp, self._useq, *self._data_arrays):
             arr.extend(_zeros(arr.typecode, n))
+        self._ref.extend([0] * n)
         nils = _nils(n)
-        for arr in (self._lru_prev, self._lru_next, self._upd_prev, self._upd_next):
+        for arr in (self._upd_prev, self._upd_next):
             arr.extend(nils)
+        nils_list = [NIL] * n
+        self._lru_prev.extend(nils_list)
+        self._lru_next.extend(nils_list)
         if isinstance(self._keys, array):
             self._keys.extend(_zeros("I", n))
         else:
@@ -667,21 +781,7 @@ class StickTable:
         counted, arrays and constants are bound as globals of the generated code,
         and the renumbering is left out of tables no peers synchronise (setting
         `sync` rebuilds it)."""
-        env: dict[str, Any] = {
-            "shard_gets": self._shard_gets,
-            "get_or_create": self.get_or_create,
-            "seconds": self._seconds,
-            "ref": self._ref,
-            "exp": self._exp,
-            "lru_prev": self._lru_prev,
-            "lru_next": self._lru_next,
-            "renumber": self._renumber_local,
-            "increment": counters.increment,
-            "table": self,
-            "MASK32": MASK32,
-            "NIL": NIL,
-            "DETACHED": DETACHED,
-        }
+        env = self._env
         body = [
             "def track_key(key, http_request):",
             f"    row = shard_gets[{self._shard_expr('key')}](key)",
@@ -689,7 +789,7 @@ class StickTable:
             "        row = get_or_create(key)",
             "        if row is None:",
             "            return None",
-            "    now = int(seconds() * 1000) & MASK32",
+            *_NOW_LINES,
             "    ref[row] += 1",
         ]
 
@@ -697,7 +797,15 @@ class StickTable:
             arr = self._first_array(name)
             if arr is not None and self.columns[name].dt.kind in ("u32", "s32"):
                 env[name] = arr
-                body.append(f"{indent}{name}[row] = ({name}[row] + 1) & MASK32")
+                # + 1 wrapping at 32 bits: the array refuses 2**32 (no mask to compute)
+                body.extend(
+                    [
+                        f"{indent}try:",
+                        f"{indent}    {name}[row] += 1",
+                        f"{indent}except OverflowError:",
+                        f"{indent}    {name}[row] = 0",
+                    ]
+                )
 
         def count_rate(name: str, indent: str) -> None:
             col = self.columns.get(name)
@@ -707,10 +815,15 @@ class StickTable:
             env[name + "_t"], env[name + "_c"], env[name + "_p"] = t, c, p
             env[name + "_period"] = col.period
             t, c, p, period = name + "_t", name + "_c", name + "_p", name + "_period"
+            # within the period (the common case) without the modulo: the difference
+            # of two ticks is small then; a wrap-around takes increment()'s path
             body.extend(
                 [
-                    f"{indent}if (now - {t}[row]) & MASK32 < {period}:",
-                    f"{indent}    {c}[row] = ({c}[row] + 1) & MASK32",
+                    f"{indent}if 0 <= now - {t}[row] < {col.period}:",
+                    f"{indent}    try:",
+                    f"{indent}        {c}[row] += 1",
+                    f"{indent}    except OverflowError:",
+                    f"{indent}        {c}[row] = 0",
                     f"{indent}else:",
                     f"{indent}    {t}[row], {c}[row], {p}[row] = increment(",
                     f"{indent}        {t}[row], {c}[row], {p}[row], now, {period}, 1)",
@@ -723,8 +836,7 @@ class StickTable:
         # the touch: expiry from now, LRU tail (the second touch of an HTTP request
         # happens within the same millisecond: nothing more to move)
         if self.expire:
-            env["expire"] = self.expire
-            body.append("    exp[row] = ((now + expire) & MASK32) or 1")
+            body.append("    exp[row] = _exp_at")
         body += self._lru_to_tail_source("    ")
         counts_request = self._c_http_req_cnt is not None or self._c_http_req_rate is not None
         if self.sync:
@@ -744,20 +856,7 @@ class StickTable:
 
     def _build_release(self):
         """A ``release`` generated for this table (see `_build_track_key`)."""
-        env: dict[str, Any] = {
-            "seconds": self._seconds,
-            "ref": self._ref,
-            "exp": self._exp,
-            "lru_prev": self._lru_prev,
-            "touch": self.touch_local,
-            "free_row": self._free_row,
-            "insert_by_expiry": self._lru_insert_by_expiry,
-            "conn_cur_a": self._c_conn_cur,
-            "MASK32": MASK32,
-            "HALF32": HALF32,
-            "NIL": NIL,
-            "DETACHED": DETACHED,
-        }
+        env = self._env
         body = [
             "def release(row, conn_cur=False):",
             "    refs = ref[row]",
@@ -776,7 +875,8 @@ class StickTable:
         if self.expire:
             # stksess_kill_if_expired: an entry whose expiry passed while tracked goes now
             body += [
-                "    if (int(seconds() * 1000) - exp[row]) & MASK32 < HALF32:",
+                *_NOW_LINES,
+                "    if (now - exp[row]) & MASK32 < HALF32:",
                 "        free_row(row)",
                 "        return",
             ]
@@ -787,6 +887,41 @@ class StickTable:
         ]
         exec("\n".join(body), env)  # noqa: S102 - generated from this table's own columns
         return env["release"]
+
+    def _build_rate_readers(self) -> dict[str, Any]:
+        """For each stored rate that is not an array: a generated ``read(row)`` giving
+        what `read_rate` gives (the fetch hot path).  Within the current period the
+        tick difference is small and computed without modulo; anything else (a
+        period over, a wrap-around) takes `read_rate`."""
+        env = self._env
+        readers: dict[str, Any] = {}
+        for name, col in self.columns.items():
+            if not col.dt.is_rate or col.dt.is_array or col.period <= 0:
+                continue
+            t, c, p = col.arrays
+            env[f"{name}_t"], env[f"{name}_c"], env[f"{name}_p"] = t, c, p
+            env[f"{name}_col"] = col
+            period = col.period
+            body = [
+                f"def read_{name}(row):",
+                *_NOW_LINES,
+                f"    elapsed = now - {name}_t[row]",
+                f"    if 0 <= elapsed < {period}:",
+                # still in the current period: curr + past * remain // period (what
+                # counters.read computes, the common part taken out of the division)
+                f"        past = {name}_p[row]",
+                "        if not past:",
+                f"            return {name}_c[row]",
+                f"        curr = {name}_c[row]",
+                "        if curr == 0 and past == 1:",
+                "            return 1",
+                f"        rate = curr + past * ({period} - elapsed) // {period}",
+                "        return rate if rate <= MASK32 else rate & MASK32",
+                f"    return read_rate({name}_col, row)",
+            ]
+            exec("\n".join(body), env)  # noqa: S102 - generated from this table's own columns
+            readers[name] = env[f"read_{name}"]
+        return readers
 
     @staticmethod
     def _count_rate(col: Column, row: int, now: int, inc: int) -> None:
@@ -804,12 +939,12 @@ class StickTable:
         tick = a[base][row]
         curr = a[base + 1][row]
         period = col.period
-        remain = (tick + period - (int(self._seconds() * 1000) & MASK32)) & MASK32
+        now = self.now_tick()
+        remain = (tick + period - now) & MASK32
         if remain < HALF32:  # still in the current period (the common case)
             past = a[base + 2][row]
         else:
-            remain -= 0x100000000
-            return counters.read(tick, curr, a[base + 2][row], int(self._seconds() * 1000), period)
+            return counters.read(tick, curr, a[base + 2][row], now, period)
         if curr == 0 and past <= 1:
             return past
         return ((past * remain + curr * period) // period) & MASK32 if period > 0 else curr
