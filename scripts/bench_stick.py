@@ -9,6 +9,16 @@ while the table fills, divided by the number of entries (the interpreter's own
 baseline is reported apart).  Times use time.perf_counter on a manual clock; the
 machine's load affects them, so run it on a quiet machine and keep the median of
 a few runs.
+
+On a busy machine, count instructions instead: ``--loop ROUNDS`` only runs the
+requests loop of `bench_requests` (2,000 clients, ROUNDS times), its track + rate
+check part through ``map`` so that callgrind can collect just that part::
+
+    PY=$(python -c 'import sys; print(sys.executable)')
+    for n in 2 7; do valgrind --tool=callgrind --toggle-collect=map_next \
+        --callgrind-out-file=cg.$n $PY scripts/bench_stick.py --loop $n; done
+    # (total of cg.7 - total of cg.2) / (5 * 2000) = instructions a request
+    callgrind_annotate cg.7 | grep TOTALS; callgrind_annotate cg.2 | grep TOTALS
 """
 
 from __future__ import annotations
@@ -115,6 +125,31 @@ def bench_requests(requests: int, clients: int = 10_000) -> tuple[float, float]:
     return track_check / done * 1e6, release / done * 1e6
 
 
+def requests_loop(rounds: int, clients: int = 2_000) -> int:
+    """`bench_requests`'s loop without timing, the track + rate check part run by
+    ``map`` (see the module docstring); returns how many were over the limit."""
+    from collections import deque
+
+    table = make_table(1_000_000, WallClock())
+    sessions = [Session(src=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}") for i in range(clients)]
+    rate_fetch = S.FETCHES["sc0_http_req_rate"].fn
+    key_of = table.key_from_sample
+    track = tracking.track
+    http = tracking.PHASE_HTTP
+    over = []
+
+    def request(sess: Session) -> None:
+        track(sess, 0, table, key_of(sess.src), http)
+        if rate_fetch(sess, None) > 100:
+            over.append(sess)
+
+    for _ in range(rounds):
+        deque(map(request, sessions), maxlen=0)
+        for sess in sessions:
+            tracking.on_session_end(sess)
+    return len(over)
+
+
 RULES_CONFIG = """\
 defaults
     mode http
@@ -203,8 +238,12 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--step", type=int, default=2_000, help="expire_step(max_entries) to time")
+    parser.add_argument("--loop", type=int, default=0, help="only run the requests loop ROUNDS times")
     args = parser.parse_args()
     assert fetches  # registered
+    if args.loop:
+        requests_loop(args.loop)
+        return
 
     per_entry, total_per_entry, fill_us = bench_memory(args.entries)
     gc.collect()

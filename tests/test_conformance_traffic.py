@@ -425,16 +425,6 @@ def test_byte_counters_in_http_mode(pair):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "minilb refreshes an entry's expiry when the request ends, haproxy 2.6.12 only when it starts "
-        "tracking it: a request held by 'http-request tarpit' for 'timeout tarpit 700ms' (both answer "
-        "the same 500 page after 0.7 s, sent to both at once), show table 50 ms later: haproxy "
-        "'key=127.0.0.2 use=0 exp=9247 http_req_cnt=1 http_err_cnt=1', minilb "
-        "'key=127.0.0.2 use=0 exp=9948 http_req_cnt=1 http_err_cnt=1' (a few ms vary from run to run)"
-    ),
-)
 def test_expiry_counts_from_the_track_not_from_the_answer(pair):
     haproxy, _ = assert_same(
         pair,

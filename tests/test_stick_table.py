@@ -203,24 +203,88 @@ def test_entries_expire_after_their_last_touch():
     assert t.entry(a).expire_in() == 5000
 
 
-def test_tracked_entries_do_not_expire_and_release_refreshes():
+def test_tracked_entry_outlives_its_expiry_and_goes_when_released():
+    # haproxy 2.6: a tracked entry is never removed, whatever its expiry says; once the
+    # last tracker lets go of it after that expiry, it is removed at once
+    # (stksess_kill_if_expired); show table meanwhile says exp=0
     t, clock = make(expire=1000)
     row = t.get_or_create(1)
     t.ref(row)
     clock.advance(50)
-    assert t.expire_step(10) == 0
-    assert t.lookup(1) == row
-    # met at the head while tracked: requeued with a fresh expiry; only tracked
-    # entries are left, so nothing can expire (the expiry timer just polls)
-    assert t.entry(row).expire_in() == 1000
-    assert t.next_deadline() is None
+    assert t.expire_step(10) == 0  # met at the head, expired, tracked: detached, kept
+    assert t.lookup(1) == row and t.entry(row).expire_in() == 0
+    assert t._lru_head == -1 and t.next_deadline() is None  # nothing left to wait for
     t.release(row)
-    assert t.entry(row).expire_in() == 1000
-    clock.advance(0.999)
+    assert t.lookup(1) is None and len(t) == 0
+
+
+def test_release_does_not_refresh_the_expiry():
+    t, clock = make(expire=10_000, stored="gpc0,http_req_cnt")
+    row = t.track_key(1, True)
+    clock.advance(3)
+    t.release(row, conn_cur=True)  # conn_cur is not stored: no touch
+    assert t.entry(row).expire_in() == 7000
+    clock.advance(6.999)
     assert t.expire_step(10) == 0
     clock.advance(0.001)
     assert t.expire_step(10) == 1
-    assert len(t) == 0
+
+
+def test_release_touches_when_conn_cur_is_stored():
+    t, clock = make(expire=10_000, stored="conn_cur,http_req_cnt")
+    row = t.track_key(1, True)
+    clock.advance(3)
+    t.release(row, conn_cur=True)  # conn_cur decremented: the entry is touched
+    assert t.get(row, "conn_cur") == 0 and t.entry(row).expire_in() == 10_000
+    # the same touch keeps an entry whose expiry passed while it was tracked
+    row = t.track_key(2, True)
+    clock.advance(11)
+    t.expire_step(10)
+    t.release(row, conn_cur=True)
+    assert t.lookup(2) == row and t.entry(row).expire_in() == 10_000
+
+
+def test_release_without_conn_cur_touches_nothing_even_when_stored():
+    t, clock = make(expire=10_000, stored="conn_cur,http_req_cnt")
+    row = t.track_key(1, True)
+    t.ref(row)  # a second holder (the CLI's set table) releases without conn_cur
+    clock.advance(3)
+    t.release(row)
+    assert t.get(row, "conn_cur") == 1 and t.entry(row).expire_in() == 7000
+
+
+def test_tracking_touches_and_keeps_expiry_order():
+    t, clock = make(expire=10_000, stored="http_req_cnt")
+    for k in (1, 2, 3):
+        t.touch_local(t.get_or_create(k))
+        clock.advance(1)
+    row = t.track_key(1, True)  # touched at +3 s: expires after 3, before what follows
+    clock.advance(1)
+    t.touch_local(t.lookup(2))  # touched at +4 s
+    clock.advance(1)
+    t.release(row, conn_cur=True)  # no touch: expiry order 3, 1, 2
+    assert t.next_deadline() == pytest.approx(clock.seconds() + 7)  # entry 3, touched at +2
+    order = []
+    for _ in range(3):
+        clock.advance(t.next_deadline() - clock.seconds())
+        assert t.expire_step(10) == 1
+        order += [k for k in (1, 2, 3) if t.lookup(k) is None and k not in order]
+    assert order == [3, 1, 2] and len(t) == 0
+
+
+def test_tracked_entry_passed_over_by_a_purge_returns_in_expiry_order():
+    t, clock = make(size=3, expire=10_000, stored="gpc0")
+    for k in (1, 2, 3):
+        t.touch_local(t.get_or_create(k))
+        clock.advance(0.001)
+    first = t.lookup(1)
+    t.ref(first)
+    assert t.get_or_create(4) is not None  # full: 1 is tracked, 2 goes
+    assert t.lookup(1) == first and t.lookup(2) is None
+    t.release(first)  # back at the head, by its expiry
+    assert t._lru_head == first
+    assert t.get_or_create(5) is not None
+    assert t.lookup(1) is None and t.lookup(3) is not None
 
 
 def test_expire_step_is_bounded():
@@ -404,10 +468,14 @@ def test_lists_stay_consistent_under_random_use(ops):
                 tracked[row] = tracked.get(row, 0) + 1
         elif op == "release" and tracked:
             row = next(iter(tracked))
+            expired = _s32(t._exp[row] - (int(clock.seconds() * 1000) & 0xFFFFFFFF)) <= 0
+            was = t._keys[row]
             t.release(row, conn_cur=True)
             tracked[row] -= 1
             if not tracked[row]:
                 del tracked[row]
+                # released after its expiry (no conn_cur here: no touch): removed at once
+                assert (t.lookup(was) is None) == expired
         elif op == "remove" and row is not None:
             assert t.remove(row) == (row not in tracked)
         elif op == "advance":
@@ -423,22 +491,23 @@ def test_lists_stay_consistent_under_random_use(ops):
         assert len(t) <= t.size
         live = sorted(t.rows())
         assert len(live) == len(t) == len({t._keys[r] for r in live})
-        # the LRU list holds every live row once, the untracked ones oldest expiry first
-        # (tracked entries may sit anywhere: tracking does not move them)
+        # the LRU list holds every live row once but the detached ones (tracked entries
+        # an expiry or a purge passed over), in expiry order (every touch moves to the tail)
         lru = walk(t, t._lru_head, t._lru_next)
-        assert sorted(lru) == live
         assert walk(t, t._lru_tail, t._lru_prev) == lru[::-1]
-        exps = [t._exp[r] for r in lru if r not in tracked]
+        detached = [r for r in live if t._lru_prev[r] == -2]
+        assert sorted(lru + detached) == live
+        assert all(r in tracked for r in detached)
+        exps = [t._exp[r] for r in lru]
         assert exps == sorted(exps)
-        # the expiry deadline is the first untracked entry's
-        untracked = [r for r in lru if r not in tracked]
+        # the expiry deadline is the head's
         deadline = t.next_deadline()
-        if untracked and lru.index(untracked[0]) <= 64:
+        if lru:
             now = clock.seconds()
-            remain = max(0, _s32(t._exp[untracked[0]] - (int(now * 1000) & 0xFFFFFFFF)))
+            remain = max(0, _s32(t._exp[lru[0]] - (int(now * 1000) & 0xFFFFFFFF)))
             assert deadline is not None
             assert abs(deadline - (now + remain / 1000)) < 1e-6
-        elif not untracked:
+        else:
             assert deadline is None
         # the update list holds the numbered rows once, in id order
         upd = walk(t, t._upd_head, t._upd_next)
@@ -496,3 +565,58 @@ def test_remote_applier_stores_what_apply_remote_stores(ops, sync):
         assert (slow._lru_head, slow._lru_tail, slow.update) == (fast._lru_head, fast._lru_tail, fast.update)
         for row in slow.rows():
             assert slow.values(row) == fast.values(row)
+
+
+# --------------------------------------------------------------------------- the generated hot paths
+
+from minilb.stick import counters  # noqa: E402
+from minilb.stick.table import ms_edge  # noqa: E402
+from minilb.timebase import ManualClock  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.floats(0, 2e10, allow_nan=False) | st.integers(0, 2 * 10**13).map(lambda ms: ms / 1000),
+        max_size=30,
+    )
+)
+def test_the_cached_clock_reads_what_a_full_computation_reads(readings):
+    # the tick is cached per millisecond; the bounds of a millisecond are exact, so
+    # every reading (ms boundaries included, clock going back too) gives floor(s * 1000)
+    clock = ManualClock()
+    t = StickTable(spec(expire=1000), clock)
+    for s in readings:
+        clock._now = s
+        assert t.now_tick() == int(s * 1000) & 0xFFFFFFFF
+        ms = int(s * 1000)
+        assert int(ms_edge(ms) * 1000) == ms and ms_edge(ms) <= s < ms_edge(ms + 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),  # tick
+    st.integers(0, 2**32 - 1),  # curr
+    st.integers(0, 2**32 - 1),  # prev
+    st.integers(0, 2**33),  # now (ms)
+    st.sampled_from([1, 1000, 10_000, 2**31 - 1]),  # period
+)
+def test_the_generated_rate_reader_reads_what_counters_read(tick, curr, prev, now, period):
+    clock = ManualClock(now / 1000)
+    t = StickTable(spec(stored=f"http_req_rate({period}ms)"), clock)
+    row = t.get_or_create(1)
+    col = t.column("http_req_rate")
+    col.arrays[0][row], col.arrays[1][row], col.arrays[2][row] = tick, curr, prev
+    assert t._rate_readers["http_req_rate"](row) == counters.read(tick, curr, prev, t.now_tick(), period)
+
+
+def test_tracking_counters_wrap_at_32_bits():
+    t, clock = make(stored="conn_cnt,http_req_cnt,http_req_rate(10s)")
+    row = t.track_key(1, True)
+    for name in ("conn_cnt", "http_req_cnt"):
+        t.set(row, name, 2**32 - 1)
+    col = t.column("http_req_rate")
+    col.arrays[1][row] = 2**32 - 1
+    t.track_key(1, True)
+    assert t.get(row, "conn_cnt") == 0 and t.get(row, "http_req_cnt") == 0
+    assert col.arrays[1][row] == 0

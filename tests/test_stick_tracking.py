@@ -37,7 +37,7 @@ def request(sess):
 def test_connection_tracking_counts_connection_and_session(table):
     sess = Session(src="10.0.0.1")
     tr = tracking.track(sess, 0, table, key(table), tracking.PHASE_CONNECTION)
-    assert sess.stkctr[0] is tr and not tr.stream
+    assert sess.stkctr[0] is tr and not tr[2]  # (table, row, stream)
     assert (value(table, "conn_cnt"), value(table, "conn_cur"), value(table, "conn_rate")) == (1, 1, 1)
     assert value(table, "sess_cnt") == 0
     tracking.on_session_accept(sess)
@@ -59,7 +59,7 @@ def test_http_tracking_counts_the_current_request_and_ends_with_it(table):
         txn = request(sess)
         tracking.on_http_request(txn)  # nothing tracked yet: no effect
         tr = tracking.track(sess, 1, table, key(table), tracking.PHASE_HTTP)
-        assert tr.stream
+        assert tr[2]
         assert value(table, "http_req_cnt") == n and value(table, "http_req_rate") == n
         assert value(table, "conn_cur") == 1
         tracking.on_txn_end(txn)
@@ -164,3 +164,102 @@ def test_full_nopurge_table_tracks_nothing():
     assert tracking.track(a, 0, table, key(table)) is not None
     assert tracking.track(b, 0, table, key(table, "10.0.0.2")) is None
     assert b.stkctr == [None, None, None]
+
+
+# --------------------------------------------------------------------------- when entries are touched
+# haproxy 2.6 (stream.h, session.h, stick_table.h): an entry expires `expire` ms after
+# its last touch; tests/test_stick_expiry_haproxy.py compares the observable ones with it
+
+
+def small(store="conn_cnt", expire=30_000, sync=False):
+    clock = Clock()
+    clock.advance(100)
+    t = StickTable(spec("t", "ip", 100, expire, store), clock)
+    t.sync = sync
+    return t, clock
+
+
+def remain(table, ip="10.0.0.1"):
+    return table.entry(table.lookup(key(table, ip))).expire_in()
+
+
+def test_tracking_touches_the_entry():
+    table, clock = small()
+    table.touch_local(table.get_or_create(key(table)))
+    clock.advance(10)
+    tracking.track(Session(src="10.0.0.1"), 0, table, key(table), tracking.PHASE_CONNECTION)
+    assert remain(table) == 30_000
+
+
+def test_counting_a_session_does_not_touch():
+    table, clock = small("conn_cnt,sess_cnt,sess_rate(10s)", sync=True)
+    sess = Session(src="10.0.0.1")
+    tracking.track(sess, 0, table, key(table), tracking.PHASE_CONNECTION)
+    ids = table.local_update
+    clock.advance(2)
+    tracking.on_session_accept(sess)
+    assert value(table, "sess_cnt") == 1 and remain(table) == 28_000
+    assert table.local_update == ids  # not renumbered either: the peers learn it with the next touch
+
+
+REQUEST = lambda sess: tracking.on_http_request(request(sess))  # noqa: E731
+ANSWER = {
+    s: (lambda sess, s=s: tracking.on_http_response(request(sess), s, "server")) for s in (200, 404, 502)
+}
+BYTES = lambda sess: tracking.on_bytes(sess, 10, 20)  # noqa: E731
+
+
+@pytest.mark.parametrize(
+    "store, event, touched",
+    [
+        ("conn_cnt,http_req_cnt", REQUEST, True),
+        ("conn_cnt,http_req_rate(10s)", REQUEST, True),
+        ("conn_cnt,gpc0", REQUEST, False),
+        ("conn_cnt,http_err_cnt", ANSWER[404], True),
+        ("conn_cnt,http_err_rate(10s)", ANSWER[404], True),
+        ("conn_cnt,http_fail_cnt", ANSWER[404], False),
+        ("conn_cnt,http_fail_cnt", ANSWER[502], True),
+        ("conn_cnt,http_fail_rate(10s)", ANSWER[502], True),
+        ("conn_cnt,http_err_cnt", ANSWER[502], False),
+        ("conn_cnt,http_err_cnt,http_fail_cnt", ANSWER[200], False),
+        ("conn_cnt,bytes_in_cnt", BYTES, True),
+        ("conn_cnt,bytes_out_rate(10s)", BYTES, True),
+        ("conn_cnt,gpc0", BYTES, False),
+    ],
+)
+def test_counting_touches_when_the_table_stores_the_counter(store, event, touched):
+    # requests, errors (4xx), failures (5xx) and bytes touch the entry when the table
+    # stores their counter or their rate, and only then (stkctr_inc_*_ctr)
+    table, clock = small(store)
+    sess = Session(src="10.0.0.1")
+    tracking.track(sess, 0, table, key(table), tracking.PHASE_CONNECTION)
+    clock.advance(2)
+    event(sess)
+    assert remain(table) == (30_000 if touched else 28_000)
+
+
+@pytest.mark.parametrize("store, touched", [("conn_cnt,http_req_cnt", False), ("conn_cnt,conn_cur", True)])
+def test_the_end_of_a_request_touches_only_a_table_storing_conn_cur(store, touched):
+    table, clock = small(store)
+    sess = Session(src="10.0.0.1")
+    txn = request(sess)
+    tracking.track(sess, 0, table, key(table), tracking.PHASE_HTTP)
+    clock.advance(2)
+    tracking.on_txn_end(txn)
+    assert table.ref_count(table.lookup(key(table))) == 0
+    assert remain(table) == (30_000 if touched else 28_000)
+
+
+@pytest.mark.parametrize("store, kept", [("conn_cnt", False), ("conn_cnt,conn_cur", True)])
+def test_an_entry_expired_while_tracked_goes_when_the_connection_ends(store, kept):
+    table, clock = small(store, expire=1000)
+    sess = Session(src="10.0.0.1")
+    tracking.track(sess, 0, table, key(table), tracking.PHASE_CONNECTION)
+    clock.advance(5)
+    assert table.expire_step(10) == 0  # tracked: kept, whatever its expiry says
+    assert remain(table) == 0 and len(table) == 1
+    tracking.on_session_end(sess)
+    # removed at once, unless the conn_cur decrement touched it first
+    assert len(table) == (1 if kept else 0)
+    if kept:
+        assert remain(table) == 1000

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 
+import attrs
 from twisted.internet import protocol
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer, ISSLTransport
 from zope.interface import implementer
@@ -897,6 +898,13 @@ class ClientConnection(protocol.Protocol):
             self.replied = True
             self.term = "PT"
             self.timer.disarm()
+            txn = self.txn
+            if reply.kind in _COUNTED_REPLY_KINDS and txn is not None:
+                # haproxy counts a tarpit's http_err (a touch of the entries) when it
+                # decides it, not when the delayed answer goes
+                if self.fe.tracking is not None and _tracked(self.sess):
+                    self.fe.tracking.on_http_denied(txn)
+                reply = attrs.evolve(reply, kind="tarpitted")  # counted: not again
             self.retry_call = self.reactor.callLater(reply.delay_ms / 1000.0, self._send_reply_now, reply)
             return
         self._send_reply_now(reply)

@@ -362,6 +362,7 @@ class CommandProcessor:
                     table.set(row, name, value)
                 cur += 2
         finally:
+            table.touch_local(row)  # haproxy touches the entry however the command ends
             table.release(row)
         return ""
 

@@ -242,13 +242,13 @@ _WRITERS = {"inc_gpc0", "inc_gpc1", "clr_gpc0", "clr_gpc1", "inc_gpc", "clr_gpc"
 
 
 def _other_table_row(tracker: tracking.Tracker, alt: StickTable) -> int | None:
-    table = tracker.table
+    table, row, _ = tracker
     if alt is table:
-        return tracker.row
+        return row
     key = (
-        alt.key_from_bytes(table.key_to_bytes(table._keys[tracker.row]))
+        alt.key_from_bytes(table.key_to_bytes(table._keys[row]))
         if alt.key_type != table.key_type
-        else (table._keys[tracker.row])
+        else (table._keys[row])
     )
     return alt.lookup(key)
 
@@ -260,7 +260,7 @@ def _sc_value(metric: Callable[..., Any], sess: Any, slot: int, alt: Any, extra:
     if tracker is None:
         return None
     if alt is None:
-        return metric(tracker.table, tracker.row, *extra)
+        return metric(tracker[0], tracker[1], *extra)
     row = _other_table_row(tracker, alt)
     if row is None:
         return 0
@@ -276,22 +276,11 @@ def _make_sc_rate(name: str, slot: int) -> Callable[..., Any]:
         if tracker is None:
             return None
         if table is None:
-            t = tracker.table
-            col = t._c[name]
-            if col is None:
-                return metric(t, tracker.row)
-            # counters.read, inlined for the common case (still in the current period)
-            row = tracker.row
-            ticks, currs, prevs = col.arrays
-            period = col.period
-            remain = (ticks[row] + period - (int(t._seconds() * 1000) & MASK32)) & MASK32
-            if remain >= 0x80000000 or period <= 0:
-                return t.read_rate(col, row)
-            curr = currs[row]
-            past = prevs[row]
-            if curr == 0 and past <= 1:
-                return past
-            return ((past * remain + curr * period) // period) & MASK32
+            t, row, _ = tracker
+            readers = t._rate_readers  # generated for the table's stored rates
+            if name in readers:
+                return readers[name](row)
+            return metric(t, row)
         return _sc_value(metric, sess, slot, table, ())
 
     return fetch
@@ -543,7 +532,7 @@ def _parse_inc_gpc(legacy: str | None) -> Callable[[A.ActionSpec, Any], Any]:
         def action(sess, txn):
             tr = sess.stkctr[slot]
             if tr is not None:
-                inc_gpc(tr.table, tr.row, legacy or "", rate, idx)
+                inc_gpc(tr[0], tr[1], legacy or "", rate, idx)
             return None
 
         return action, 0
@@ -573,7 +562,7 @@ def _parse_set_gpt(indexed: bool) -> Callable[[A.ActionSpec, Any], Any]:
                 return None
             value = constant if expr is None else S.as_int(expr.eval(sess, txn))
             if value is not None:
-                set_gpt(tr.table, tr.row, value, idx)
+                set_gpt(tr[0], tr[1], value, idx)
             return None
 
         return action, 1

@@ -8,11 +8,19 @@ Layout (memory matters: a million entries must stay under 200 bytes each):
   choosing the dict: growing one dict of a million keys rehashes it all at once
   (~100-200 ms, a reactor stall), a sixteenth of it costs a sixteenth;
 - per-row metadata and every stored data type live in typed column arrays
-  (``array('I')`` and friends) indexed by row; freed rows go on a free list;
-- an index-based doubly linked list (``_lru_prev``/``_lru_next``) holds the entries
-  nothing tracks, oldest touch first.  Because ``expire`` is the same for every
-  entry of a table, touch order is expiry order: expiry pops from the head
-  (`expire_step`, bounded work) and purge-when-full takes the same head;
+  (``array('I')`` and friends) indexed by row; freed rows go on a free list.  The
+  LRU links and the tracking references are lists instead: they hold row numbers
+  and small counts, int objects the key dicts and the interpreter already own, so
+  a list costs 4 bytes an entry more than an array and indexes about twice as fast
+  on the hot path;
+- an index-based doubly linked list (``_lru_prev``/``_lru_next``) holds the entries,
+  oldest touch first: every touch (tracking included) moves its entry to the tail.
+  Because ``expire`` is the same for every entry of a table, touch order is expiry
+  order: expiry pops from the head (`expire_step`, bounded work) and purge-when-full
+  takes the same head.  A tracked entry met there is *detached* from the list
+  (``_lru_prev[row] == DETACHED``) rather than moved out of order; its next touch
+  appends it again, and its release kills it if it expired meanwhile (HAProxy's
+  ``stksess_kill_if_expired``) or puts it back by expiry;
 - a second linked list (``_upd_prev``/``_upd_next``) orders entries by update id
   (peers-wire.md 9.1): a local change renumbers an entry to ``++update`` and
   moves it to the tail, an entry learned from a peer gets ``++update + 2**31``.
@@ -20,6 +28,11 @@ Layout (memory matters: a million entries must stay under 200 bytes each):
 Times are HAProxy ticks: the injected clock's milliseconds modulo 2**32, compared
 with signed differences, 0 meaning "never".  Rates are stored as three u32 columns
 (tick, curr, prev) and computed by `minilb.stick.counters`.
+
+The hot paths (`track_key`, `release`, the rate readers of the ``sc*_*_rate``
+fetches) are generated per table into one namespace, which also caches the tick:
+the clock is still read every time, but the tick is recomputed only when it
+leaves the current millisecond (see ``_TICK_SOURCE``).
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ import itertools
 import socket
 from array import array
 from collections.abc import Iterable, Iterator
+from math import floor, inf, nextafter
 from typing import Any
 
 from minilb.stick import counters
@@ -39,6 +53,7 @@ HALF32 = 0x80000000
 _SHARDS = 16  # key index dicts (see the module docstring)
 _SHARD_MASK = _SHARDS - 1
 NIL = -1
+DETACHED = -2  # in _lru_prev: a tracked entry taken out of the LRU list (see the module docstring)
 
 # per-row flags
 _F_IN_UPDATES = 1  # the entry is in the update list
@@ -78,6 +93,54 @@ def tick_add(now: int, timeout: int) -> int:
     """HAProxy's ``tick_add``: a tick ``timeout`` ms after ``now``, never 0 (0 means never)."""
     t = (now + timeout) & MASK32
     return t or 1
+
+
+def ms_edge(ms: int) -> float:
+    """The smallest clock reading (seconds) whose ``floor(s * 1000)`` is at least ``ms``."""
+    x = ms / 1000
+    if floor(x * 1000) >= ms:
+        while floor((y := nextafter(x, -inf)) * 1000) >= ms:
+            x = y
+        return x
+    while floor(x * 1000) < ms:
+        x = nextafter(x, inf)
+    return x
+
+
+#: the clock of the generated hot paths: ``floor(seconds() * 1000) & MASK32`` read
+#: once per millisecond (the float bounds [_lo, _hi) of the current millisecond are
+#: exact, so the tick is the one a full computation gives), with the entry expiry
+#: of a touch in that millisecond (``_exp_at``)
+_TICK_SOURCE = """
+_lo = 1.0
+_hi = 0.0
+_now = 0
+_exp_at = 0
+
+def refresh(s):
+    global _lo, _hi, _now, _exp_at
+    ms = floor(s * 1000)
+    _now = ms & MASK32
+    _exp_at = ((_now + expire) & MASK32) or 1
+    _lo = ms_edge(ms)
+    _hi = ms_edge(ms + 1)
+    return _now
+
+def now_tick():
+    s = seconds()
+    if _lo <= s < _hi:
+        return _now
+    return refresh(s)
+"""
+
+#: the same, inlined in a generated function (sets ``now``)
+_NOW_LINES = [
+    "    s = seconds()",
+    "    if _lo <= s < _hi:",
+    "        now = _now",
+    "    else:",
+    "        now = refresh(s)",
+]
 
 
 class Column:
@@ -192,10 +255,14 @@ class StickTable:
         self._count = 0  # live entries
         self._keys: array | list = array("I") if self.key_type in ("ip", "integer") else []
         self._exp = array("I")
-        self._ref = array("I")
+        # tracking references: a list (small ints are shared objects: 4 bytes an entry
+        # more than an array) indexes much faster on the hot path
+        self._ref: list[int] = []
         self._flags = bytearray()
-        self._lru_prev = array("i")
-        self._lru_next = array("i")
+        # lists, not arrays: they hold the very int objects the key dicts hold as rows
+        # (8 bytes a slot more than an array) and index twice as fast on the hot path
+        self._lru_prev: list[int] = []
+        self._lru_next: list[int] = []
         self._lru_head = NIL
         self._lru_tail = NIL
         self._useq = array("I")  # update sequence number (the id before the remote offset)
@@ -229,8 +296,38 @@ class StickTable:
         self._c_conn_rate = cols.get("conn_rate")
         self._c_http_req_rate = cols.get("http_req_rate")
 
-        # the hot path, specialised for this table's columns (shadows the method)
-        self.track_key = self._build_track_key()  # type: ignore[method-assign]
+        # the hot path, specialised for this table's columns (shadows the methods);
+        # the generated functions share one namespace, hence one tick cache
+        self._env: dict[str, Any] = {
+            "seconds": self._seconds,
+            "floor": floor,
+            "ms_edge": ms_edge,
+            "MASK32": MASK32,
+            "HALF32": HALF32,
+            "NIL": NIL,
+            "DETACHED": DETACHED,
+            "expire": self.expire,
+            "table": self,
+            "shard_gets": self._shard_gets,
+            "get_or_create": self.get_or_create,
+            "ref": self._ref,
+            "exp": self._exp,
+            "lru_prev": self._lru_prev,
+            "lru_next": self._lru_next,
+            "renumber": self._renumber_local,
+            "increment": counters.increment,
+            "touch": self.touch_local,
+            "free_row": self._free_row,
+            "insert_by_expiry": self._lru_insert_by_expiry,
+            "conn_cur_a": self._c_conn_cur,
+            "read_rate": self.read_rate,
+        }
+        exec(_TICK_SOURCE, self._env)  # noqa: S102 - constant source
+        self.now_tick = self._env["now_tick"]  # type: ignore[method-assign]
+        self._rate_readers = self._build_rate_readers()
+        if self.key_type == "ip":
+            self.key_from_sample = self._build_key_from_sample()  # type: ignore[method-assign]
+        self.track_key = self._track = self._build_track_key()  # type: ignore[method-assign]
         self.release = self._build_release()  # type: ignore[method-assign]
 
     @property
@@ -242,7 +339,7 @@ class StickTable:
     def sync(self, value: bool) -> None:
         self._sync = bool(value)
         self._appliers.clear()
-        self.track_key = self._build_track_key()  # type: ignore[method-assign]
+        self.track_key = self._track = self._build_track_key()  # type: ignore[method-assign]
         self.release = self._build_release()  # type: ignore[method-assign]
 
     def _first_array(self, name: str) -> array | None:
@@ -251,7 +348,9 @@ class StickTable:
 
     # ------------------------------------------------------------------ time
     def now_tick(self) -> int:
-        return int(self._seconds() * 1000) & MASK32
+        """The clock as a tick (ms modulo 2**32).  Shadowed at construction by the
+        generated, cached reading (see ``_TICK_SOURCE``)."""
+        return floor(self._seconds() * 1000) & MASK32
 
     # ------------------------------------------------------------------ keys
     def normalize_key(self, key: Any) -> Any:
@@ -304,7 +403,10 @@ class StickTable:
     def key_from_sample(self, value: Any) -> Any:
         """The stored key for a fetched sample (fast path for IPv4 text in ip tables,
         with a bounded cache of recent addresses); raises `InvalidKey` when the
-        sample cannot be a key of this table."""
+        sample cannot be a key of this table.
+
+        Shadowed at construction in ip tables by a closure answering cached
+        addresses at once (`_build_key_from_sample`)."""
         if value.__class__ is str and self.key_type == "ip":
             cache = self._ip_cache
             key = cache.get(value)
@@ -321,6 +423,19 @@ class StickTable:
             cache[value] = key
             return key
         return self.normalize_key(value)
+
+    def _build_key_from_sample(self):
+        cached = self._ip_cache.get
+        slow = self.key_from_sample
+
+        def key_from_sample(value: Any) -> Any:
+            if value.__class__ is str:
+                key = cached(value)
+                if key is not None:
+                    return key
+            return slow(value)
+
+        return key_from_sample
 
     def parse_cli_key(self, text: str) -> Any:
         """A key typed on the CLI (stricter: ip tables refuse IPv6 text)."""
@@ -406,11 +521,15 @@ class StickTable:
         n = min(max(16, start >> 6), 1024)
         self._rows = start + n
         self._flags.extend(bytes(n))
-        for arr in (self._exp, self._ref, self._useq, *self._data_arrays):
+        for arr in (self._exp, self._useq, *self._data_arrays):
             arr.extend(_zeros(arr.typecode, n))
+        self._ref.extend([0] * n)
         nils = _nils(n)
-        for arr in (self._lru_prev, self._lru_next, self._upd_prev, self._upd_next):
+        for arr in (self._upd_prev, self._upd_next):
             arr.extend(nils)
+        nils_list = [NIL] * n
+        self._lru_prev.extend(nils_list)
+        self._lru_next.extend(nils_list)
         if isinstance(self._keys, array):
             self._keys.extend(_zeros("I", n))
         else:
@@ -475,6 +594,9 @@ class StickTable:
 
     def _lru_unlink(self, row: int) -> None:
         prev = self._lru_prev[row]
+        if prev == DETACHED:
+            self._lru_prev[row] = NIL
+            return
         nxt = self._lru_next[row]
         if prev == NIL:
             self._lru_head = nxt
@@ -488,7 +610,9 @@ class StickTable:
         self._lru_next[row] = NIL
 
     def _lru_insert_by_expiry(self, row: int) -> None:
-        """Insert an untracked row keeping the list sorted by expiry (usually at the tail)."""
+        """Insert a row that is not in the list keeping it sorted by expiry (usually at
+        the tail; the walk back is bounded, so a row whose place lies further back
+        than 64 entries goes there and expires a little late)."""
         exp = self._exp[row]
         after = self._lru_tail
         if exp:
@@ -507,6 +631,11 @@ class StickTable:
         else:
             self._lru_next[after] = row
         self._lru_prev[nxt] = row
+
+    def _lru_detach(self, row: int) -> None:
+        """Take a tracked row out of the LRU list (expiry or purge met it at the head)."""
+        self._lru_unlink(row)
+        self._lru_prev[row] = DETACHED
 
     # ------------------------------------------------------------------ update list
     def _upd_append(self, row: int) -> None:
@@ -579,13 +708,18 @@ class StickTable:
 
     # ------------------------------------------------------------------ touching
     def _lru_to_tail(self, row: int) -> None:
-        """Move a row to the LRU tail (most recently used), inlined for speed."""
+        """Move a row to the LRU tail (most recently used), inlined for speed; a
+        detached row is appended."""
         tail = self._lru_tail
         if row == tail:
             return
         prev_a = self._lru_prev
         next_a = self._lru_next
         before = prev_a[row]
+        if before == DETACHED:
+            prev_a[row] = NIL
+            self._lru_append(row)
+            return
         after = next_a[row]  # not NIL: row is not the tail
         if before == NIL:
             self._lru_head = after
@@ -609,35 +743,45 @@ class StickTable:
 
     def track_key(self, key: Any, http_request: bool) -> int | None:
         """The hot path of ``track-scN``: find or create the entry, take a reference,
-        count ``conn_cur``/``conn_cnt``/``conn_rate`` and touch it; with
+        count ``conn_cur``/``conn_cnt``/``conn_rate`` and touch it (expiry from now,
+        LRU tail, renumbered), as HAProxy's ``stream_track_stkctr`` does; with
         ``http_request`` also count ``http_req_cnt``/``http_req_rate`` and touch
-        again (HAProxy numbers the entry twice).  None when the table is full.
+        again when either is stored (HAProxy numbers the entry twice).  None when
+        the table is full.
 
         Shadowed at construction by a closure specialised for this table's columns
         (`_build_track_key`); this method only documents the signature."""
         return self._build_track_key()(key, http_request)
 
+    def _lru_to_tail_source(self, indent: str) -> list[str]:
+        """Source moving ``row`` to the LRU tail (appending it when detached), for the
+        generated hot paths (`_lru_to_tail` inlined)."""
+        return [
+            f"{indent}tail = table._lru_tail",
+            f"{indent}if row != tail:",
+            f"{indent}    before = lru_prev[row]",
+            f"{indent}    if before != DETACHED:",
+            f"{indent}        after = lru_next[row]",
+            f"{indent}        if before == NIL:",
+            f"{indent}            table._lru_head = after",
+            f"{indent}        else:",
+            f"{indent}            lru_next[before] = after",
+            f"{indent}        lru_prev[after] = before",
+            f"{indent}    lru_prev[row] = tail",
+            f"{indent}    lru_next[row] = NIL",
+            f"{indent}    if tail == NIL:",
+            f"{indent}        table._lru_head = row",
+            f"{indent}    else:",
+            f"{indent}        lru_next[tail] = row",
+            f"{indent}    table._lru_tail = row",
+        ]
+
     def _build_track_key(self):
         """A ``track_key`` generated for this table: only the stored columns are
         counted, arrays and constants are bound as globals of the generated code,
         and the renumbering is left out of tables no peers synchronise (setting
-        `sync` rebuilds it).  The entry is not moved in the LRU list: a tracked
-        entry is neither purged nor expired wherever it sits, and `release` moves it
-        to the tail (HAProxy too requeues tracked entries lazily)."""
-        env: dict[str, Any] = {
-            "shard_gets": self._shard_gets,
-            "get_or_create": self.get_or_create,
-            "seconds": self._seconds,
-            "ref": self._ref,
-            "exp": self._exp,
-            "lru_prev": self._lru_prev,
-            "lru_next": self._lru_next,
-            "renumber": self._renumber_local,
-            "increment": counters.increment,
-            "table": self,
-            "MASK32": MASK32,
-            "NIL": NIL,
-        }
+        `sync` rebuilds it)."""
+        env = self._env
         body = [
             "def track_key(key, http_request):",
             f"    row = shard_gets[{self._shard_expr('key')}](key)",
@@ -645,7 +789,7 @@ class StickTable:
             "        row = get_or_create(key)",
             "        if row is None:",
             "            return None",
-            "    now = int(seconds() * 1000) & MASK32",
+            *_NOW_LINES,
             "    ref[row] += 1",
         ]
 
@@ -653,7 +797,15 @@ class StickTable:
             arr = self._first_array(name)
             if arr is not None and self.columns[name].dt.kind in ("u32", "s32"):
                 env[name] = arr
-                body.append(f"{indent}{name}[row] = ({name}[row] + 1) & MASK32")
+                # + 1 wrapping at 32 bits: the array refuses 2**32 (no mask to compute)
+                body.extend(
+                    [
+                        f"{indent}try:",
+                        f"{indent}    {name}[row] += 1",
+                        f"{indent}except OverflowError:",
+                        f"{indent}    {name}[row] = 0",
+                    ]
+                )
 
         def count_rate(name: str, indent: str) -> None:
             col = self.columns.get(name)
@@ -663,10 +815,15 @@ class StickTable:
             env[name + "_t"], env[name + "_c"], env[name + "_p"] = t, c, p
             env[name + "_period"] = col.period
             t, c, p, period = name + "_t", name + "_c", name + "_p", name + "_period"
+            # within the period (the common case) without the modulo: the difference
+            # of two ticks is small then; a wrap-around takes increment()'s path
             body.extend(
                 [
-                    f"{indent}if (now - {t}[row]) & MASK32 < {period}:",
-                    f"{indent}    {c}[row] = ({c}[row] + 1) & MASK32",
+                    f"{indent}if 0 <= now - {t}[row] < {col.period}:",
+                    f"{indent}    try:",
+                    f"{indent}        {c}[row] += 1",
+                    f"{indent}    except OverflowError:",
+                    f"{indent}        {c}[row] = 0",
                     f"{indent}else:",
                     f"{indent}    {t}[row], {c}[row], {p}[row] = increment(",
                     f"{indent}        {t}[row], {c}[row], {p}[row], now, {period}, 1)",
@@ -676,9 +833,11 @@ class StickTable:
         count("conn_cur", "    ")
         count("conn_cnt", "    ")
         count_rate("conn_rate", "    ")
+        # the touch: expiry from now, LRU tail (the second touch of an HTTP request
+        # happens within the same millisecond: nothing more to move)
         if self.expire:
-            env["expire"] = self.expire
-            body.append("    exp[row] = ((now + expire) & MASK32) or 1")
+            body.append("    exp[row] = _exp_at")
+        body += self._lru_to_tail_source("    ")
         counts_request = self._c_http_req_cnt is not None or self._c_http_req_rate is not None
         if self.sync:
             body += ["    if not http_request:", "        renumber(row, 1)", "        return row"]
@@ -697,48 +856,72 @@ class StickTable:
 
     def _build_release(self):
         """A ``release`` generated for this table (see `_build_track_key`)."""
-        env: dict[str, Any] = {
-            "seconds": self._seconds,
-            "ref": self._ref,
-            "exp": self._exp,
-            "lru_prev": self._lru_prev,
-            "lru_next": self._lru_next,
-            "renumber": self._renumber_local,
-            "conn_cur_a": self._c_conn_cur,
-            "table": self,
-            "MASK32": MASK32,
-            "NIL": NIL,
-            "expire": self.expire,
-        }
+        env = self._env
         body = [
             "def release(row, conn_cur=False):",
-            "    if ref[row] == 0:",
+            "    refs = ref[row]",
+            "    if refs == 0:",
             "        return",
         ]
         if self._c_conn_cur is not None:
-            body += ["    if conn_cur and conn_cur_a[row]:", "        conn_cur_a[row] -= 1"]
-        body.append("    ref[row] -= 1")
+            # HAProxy touches the entry when it decrements a stored conn_cur
+            body += [
+                "    if conn_cur:",
+                "        if conn_cur_a[row]:",
+                "            conn_cur_a[row] -= 1",
+                "        touch(row)",
+            ]
+        body += ["    refs = ref[row] = refs - 1", "    if refs:", "        return"]
         if self.expire:
-            body.append("    exp[row] = ((int(seconds() * 1000) + expire) & MASK32) or 1")
+            # stksess_kill_if_expired: an entry whose expiry passed while tracked goes now
+            body += [
+                *_NOW_LINES,
+                "    if (now - exp[row]) & MASK32 < HALF32:",
+                "        free_row(row)",
+                "        return",
+            ]
         body += [
-            "    tail = table._lru_tail",
-            "    if row != tail:",
-            "        before = lru_prev[row]",
-            "        after = lru_next[row]",
-            "        if before == NIL:",
-            "            table._lru_head = after",
-            "        else:",
-            "            lru_next[before] = after",
-            "        lru_prev[after] = before",
-            "        lru_prev[row] = tail",
-            "        lru_next[row] = NIL",
-            "        lru_next[tail] = row",
-            "        table._lru_tail = row",
+            "    if lru_prev[row] == DETACHED:",
+            "        lru_prev[row] = NIL",
+            "        insert_by_expiry(row)",
         ]
-        if self._sync:
-            body.append("    renumber(row)")
         exec("\n".join(body), env)  # noqa: S102 - generated from this table's own columns
         return env["release"]
+
+    def _build_rate_readers(self) -> dict[str, Any]:
+        """For each stored rate that is not an array: a generated ``read(row)`` giving
+        what `read_rate` gives (the fetch hot path).  Within the current period the
+        tick difference is small and computed without modulo; anything else (a
+        period over, a wrap-around) takes `read_rate`."""
+        env = self._env
+        readers: dict[str, Any] = {}
+        for name, col in self.columns.items():
+            if not col.dt.is_rate or col.dt.is_array or col.period <= 0:
+                continue
+            t, c, p = col.arrays
+            env[f"{name}_t"], env[f"{name}_c"], env[f"{name}_p"] = t, c, p
+            env[f"{name}_col"] = col
+            period = col.period
+            body = [
+                f"def read_{name}(row):",
+                *_NOW_LINES,
+                f"    elapsed = now - {name}_t[row]",
+                f"    if 0 <= elapsed < {period}:",
+                # still in the current period: curr + past * remain // period (what
+                # counters.read computes, the common part taken out of the division)
+                f"        past = {name}_p[row]",
+                "        if not past:",
+                f"            return {name}_c[row]",
+                f"        curr = {name}_c[row]",
+                "        if curr == 0 and past == 1:",
+                "            return 1",
+                f"        rate = curr + past * ({period} - elapsed) // {period}",
+                "        return rate if rate <= MASK32 else rate & MASK32",
+                f"    return read_rate({name}_col, row)",
+            ]
+            exec("\n".join(body), env)  # noqa: S102 - generated from this table's own columns
+            readers[name] = env[f"read_{name}"]
+        return readers
 
     @staticmethod
     def _count_rate(col: Column, row: int, now: int, inc: int) -> None:
@@ -756,12 +939,12 @@ class StickTable:
         tick = a[base][row]
         curr = a[base + 1][row]
         period = col.period
-        remain = (tick + period - (int(self._seconds() * 1000) & MASK32)) & MASK32
+        now = self.now_tick()
+        remain = (tick + period - now) & MASK32
         if remain < HALF32:  # still in the current period (the common case)
             past = a[base + 2][row]
         else:
-            remain -= 0x100000000
-            return counters.read(tick, curr, a[base + 2][row], int(self._seconds() * 1000), period)
+            return counters.read(tick, curr, a[base + 2][row], now, period)
         if curr == 0 and past <= 1:
             return past
         return ((past * remain + curr * period) // period) & MASK32 if period > 0 else curr
@@ -771,9 +954,12 @@ class StickTable:
         self._ref[row] += 1
 
     def release(self, row: int, conn_cur: bool = False) -> None:
-        """Drop a tracking reference (with ``conn_cur`` also decrement conn_cur) and
-        touch the entry, as HAProxy does when a stream stops tracking it, so it
-        expires ``expire`` ms from now.
+        """Drop a tracking reference, as HAProxy does when a stream or a session
+        stops tracking the entry.  With ``conn_cur`` (the end of a tracker) a stored
+        conn_cur is decremented and the entry touched; nothing else touches it, so it
+        still expires ``expire`` ms after its last touch (the track or a counter).
+        When the last reference goes and that expiry has passed meanwhile, the entry
+        is removed at once (``stksess_kill_if_expired``).
 
         Shadowed at construction by a closure specialised for this table
         (`_build_release`); this method only documents the signature."""
@@ -792,21 +978,11 @@ class StickTable:
         return self.expire - self.expire_in(row) if self.expire else 0
 
     def next_deadline(self) -> float | None:
-        """When (in the clock's seconds) the oldest untracked entry expires; None if
-        never, or if more than 64 tracked entries lead the LRU list (the caller
-        polls; the next `expire_step` moves them away)."""
+        """When (in the clock's seconds) the entry at the head of the LRU list
+        expires (tracked or not: a tracked one is then detached); None if never."""
         if not self.expire:
             return None
         row = self._lru_head
-        ref = self._ref
-        nxt = self._lru_next
-        steps = 0
-        while row != NIL and ref[row]:
-            # tracked entries are not kept in expiry order (`track_key` does not move them)
-            steps += 1
-            if steps > 64:
-                return None
-            row = nxt[row]
         if row == NIL:
             return None
         exp = self._exp[row]
@@ -819,11 +995,10 @@ class StickTable:
     def expire_step(self, max_entries: int = 2000) -> int:
         """Remove up to ``max_entries`` expired entries nothing tracks; returns how many.
 
-        Untracked entries are in expiry order along the LRU list; tracked ones may
-        sit anywhere (`track_key` does not move them).  Tracked entries met at the
-        head are requeued at the tail, with a fresh expiry if theirs passed (they
-        cannot expire while tracked; releasing refreshes it again).  Requeues count
-        as work, so a step is bounded either way."""
+        The LRU list is in expiry order, so the walk stops at the first entry that
+        has not expired.  An expired entry still tracked cannot go: it is detached
+        from the list (counted as work, so a step is bounded either way) and its
+        release removes it (see `release`)."""
         now = self.now_tick()
         done = work = 0
         exp = self._exp
@@ -833,24 +1008,20 @@ class StickTable:
             if head == NIL:
                 break
             when = exp[head]
-            if ref[head]:
-                # tracked: requeued at the tail (with a fresh expiry once it passed)
-                work += 1
-                if when and (now - when) & MASK32 < HALF32:
-                    exp[head] = ((now + self.expire) & MASK32) or 1
-                if head == self._lru_tail:
-                    break
-                self._lru_to_tail(head)
-                continue
             if not when or (now - when) & MASK32 >= HALF32:
                 break
             work += 1
+            if ref[head]:
+                self._lru_detach(head)
+                continue
             self._free_row(head)
             done += 1
         return done
 
     def purge_oldest(self, count: int) -> int:
-        """Remove up to ``count`` least recently used untracked entries; returns how many."""
+        """Remove up to ``count`` least recently used untracked entries, soonest
+        expiry first as HAProxy's purge does; returns how many.  Tracked entries met
+        at the head are detached from the list (their release puts them back)."""
         done = 0
         seen = 0
         limit = self._count
@@ -861,7 +1032,7 @@ class StickTable:
                 break
             seen += 1
             if ref[head]:
-                self._lru_to_tail(head)
+                self._lru_detach(head)
                 continue
             self._free_row(head)
             done += 1

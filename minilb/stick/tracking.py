@@ -1,7 +1,10 @@
 """Owns stick-counter tracking per session: which entry each of ``sc0..sc2`` follows
 and the counting HAProxy 2.6 does along a connection's and a request's life.
 
-A `Tracker` sits in ``Session.stkctr[i]`` (`minilb.rules.txn`).  The adapters call:
+A tracked stick counter sits in ``Session.stkctr[i]`` (`minilb.rules.txn`) as a
+`Tracker`: the plain tuple ``(table, row, stream)`` (the table, the entry's row, and
+whether it ends with the request rather than with the connection), a tuple because
+one is made per tracked request.  The adapters call:
 
 - `track(sess, slot, table, key, phase)` from ``track-scN`` actions.  Like
   HAProxy's ``stream_track_stkctr`` every track counts ``conn_cnt``, ``conn_cur``
@@ -11,7 +14,8 @@ A `Tracker` sits in ``Session.stkctr[i]`` (`minilb.rules.txn`).  The adapters ca
   long as the connection; the others (``http-request``, ``tcp-request content``)
   end with the request (HTTP streams are per request in HAProxy 2.6).
 - `on_session_accept(sess)` once the ``tcp-request connection`` rules accepted the
-  connection: ``sess_cnt``/``sess_rate`` of the connection trackers.
+  connection: ``sess_cnt``/``sess_rate`` of the connection trackers (without a
+  touch, as HAProxy's ``session_count_new``).
 - `on_http_request(txn)` when a request starts, before ``http-request`` rules:
   ``http_req_cnt``/``http_req_rate`` of counters tracked earlier.
 - `on_http_response(txn, status, source)`: ``http_err`` for 4xx answered by a
@@ -19,10 +23,15 @@ A `Tracker` sits in ``Session.stkctr[i]`` (`minilb.rules.txn`).  The adapters ca
   requests; ``http_fail`` for 5xx other than 501 and 505 from a server.
 - `on_http_denied(txn)`: the same for a deny decided by the rules.
 - `on_bytes(sess, bytes_in, bytes_out)`: ``bytes_in/out_cnt`` and rates.
-- `on_txn_end(txn)`: releases the request-level trackers (``conn_cur`` -1, touch).
+- `on_txn_end(txn)`: releases the request-level trackers (see `StickTable.release`).
 - `on_session_end(sess)`: releases every remaining tracker.
 
-Released entries are touched, so they expire ``expire`` ms after their last use.
+Expiry follows HAProxy 2.6: an entry expires ``expire`` ms after its last *touch*.
+Starting to track touches it, and so does counting a request, an error, a failure
+or bytes when the table stores that counter; counting a session does not, and the
+release at the end touches only when the table stores ``conn_cur`` (which it
+decrements).  An entry whose expiry passed while it was tracked is removed when
+its last tracker releases it.
 """
 
 from __future__ import annotations
@@ -40,23 +49,8 @@ PHASE_CONTENT = "content"  # tcp-request content: ends with the stream (request)
 PHASE_HTTP = "http"  # http-request: ends with the request
 
 
-class Tracker:
-    """One tracked stick counter: the table, the entry's row, and whether it ends
-    with the request (``stream``) or with the connection."""
-
-    __slots__ = ("table", "row", "stream")
-
-    def __init__(self, table: StickTable, row: int, stream: bool):
-        self.table = table
-        self.row = row
-        self.stream = stream
-
-    @property
-    def entry(self):
-        return self.table.entry(self.row)
-
-    def __repr__(self) -> str:
-        return f"<Tracker {self.table.name} {self.table.key_to_text(self.table._keys[self.row])}>"
+#: ``(table, row, stream)``: see the module docstring
+Tracker = tuple
 
 
 def _count(table: StickTable, row: int, cnt_name: str, rate_name: str, inc: int = 1) -> bool:
@@ -87,11 +81,10 @@ def track(sess: Any, slot: int, table: StickTable, key: Any, phase: str = PHASE_
     stkctr = sess.stkctr
     if stkctr[slot] is not None:
         return None
-    row = table.track_key(key, phase == PHASE_HTTP)
+    row = table._track(key, phase == PHASE_HTTP)  # track_key (see StickTable.__init__)
     if row is None:
         return None
-    tracker = Tracker(table, row, phase != PHASE_CONNECTION)
-    stkctr[slot] = tracker
+    tracker = stkctr[slot] = (table, row, phase != PHASE_CONNECTION)
     return tracker
 
 
@@ -103,16 +96,15 @@ def _each(sess: Any):
 
 def on_session_accept(sess: Any) -> None:
     """The tcp-request connection rules accepted the connection: count a session."""
-    for tr in _each(sess):
-        if _count(tr.table, tr.row, "sess_cnt", "sess_rate"):
-            tr.table.touch_local(tr.row)
+    for table, row, _ in _each(sess):
+        _count(table, row, "sess_cnt", "sess_rate")
 
 
 def on_http_request(txn: Any) -> None:
     """A new request starts: count it on every counter already tracked."""
-    for tr in _each(txn.sess):
-        if _count(tr.table, tr.row, "http_req_cnt", "http_req_rate"):
-            tr.table.touch_local(tr.row)
+    for table, row, _ in _each(txn.sess):
+        if _count(table, row, "http_req_cnt", "http_req_rate"):
+            table.touch_local(row)
 
 
 def is_http_error(status: int) -> bool:
@@ -140,13 +132,13 @@ def on_http_response(txn: Any, status: int, source: str = "server") -> None:
         return
     if not (err or fail):
         return
-    for tr in _each(txn.sess):
+    for table, row, _ in _each(txn.sess):
         if err:
-            changed = _count(tr.table, tr.row, "http_err_cnt", "http_err_rate")
+            changed = _count(table, row, "http_err_cnt", "http_err_rate")
         else:
-            changed = _count(tr.table, tr.row, "http_fail_cnt", "http_fail_rate")
+            changed = _count(table, row, "http_fail_cnt", "http_fail_rate")
         if changed:
-            tr.table.touch_local(tr.row)
+            table.touch_local(row)
 
 
 def on_http_denied(txn: Any) -> None:
@@ -157,28 +149,23 @@ def on_http_denied(txn: Any) -> None:
 
 def on_bytes(sess: Any, bytes_in: int, bytes_out: int) -> None:
     """Bytes received from the client (``bytes_in``) and sent to it (``bytes_out``)."""
-    for tr in _each(sess):
+    for table, row, _ in _each(sess):
         changed = False
         if bytes_in:
-            changed = _count(tr.table, tr.row, "bytes_in_cnt", "bytes_in_rate", bytes_in)
+            changed = _count(table, row, "bytes_in_cnt", "bytes_in_rate", bytes_in)
         if bytes_out:
-            changed = _count(tr.table, tr.row, "bytes_out_cnt", "bytes_out_rate", bytes_out) or changed
+            changed = _count(table, row, "bytes_out_cnt", "bytes_out_rate", bytes_out) or changed
         if changed:
-            tr.table.touch_local(tr.row)
-
-
-def _stop(stkctr: list, slot: int) -> None:
-    tr = stkctr[slot]
-    stkctr[slot] = None
-    tr.table.release(tr.row, conn_cur=True)
+            table.touch_local(row)
 
 
 def on_txn_end(txn: Any) -> None:
     """The request is over: stop the request-level trackers."""
     stkctr = txn.sess.stkctr
     for slot, tr in enumerate(stkctr):
-        if tr is not None and tr.stream:
-            _stop(stkctr, slot)
+        if tr is not None and tr[2]:
+            stkctr[slot] = None
+            tr[0].release(tr[1], True)
 
 
 def on_session_end(sess: Any) -> None:
@@ -186,4 +173,5 @@ def on_session_end(sess: Any) -> None:
     stkctr = sess.stkctr
     for slot, tr in enumerate(stkctr):
         if tr is not None:
-            _stop(stkctr, slot)
+            stkctr[slot] = None
+            tr[0].release(tr[1], True)
