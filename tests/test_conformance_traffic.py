@@ -313,15 +313,6 @@ def test_http_request_set_path_in_a_backend(pair):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "server refusing connections (3 retries, timeout connect 300ms): both answer the same 503 page "
-        "after their retries and count no failure (http_fail_cnt=0 on both); only the expiry differs: "
-        "haproxy 'key=127.0.0.2 use=0 exp=9044', minilb 'exp=9947' (haproxy refreshes it when the "
-        "tracking starts, ~900 ms earlier: see test_expiry_counts_from_the_track_not_from_the_answer)"
-    ),
-)
 def test_unreachable_server_503_is_not_an_http_failure(pair):
     haproxy, _ = assert_same(
         pair,
