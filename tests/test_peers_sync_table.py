@@ -161,15 +161,46 @@ def test_teaches_haproxy_the_way_haproxy_teaches() -> None:
     # request; we read the request in the same segment as the hello and teach at once
     assert kinds == ["Define", 0x85, 0x86, 0x86, "ResyncFinished"]
     assert all(59000 < x.expire <= 60000 for x in msgs if isinstance(x, m.Update))
-    a.data_received(link, client[32:])  # ACK + CONFIRM: A re-pushes as plain updates
+    # ACK + CONFIRM: HAProxy would re-push the three entries as plain updates; we
+    # push only what changed since the teach began
+    a.data_received(link, client[32:])
     a.tick()
-    again = codec.Decoder()
+    assert link.data_to_send() == b""
+    set_local(table, 0x0A000002, gpc0=9)
+    a.tick()
+    again = codec.Decoder(raw_ip_keys=True)
     again.feed(out[4:])
-    assert [x.type_code for x in again.feed(link.data_to_send()) if isinstance(x, m.Update)] == [
-        0x80,
-        0x81,
-        0x81,
-    ]
+    pushed = [x for x in again.feed(link.data_to_send()) if isinstance(x, m.Update)]
+    assert [(x.type_code, x.key, x.expire) for x in pushed] == [(0x80, 0x0A000002, None)]
+
+
+def test_entry_changed_during_a_teach_is_pushed_after_confirm() -> None:
+    """A teach spans several batches; an entry changed after the walk sent it (which
+    would keep its not-yet-pushed id) is pushed again after CONFIRM, the others not."""
+    clock = task.Clock()
+    clock.advance(1000)
+    a = make("hapA", clock, max_updates=10)
+    table = a.tables[0].table
+    for i in range(50):
+        set_local(table, 0x0A000000 + i, gpc0=i)
+    link = a.incoming()
+    a.data_received(link, b"HAProxyS 2.1\nhapA\nhapB 7 1\n\x00\x00")
+    decoder = codec.Decoder(raw_ip_keys=True)
+    first = decoder.feed(link.data_to_send()[4:])
+    assert 0 < len([x for x in first if isinstance(x, m.Update)]) < 50  # the teach goes on
+    set_local(table, 0x0A000000, gpc0=1000)  # taught already, with gpc0=0
+    set_local(table, 0x0A000031, gpc0=2000)  # not taught yet: taught with its new value
+    msgs = list(first)
+    while m.ResyncFinished() not in msgs:
+        a.tick()
+        msgs += decoder.feed(link.data_to_send())
+    taught = {x.key: dict(x.values)["gpc0"] for x in msgs if isinstance(x, m.Update)}
+    assert len(taught) == 50 and taught[0x0A000000] == 0 and taught[0x0A000031] == 2000
+    a.data_received(link, b"\x00\x03")  # CONFIRM
+    a.tick()
+    after = [x for x in decoder.feed(link.data_to_send()) if isinstance(x, m.Update)]
+    assert {x.key: dict(x.values)["gpc0"] for x in after} == {0x0A000000: 1000, 0x0A000031: 2000}
+    assert all(x.expire is None for x in after)
 
 
 def test_generated_wire_encoder_gives_the_bytes_of_encode_entry():

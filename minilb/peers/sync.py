@@ -186,6 +186,8 @@ class Link:
         self.last_push_ms = now
         self.alive_deadline_ms: int | None = None
         self.teach: Iterator[bytes] | None = None
+        #: per local table id: its `local_update` when the teach began (what it covers)
+        self.taught_upto: dict[int, int] = {}
         self.awaiting_confirm = False
         self.learning = False  # we asked it for a full resync (or it is the old process)
         self.established_seen = False
@@ -564,17 +566,32 @@ class PeersSync:
             self.handover_done = self.handover_ok = True
             self._kill(link, "hand-over confirmed")
             return
-        for cursor in peer.cursors.values():
-            cursor.last_pushed = cursor.teaching_origin
+        # HAProxy goes back to the teaching origin here and pushes every local entry
+        # once more (pitfall 12).  The learner has them all: push only what changed
+        # since the teach began (`_start_teach` makes sure such entries got new ids)
+        for table_id, cursor in peer.cursors.items():
+            upto = link.taught_upto.get(table_id, cursor.teaching_origin)
+            if _s32(upto - cursor.teaching_origin) > 0:
+                cursor.last_pushed = upto
+            else:
+                cursor.last_pushed = cursor.teaching_origin
 
     # ------------------------------------------------------------------ teaching
     def _start_teach(self, link: Link) -> None:
         if link.teach is not None:
             return
         peer = link.peer
-        for table in self.tables:
-            cursor = peer.cursors[table.table_id]
+        link.taught_upto = {}
+        for shared in self.tables:
+            cursor = peer.cursors[shared.table_id]
             cursor.teaching_origin = cursor.last_pushed = cursor.acked
+            table = shared.table
+            link.taught_upto[shared.table_id] = table.local_update
+            # the teach sends every entry numbered up to here: one changed after the
+            # walk met it must get a new id (not keep its unpushed one) so that the
+            # push after CONFIRM carries it
+            if _s32(table.local_update - table.commit_update) > 0:
+                table.commit_update = table.local_update
         link.awaiting_confirm = False
         link.teach = self._teach_messages(link)
 
