@@ -134,6 +134,8 @@ class SharedTable:
         table.sync = True  # the table numbers its local changes for us
         self.define = table_define(table, table_id)
         self.encoded_define = codec.encode(self.define)
+        #: the learner's `codec.update_runner` per (sender's plan, key type)
+        self.runners: dict[tuple, Callable[..., tuple] | None] = {}
 
 
 class Peer:
@@ -271,6 +273,19 @@ class PeersSync:
     def _accept_define(self, define: m.Define) -> bool:
         return (define.name, define.key_type, define.key_len) in self._by_wire
 
+    def _runner_for(self, define: m.Define) -> Callable[..., tuple] | None:
+        """The decoder's fast path storing updates of ``define`` into our table."""
+        shared = self._by_wire.get((define.name, define.key_type, define.key_len))
+        if shared is None:
+            return None
+        plan = codec.update_plan(define)
+        key = (plan, define.key_type)
+        if key not in shared.runners:
+            make = getattr(shared.table, "remote_apply_source", None)
+            source = make(plan) if make is not None else None
+            shared.runners[key] = codec.update_runner(define, source) if source is not None else None
+        return shared.runners[key]
+
     def _wake(self, link: Link) -> None:
         if link.wake is not None:
             link.wake()
@@ -311,6 +326,7 @@ class PeersSync:
             accept_define=self._accept_define,
             raw_ip_keys=True,
         )
+        session.decoder.runner_for = self._runner_for
         link = Link(session, peer, now)
         peer.link = link
         peer.reconnect_at_ms = now + RECONNECT_MS
@@ -346,6 +362,7 @@ class PeersSync:
             accept_define=self._accept_define,
             raw_ip_keys=True,
         )
+        session.decoder.runner_for = self._runner_for
         link = Link(session, None, self.now())
         self.links.append(link)
         return link
@@ -482,7 +499,12 @@ class PeersSync:
 
     # ------------------------------------------------------------------ receiving
     def _handle(self, link: Link, msg: m.Message) -> None:
-        if isinstance(msg, m.Update):
+        if isinstance(msg, m.Applied):  # updates the decoder stored itself
+            shared = link.remote_tables.get(msg.table_id)
+            if shared is not None:
+                link.rx_last_get[msg.table_id] = msg.last_id
+                link.peer.cursors[shared.table_id].last_get = msg.last_id
+        elif isinstance(msg, m.Update):
             self._apply_update(link, msg)
         elif isinstance(msg, m.Define):
             table = self._by_wire.get((msg.name, msg.key_type, msg.key_len))

@@ -1036,12 +1036,42 @@ class StickTable:
         ``(name, value)`` pairs in the order of ``plan`` (the sender's DEFINE:
         ``(name, kind, count)`` per value): ``apply(key, values, expire_ms) -> row``.
 
-        Generated once per plan: each value goes straight to its column, types this
-        table does not store (or "local" ones) are skipped.  Plans with arrays,
+        Generated once per plan from `remote_apply_source`; plans with arrays,
         dictionary or signed values get a wrapper around `apply_remote`."""
         cached = self._appliers.get(plan)
         if cached is not None:
             return cached
+        source = self.remote_apply_source(plan)
+        if source is None:
+            applier = self._generic_applier(plan)
+        else:
+            env, prologue, lines = source
+            env = dict(env)
+            body = ["def apply(key, values, expire_ms):"]
+            body += ["    " + line for line in prologue]
+            for i, (_name, kind, _count) in enumerate(plan):
+                if kind == "rate":
+                    body.append(f"    age_{i}, curr_{i}, prev_{i} = values[{i}][1]")
+                else:
+                    body.append(f"    val_{i} = values[{i}][1]")
+            body += ["    " + line for line in lines]
+            body.append("    return row")
+            exec("\n".join(body), env)  # noqa: S102 - generated from this table's own columns
+            applier = env["apply"]
+        self._appliers[plan] = applier
+        return applier
+
+    def remote_apply_source(self, plan: tuple[tuple[str, str, int], ...]) -> tuple[dict, list, list] | None:
+        """Python source storing one learned update of ``plan`` (see `remote_applier`),
+        for code generated around it (the peers decoder inlines it in its loop):
+        ``(env, prologue, lines)``.  ``prologue`` sets ``now`` (run it once per batch);
+        ``lines`` expect ``key`` (stored form), ``expire_ms`` (None: the table's own
+        expire) and per plan value ``i`` either ``val_i`` (a counter) or ``age_i``,
+        ``curr_i``, ``prev_i`` (a rate), and leave the entry's row (None: table full)
+        in ``row``.  The entry is not announced as a local change: if it is not
+        numbered yet it gets the remote id ``++update + 2**31``.  Types this table does
+        not store (or "local" ones) are skipped; None for plans with arrays,
+        dictionary or signed values (use `apply_remote`)."""
         env: dict[str, Any] = {
             "shard_gets": self._shard_gets,
             "get_or_create": self.get_or_create,
@@ -1059,36 +1089,30 @@ class StickTable:
             "IN_UPDATES": _F_IN_UPDATES | _F_REMOTE,
             "expire": self.expire,
         }
+        prologue = ["now = int(seconds() * 1000) & MASK32"]
         body = [
-            "def apply(key, values, expire_ms):",
-            f"    row = shard_gets[{self._shard_expr('key')}](key)",
-            "    if row is None:",
-            "        row = get_or_create(key)",
-            "        if row is None:",
-            "            return None",
-            "    now = int(seconds() * 1000) & MASK32",
+            f"row = shard_gets[{self._shard_expr('key')}](key)",
+            "if row is None:",
+            "    row = get_or_create(key)",
+            "if row is not None:",
         ]
         for i, (name, kind, _count) in enumerate(plan):
             col = self.columns.get(name)
             if col is None or col.dt.local:
                 continue
             if kind != col.dt.kind or col.dt.is_array or kind not in ("u32", "u64", "rate"):
-                applier = self._generic_applier(plan)
-                self._appliers[plan] = applier
-                return applier
+                return None
             if kind == "rate":
-                t, c, p = col.arrays
-                env[f"t{i}"], env[f"c{i}"], env[f"p{i}"] = t, c, p
+                env[f"t{i}"], env[f"c{i}"], env[f"p{i}"] = col.arrays
                 body += [
-                    f"    age, curr, prev = values[{i}][1]",
-                    f"    t{i}[row] = (now - age) & MASK32 & ~1",
-                    f"    c{i}[row] = curr & MASK32",
-                    f"    p{i}[row] = prev & MASK32",
+                    f"    t{i}[row] = (now - age_{i}) & MASK32 & ~1",
+                    f"    c{i}[row] = curr_{i} & MASK32",
+                    f"    p{i}[row] = prev_{i} & MASK32",
                 ]
             else:
                 env[f"a{i}"] = col.arrays[0]
                 mask = "MASK64" if kind == "u64" else "MASK32"
-                body.append(f"    a{i}[row] = values[{i}][1] & {mask}")
+                body.append(f"    a{i}[row] = val_{i} & {mask}")
         body += [
             "    if expire_ms is not None:",
             "        when = exp[row] = ((now + expire_ms) & MASK32) or 1",
@@ -1112,10 +1136,7 @@ class StickTable:
                 "        flags[row] |= IN_UPDATES",
                 "        upd_append(row)",
             ]
-        body.append("    return row")
-        exec("\n".join(body), env)  # noqa: S102 - generated from this table's own columns
-        applier = self._appliers[plan] = env["apply"]
-        return applier
+        return env, prologue, body
 
     def wire_encoder(self) -> Any:
         """For ``ip`` tables of plain counters and rates: a generated
