@@ -179,7 +179,7 @@ def test_entry_changed_during_a_teach_is_pushed_after_confirm() -> None:
     would keep its not-yet-pushed id) is pushed again after CONFIRM, the others not."""
     clock = task.Clock()
     clock.advance(1000)
-    a = make("hapA", clock, max_updates=10)
+    a = make("hapA", clock, teach_batch=10)
     table = a.tables[0].table
     for i in range(50):
         set_local(table, 0x0A000000 + i, gpc0=i)
@@ -203,30 +203,32 @@ def test_entry_changed_during_a_teach_is_pushed_after_confirm() -> None:
     assert all(x.expire is None for x in after)
 
 
+SPEC_ENC = TableSpec(
+    BUILTIN,
+    "enc",
+    "enc",
+    "ip",
+    4,
+    100,
+    expire=600_000,
+    peers="p",
+    store=(
+        StoreItem("gpc0"),
+        StoreItem("conn_cur"),
+        StoreItem("http_req_rate", period=10000),
+        StoreItem("bytes_in_cnt"),
+        StoreItem("conn_rate", period=1000),
+    ),
+)
+
+
 def test_generated_wire_encoder_gives_the_bytes_of_encode_entry():
     """The teach/push fast path of ip tables of counters and rates: every message
     variant (UPDATE, INCREMENTAL, both TIMED) equals the generic encoder's bytes,
     including multi-byte varints and an untouched rate."""
     clock = task.Clock()
     clock.advance(5000)
-    spec = TableSpec(
-        BUILTIN,
-        "enc",
-        "enc",
-        "ip",
-        4,
-        100,
-        expire=600_000,
-        peers="p",
-        store=(
-            StoreItem("gpc0"),
-            StoreItem("conn_cur"),
-            StoreItem("http_req_rate", period=10000),
-            StoreItem("bytes_in_cnt"),
-            StoreItem("conn_rate", period=1000),
-        ),
-    )
-    table = StickTable(spec, clock)
+    table = StickTable(SPEC_ENC, clock)
     encode = table.wire_encoder()
     assert encode is not None
     rows = []
@@ -247,3 +249,48 @@ def test_generated_wire_encoder_gives_the_bytes_of_encode_entry():
     # tables with other key types or value kinds use the generic encoder
     other = TableSpec(BUILTIN, "str", "str", "string", 32, 10, store=(StoreItem("gpc0"),))
     assert StickTable(other, clock).wire_encoder() is None
+
+
+def test_teach_encoder_gives_the_bytes_of_the_entry_by_entry_teach():
+    """The batched teach (`wire_teach_encoder`) equals one `wire_encoder` message per
+    live row with the entry's id (INCREMENTAL after its predecessor) and remaining
+    expiry: local ids with gaps, a remote id, a never numbered entry, a freed row, an
+    expired entry, whatever the batch size."""
+    clock = task.Clock()
+    clock.advance(5000)
+    table = StickTable(SPEC_ENC, clock)
+    table.sync = True
+    rows = []
+    for i in range(12):
+        row = table.get_or_create(0x0A000000 + i * 77_777)
+        table.set(row, "gpc0", i * 1000)
+        table.add(row, "http_req_rate", i)
+        table.touch_local(row)
+        clock.advance(0.3)
+        rows.append(row)
+    table.touch_local(rows[3])  # renumbered: a gap, and the last id
+    table.remove(rows[5])  # a freed row
+    table.get_or_create(0x0B000000)  # never numbered (id 0)
+    table.apply_remote(0x0C000000, {"gpc0": 5}, 10)  # a remote id, expiring soon
+    clock.advance(0.05)  # ... now expired (remaining time 0)
+    encode = table.wire_encoder()
+    now = table.now_tick()
+    for timed in (True, False):
+        want, previous = [], None
+        for row in table.live_rows():
+            uid = table.update_id_of(row)
+            implicit = previous is not None and uid == (previous + 1) & 0xFFFFFFFF
+            previous = uid
+            want.append(encode(None if implicit else uid, table.expire_in(row) if timed else None, now, row))
+        assert len(want) == 13
+        for budget in (1, 3, 1000):
+            teach = table.wire_teach_encoder()
+            got, row, previous, sent = [], 0, None, 0
+            while row < table.row_end:
+                data, row, previous, count = teach(row, table.row_end, budget, timed, previous)
+                assert count <= budget
+                got.append(data)
+                sent += count
+            assert b"".join(got) == b"".join(want) and sent == 13, (timed, budget)
+    other = TableSpec(BUILTIN, "str", "str", "string", 32, 10, store=(StoreItem("gpc0"),))
+    assert StickTable(other, clock).wire_teach_encoder() is None

@@ -50,6 +50,9 @@ HANDOVER_RETRY_MS = 500
 HANDOVER_MS = 5000
 JITTER_MIN_MS = 50
 JITTER_MAX_MS = 2050
+#: entries a full teach encodes per call (about 2 ms: long enough to amortise a reactor
+#: turn, short enough not to stall traffic)
+TEACH_BATCH = 2000
 #: stop pushing to a link whose unsent output exceeds this (the adapter drains it)
 MAX_PENDING_OUTPUT = 256 * 1024
 
@@ -187,7 +190,8 @@ class Link:
         self.walks: dict[int, tuple[Iterator, int]] = {}
         self.last_push_ms = now
         self.alive_deadline_ms: int | None = None
-        self.teach: Iterator[bytes] | None = None
+        #: the full teach in progress: (bytes, number of entries in them) per step
+        self.teach: Iterator[tuple[bytes, int]] | None = None
         #: per local table id: its `local_update` when the teach began (what it covers)
         self.taught_upto: dict[int, int] = {}
         self.awaiting_confirm = False
@@ -217,6 +221,7 @@ class PeersSync:
         *,
         has_old_process: bool = False,
         max_updates: int = MAX_UPDATES_AT_ONCE,
+        teach_batch: int = TEACH_BATCH,
         log: Callable[[str], None] | None = None,
     ):
         self.local_name = local_name
@@ -224,6 +229,7 @@ class PeersSync:
         self.rng = rng
         self.pid = pid
         self.max_updates = max_updates
+        self.teach_batch = teach_batch
         self.log = log or (lambda text: None)
         self.tables = [SharedTable(t, i + 1) for i, t in enumerate(tables)]
         self._by_wire = {(t.define.name, t.define.key_type, t.define.key_len): t for t in self.tables}
@@ -617,28 +623,27 @@ class PeersSync:
         link.awaiting_confirm = False
         link.teach = self._teach_messages(link)
 
-    def _teach_messages(self, link: Link) -> Iterator[bytes]:
+    def _teach_messages(self, link: Link) -> Iterator[tuple[bytes, int]]:
         """DEFINE + every entry of every table (TIMED unless the peer speaks 2.0),
-        then FINISHED or PARTIAL."""
+        then FINISHED or PARTIAL, as (bytes, entries in them) steps."""
         timed = not link.session.remote_is_2_0
         encoder = link.session.encoder
         for shared in self.tables:
             link.send_table = shared.table_id
-            yield encoder.encode(shared.define)
+            yield encoder.encode(shared.define), 1
             table = shared.table
             previous = None
-            fast = _wire_encoder(table)
-            if fast is not None:
-                update_id_of, expire_in, now_tick = table.update_id_of, table.expire_in, table.now_tick
-                # rows expired or purged since the walk started are not met; the clock is
-                # read per entry (the walk spans reactor turns: a stale time would give
-                # counters rotated meanwhile a negative age)
-                for row in table.live_rows():
-                    now = now_tick()
-                    update_id = update_id_of(row)
-                    implicit = previous is not None and update_id == (previous + 1) & MASK32
-                    previous = update_id
-                    yield fast(None if implicit else update_id, expire_in(row) if timed else None, now, row)
+            make = getattr(table, "wire_teach_encoder", None)
+            teach = make() if make is not None else None
+            if teach is not None:
+                # row order; rows expired or purged since the walk started are not
+                # met, rows allocated after it are not visited (they are newer than
+                # the teach: pushed after CONFIRM); each step reads the clock anew
+                row, end = 0, table.row_end
+                while row < end:
+                    data, row, previous, count = teach(row, end, self.teach_batch, timed, previous)
+                    if count:
+                        yield data, count
                 continue
             for entry in table.entries():
                 row = entry.row
@@ -649,9 +654,10 @@ class PeersSync:
                 implicit = previous is not None and update_id == (previous + 1) & MASK32
                 expire = entry.expire_in() if timed else None
                 previous = update_id
-                yield encoder.encode_entry(None if implicit else update_id, expire, key, entry.wire_values())
+                data = encoder.encode_entry(None if implicit else update_id, expire, key, entry.wire_values())
+                yield data, 1
         # issue 6: hand over even when not synchronised, but say so with PARTIAL
-        yield encoder.encode(m.ResyncFinished() if self.synced else m.ResyncPartial())
+        yield encoder.encode(m.ResyncFinished() if self.synced else m.ResyncPartial()), 1
 
     # ------------------------------------------------------------------ sending
     def _service_link(self, link: Link, now: int) -> None:
@@ -666,10 +672,10 @@ class PeersSync:
             budget = self.max_updates
             if link.teach is not None:
                 sent = 0
-                for chunk in link.teach:
+                for chunk, count in link.teach:
                     session.send_raw(chunk)
-                    sent += 1
-                    if sent >= budget:
+                    sent += count
+                    if sent >= self.teach_batch:
                         break
                 else:
                     link.teach = None

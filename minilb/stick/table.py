@@ -206,6 +206,7 @@ class StickTable:
         self._free: list[int] = []
         self._appliers: dict[tuple, Any] = {}  # remote_applier's, by plan
         self._wire_encoder: Any = False  # wire_encoder(), built on first use
+        self._wire_teach: Any = False  # wire_teach_encoder(), built on first use
         self._ip_cache: dict[str, int] = {}  # recent IPv4 texts -> keys (bounded)
         self._empty_key = 0 if isinstance(self._keys, array) else None
         # every data array, flat, for clearing a freed row quickly
@@ -1181,14 +1182,30 @@ class StickTable:
             "    body += U32(keys[row])",
         ]
 
+        lines += self._wire_value_lines(env, "body", "    ")
+        lines += [
+            "    n = len(body)",
+            "    if n < 240:",
+            "        return bytes((10, msg_type, n)) + body",
+            "    return bytes((10, msg_type)) + venc(n) + body",
+        ]
+        exec("\n".join(lines), env)  # noqa: S102 - generated from this table's own columns
+        self._wire_encoder = env["encode"]
+        return self._wire_encoder
+
+    def _wire_value_lines(self, env: dict[str, Any], out: str, indent: str) -> list[str]:
+        """Source appending the row's values (``row``, ``now`` in scope) to the
+        bytearray ``out`` in wire order (the generated encoders of `wire_encoder`)."""
+        lines: list[str] = []
+
         def put(expr: str) -> None:
             lines.extend(
                 [
-                    f"    v = {expr}",
-                    "    if v < 240:",
-                    "        body.append(v)",
-                    "    else:",
-                    "        body += venc(v)",
+                    f"{indent}v = {expr}",
+                    f"{indent}if v < 240:",
+                    f"{indent}    {out}.append(v)",
+                    f"{indent}else:",
+                    f"{indent}    {out} += venc(v)",
                 ]
             )
 
@@ -1201,15 +1218,93 @@ class StickTable:
             else:
                 env[f"a{i}"] = col.arrays[0]
                 put(f"a{i}[row]")
+        return lines
+
+    def wire_teach_encoder(self) -> Any:
+        """For the tables `wire_encoder` handles: a generated
+        ``teach(row, end, budget, timed, previous) -> (data, row, previous, count)``
+        encoding, in row order from ``row`` (below ``end``), up to ``budget`` live
+        entries as the update messages of a full teach (TIMED with the remaining
+        expiry when ``timed``; INCREMENTAL when an entry's id follows ``previous``,
+        the id of the entry sent before), all in one bytes; it returns where to go on,
+        the last id sent and how many entries it encoded.  None for other tables."""
+        if self._wire_teach is not False:
+            return self._wire_teach
+        self._wire_teach = None
+        if self.wire_encoder() is None:
+            return None
+        import struct  # noqa: PLC0415 - only the peers need it
+
+        from minilb.peers.varint import encode as venc  # noqa: PLC0415
+
+        env: dict[str, Any] = {
+            "U32": struct.Struct(">I").pack,
+            "U32_2": struct.Struct(">II").pack,
+            "venc": venc,
+            "keys": self._keys,
+            "shard_gets": self._shard_gets,
+            "flags": self._flags,
+            "useq": self._useq,
+            "exp": self._exp,
+            "seconds": self._seconds,
+            "M": MASK32,
+            "HALF": HALF32,
+            "IN_UPDATES": _F_IN_UPDATES,
+            "REMOTE": _F_REMOTE,
+            # class, type and a one-byte length set once the body is known
+            **{f"H{t:x}": bytes((10, t, 0)) for t in (0x80, 0x81, 0x85, 0x86)},
+        }
+        lines = [
+            "def teach(row, end, budget, timed, previous):",
+            "    now = int(seconds() * 1000) & M",
+            "    out = bytearray()",
+            "    count = 0",
+            "    while row < end and count < budget:",
+            "        key = keys[row]",
+            f"        if shard_gets[{self._shard_expr('key')}](key) != row:",
+            "            row += 1",
+            "            continue",  # a free row, or freed and not reused
+            "        fl = flags[row]",
+            "        if fl & IN_UPDATES:",
+            "            uid = (useq[row] + HALF) & M if fl & REMOTE else useq[row]",
+            "        else:",
+            "            uid = 0",
+            "        implicit = previous is not None and uid == (previous + 1) & M",
+            "        previous = uid",
+            "        start = len(out)",
+            "        if timed:",
+            "            left = exp[row]",
+            "            if left:",
+            "                left = (left - now) & M",
+            "                if left >= HALF:",
+            "                    left = 0",  # already expired
+            "            if implicit:",
+            "                out += H86",
+            "                out += U32(left)",
+            "            else:",
+            "                out += H85",
+            "                out += U32_2(uid, left)",
+            "        elif implicit:",
+            "            out += H81",
+            "        else:",
+            "            out += H80",
+            "            out += U32(uid)",
+            "        out += U32(key)",
+        ]
+        lines += self._wire_value_lines(env, "out", "        ")
         lines += [
-            "    n = len(body)",
-            "    if n < 240:",
-            "        return bytes((10, msg_type, n)) + body",
-            "    return bytes((10, msg_type)) + venc(n) + body",
+            "        n = len(out) - start - 3",
+            "        if n < 240:",
+            "            out[start + 2] = n",
+            "        else:",
+            "            out[start + 2 : start + 3] = venc(n)",
+            "        count += 1",
+            "        row += 1",
+            "    return bytes(out), row, previous, count",
         ]
         exec("\n".join(lines), env)  # noqa: S102 - generated from this table's own columns
-        self._wire_encoder = env["encode"]
-        return self._wire_encoder
+        self._wire_teach = env["teach"]
+        return self._wire_teach
 
     def _generic_applier(self, plan: tuple) -> Any:
         apply_remote = self.apply_remote
@@ -1275,6 +1370,11 @@ class StickTable:
         """Every entry (for a full teach), in row order (see `live_rows`)."""
         for row in self.live_rows():
             yield Entry(self, row)
+
+    @property
+    def row_end(self) -> int:
+        """One past the highest row number allocated (live or free)."""
+        return self._rows
 
     def live_rows(self) -> Iterator[int]:
         """The rows live when met, in row order (creation order in a table that never
