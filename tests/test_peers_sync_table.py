@@ -294,3 +294,53 @@ def test_teach_encoder_gives_the_bytes_of_the_entry_by_entry_teach():
             assert b"".join(got) == b"".join(want) and sent == 13, (timed, budget)
     other = TableSpec(BUILTIN, "str", "str", "string", 32, 10, store=(StoreItem("gpc0"),))
     assert StickTable(other, clock).wire_teach_encoder() is None
+
+
+def _start_handover(clock: task.Clock, entries: int):
+    old = make("hapA", clock, teach_batch=10)
+    table = old.tables[0].table
+    for i in range(entries):
+        set_local(table, 0x0A000000 + i, gpc0=i)
+    old.begin_handover()
+    assert old.dials_due() == ["hapA"]
+    link = old.connection_made("hapA")
+    old.data_received(link, b"200\n")
+    return old, link
+
+
+def test_a_handover_that_keeps_moving_is_not_cut_after_5s() -> None:
+    """A slow successor: each batch of the teach takes it 2 s; the 5 s limit bounds
+    the wait for progress, not the whole transfer (over 10 s here)."""
+    clock = task.Clock()
+    clock.advance(100)
+    old, link = _start_handover(clock, 150)
+    new = make("hapA", clock, has_old_process=True)
+    peer_link = new.incoming()
+    new.data_received(peer_link, link.data_to_send())
+    for _ in range(40):
+        clock.advance(2)
+        old.tick()
+        new.data_received(peer_link, link.data_to_send())
+        old.data_received(link, peer_link.data_to_send())
+        if old.handover_done:
+            break
+    assert clock.seconds() > 100 + 10
+    assert old.handover_done and old.handover_ok and link.close_reason == "hand-over confirmed"
+    assert len(new.tables[0].table) == 150
+
+
+def test_a_handover_that_stalls_for_5s_is_given_up() -> None:
+    clock = task.Clock()
+    clock.advance(100)
+    old, link = _start_handover(clock, 150)
+    clock.advance(2)
+    old.tick()
+    link.data_to_send()
+    link.paused = True  # the successor reads nothing any more: our transport is full
+    clock.advance(4.9)
+    old.tick()
+    assert not old.handover_done
+    clock.advance(0.2)
+    old.tick()
+    assert old.handover_done and not old.handover_ok
+    assert link.should_close and link.close_reason == "hand-over timed out"

@@ -47,6 +47,8 @@ CONNECT_RETRY_MS = 1000
 CONNECT_RETRIES = 3
 HANDSHAKE_MS = 5000
 HANDOVER_RETRY_MS = 500
+#: a stopping process gives up its hand-over when the successor has not answered, or
+#: the transfer has not moved (nothing sent, nothing received), for this long
 HANDOVER_MS = 5000
 JITTER_MIN_MS = 50
 JITTER_MAX_MS = 2050
@@ -390,6 +392,8 @@ class PeersSync:
             self._established(link)
         if msgs:
             link.rx_since_check = True
+            if self.stopping and link.peer is not None and link.peer.is_local:
+                self.handover_deadline_ms = self.now() + HANDOVER_MS  # the successor is busy with us
             for msg in msgs:
                 if link.should_close:
                     break
@@ -681,6 +685,9 @@ class PeersSync:
                     link.teach = None
                     link.awaiting_confirm = True
                 link.last_push_ms = now
+                if self.stopping and link.peer.is_local:
+                    # a hand-over is bounded by its progress, not by its size
+                    self.handover_deadline_ms = now + HANDOVER_MS
             elif self._may_push(link):
                 if self._push(link, budget):
                     link.last_push_ms = now
