@@ -232,7 +232,7 @@ def test_generated_wire_encoder_gives_the_bytes_of_encode_entry():
     encode = table.wire_encoder()
     assert encode is not None
     rows = []
-    for i, gpc0 in enumerate((0, 1, 239, 240, 70_000, 2**32 - 1)):
+    for i, gpc0 in enumerate((0, 1, 239, 240, 2287, 2288, 70_000, 264_431, 264_432, 2**32 - 1)):
         row = table.get_or_create(0x0A000000 + i * 77_777)
         table.set(row, "gpc0", gpc0)
         table.set(row, "bytes_in_cnt", gpc0 * 2**31)

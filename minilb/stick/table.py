@@ -1082,7 +1082,8 @@ class StickTable:
             "useq": self._useq,
             "lru_prev": self._lru_prev,
             "lru_relink": self._lru_relink,
-            "upd_append": self._upd_append,
+            "upd_prev": self._upd_prev,
+            "upd_next": self._upd_next,
             "table": self,
             "MASK32": MASK32,
             "MASK64": 0xFFFFFFFFFFFFFFFF,
@@ -1135,7 +1136,15 @@ class StickTable:
                 "        table.update = seq = (table.update + 1) & MASK32",
                 "        useq[row] = seq",
                 "        flags[row] |= IN_UPDATES",
-                "        upd_append(row)",
+                # `_upd_append`, inline
+                "        tail = table._upd_tail",
+                "        upd_prev[row] = tail",
+                "        upd_next[row] = NIL",
+                "        if tail == NIL:",
+                "            table._upd_head = row",
+                "        else:",
+                "            upd_next[tail] = row",
+                "        table._upd_tail = row",
             ]
         return env, prologue, body
 
@@ -1199,11 +1208,20 @@ class StickTable:
         lines: list[str] = []
 
         def put(expr: str) -> None:
+            # peers-wire.md 2.1, inline up to three bytes (values below 264432)
             lines.extend(
                 [
                     f"{indent}v = {expr}",
                     f"{indent}if v < 240:",
                     f"{indent}    {out}.append(v)",
+                    f"{indent}elif v < 2288:",
+                    f"{indent}    {out}.append((v & 255) | 240)",
+                    f"{indent}    {out}.append((v - 240) >> 4)",
+                    f"{indent}elif v < 264432:",
+                    f"{indent}    {out}.append((v & 255) | 240)",
+                    f"{indent}    w = (v - 240) >> 4",
+                    f"{indent}    {out}.append((w & 255) | 128)",
+                    f"{indent}    {out}.append((w - 128) >> 7)",
                     f"{indent}else:",
                     f"{indent}    {out} += venc(v)",
                 ]
