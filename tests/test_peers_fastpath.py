@@ -252,3 +252,28 @@ def test_malformed_updates_give_the_generic_error_and_store_nothing_of_them() ->
             assert got == expected and out == ref, (name, chunk)
             assert got[0][-1][0] == "error", name
             assert sorted(out) == [0x0A000000, 0x0A000001, 0x0A000002], name
+
+
+def test_an_expiry_slightly_out_of_order_takes_the_newer_one_on_both_paths() -> None:
+    """Teach batches read the clocks once each, so learned expiries can step back a
+    few ms: within `LEARNED_EXPIRY_SLACK_MS` the entry keeps its predecessor's expiry
+    (no walk through the LRU list); further back it is placed by its own."""
+    define = sender_define(bits=(2,), table_id=1)
+    items = [
+        (1, 10_000, 0x0A000001, (1,), None),
+        (None, 9_950, 0x0A000002, (2,), None),  # 50 ms back: 10 s like the previous one
+        (None, 5_000, 0x0A000003, (3,), None),  # 5 s back: its own expiry
+        (None, 20_000, 0x0A000004, (4,), None),
+    ]
+    data = stream(define, items)
+    expected, ref, got, out = both(data, store=(StoreItem("gpc0"),))
+    assert got == expected and out == ref
+    left = {key: expire_in for key, (_, expire_in, _) in out.items()}
+    assert left == {0x0A000001: 10_000, 0x0A000002: 10_000, 0x0A000003: 5_000, 0x0A000004: 20_000}
+    clock = task.Clock()
+    clock.advance(5)
+    table = make_table(clock, store=(StoreItem("gpc0"),))
+    fast(table, data)
+    clock.advance(5.001)
+    table.expire_step()
+    assert sorted(table.entry(r).key for r in table.rows()) == [0x0A000001, 0x0A000002, 0x0A000004]

@@ -44,6 +44,12 @@ NIL = -1
 _F_IN_UPDATES = 1  # the entry is in the update list
 _F_REMOTE = 2  # its update id is in the remote half (learned from a peer)
 
+#: a learned entry whose expiry falls at most this much before that of the entry
+#: learned just before it (the newest in the LRU list) gets the same expiry instead of
+#: a walk back through the list: the teacher's and the learner's clocks are read per
+#: batch, so a full teach comes a few milliseconds out of order at batch boundaries
+LEARNED_EXPIRY_SLACK_MS = 100
+
 _ARRAY_CODE = {"u32": "I", "u64": "Q", "s32": "i", "array_u32": "I"}
 
 
@@ -1023,8 +1029,18 @@ class StickTable:
         timeout = self.expire if expire_ms is None else expire_ms
         if self.expire or expire_ms is not None:
             self._exp[row] = tick_add(now, timeout)
-        self._lru_unlink(row)
-        self._lru_insert_by_expiry(row)
+        when = self._exp[row]
+        before = self._lru_prev[row]
+        if (
+            row == self._lru_tail
+            and before != NIL
+            and when
+            and 0 < _s32(self._exp[before] - when) < LEARNED_EXPIRY_SLACK_MS
+        ):
+            self._exp[row] = self._exp[before]  # see LEARNED_EXPIRY_SLACK_MS
+        else:
+            self._lru_unlink(row)
+            self._lru_insert_by_expiry(row)
         if self._sync and not self._flags[row] & _F_IN_UPDATES:
             self.update = seq = (self.update + 1) & MASK32
             self._useq[row] = seq
@@ -1090,6 +1106,8 @@ class StickTable:
             "NIL": NIL,
             "IN_UPDATES": _F_IN_UPDATES | _F_REMOTE,
             "expire": self.expire,
+            "HALF": HALF32,
+            "SLACK": LEARNED_EXPIRY_SLACK_MS,
         }
         prologue = ["now = int(seconds() * 1000) & MASK32"]
         body = [
@@ -1124,11 +1142,15 @@ class StickTable:
         else:
             body += ["    else:", "        when = exp[row]"]
         body += [
-            # already the newest by expiry at the LRU tail (the common case): nothing to move
-            "    if row != table._lru_tail or (",
-            "        (before := lru_prev[row]) != NIL and 0 < (exp[before] - when) & MASK32 < 0x80000000",
-            "    ):",
+            # already the newest by expiry at the LRU tail (the common case): nothing to
+            # move; a little older than the tail: as old as it (as `apply_remote`)
+            "    if row != table._lru_tail:",
             "        lru_relink(row)",
+            "    elif (before := lru_prev[row]) != NIL and 0 < (ahead := (exp[before] - when) & MASK32) < HALF:",
+            "        if when and ahead < SLACK:",
+            "            exp[row] = exp[before]",
+            "        else:",
+            "            lru_relink(row)",
         ]
         if self._sync:
             body += [
