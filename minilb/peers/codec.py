@@ -469,10 +469,10 @@ _RUNNER_STOP = (IndexError, struct.error, _Truncated, _BadField)
 NO_LIMIT = 1 << 62
 
 
-def _runner_varint_lines(target: str, indent: str) -> list[str]:
+def _runner_varint_lines(target: str, indent: str, mask: bool) -> list[str]:
     """Source reading one varint of ``buf`` at ``p`` into ``target``: values of up to
-    three bytes inline, longer ones through `_varint_at` (bounds are checked after
-    the whole message: see `update_runner`)."""
+    three bytes inline, longer ones through `_varint_at` and cut to 32 bits if
+    ``mask`` (bounds are checked after the whole message: see `update_runner`)."""
     return [
         f"{indent}b = buf[p]",
         f"{indent}if b < 240:",
@@ -488,6 +488,7 @@ def _runner_varint_lines(target: str, indent: str) -> list[str]:
         f"{indent}        p += 3",
         f"{indent}    else:",
         f"{indent}        {target}, p = varint_at(buf, p)",
+        *([f"{indent}        {target} &= M"] if mask else []),
     ]
 
 
@@ -558,9 +559,9 @@ def update_runner(define: m.Define, source: tuple[dict, list, list]) -> Callable
     for i, (_name, kind, _count) in enumerate(plan):
         if kind == "rate":
             for part in ("age", "curr", "prev"):
-                lines += _runner_varint_lines(f"{part}_{i}", " " * 12)
+                lines += _runner_varint_lines(f"{part}_{i}", " " * 12, True)
         else:
-            lines += _runner_varint_lines(f"val_{i}", " " * 12)
+            lines += _runner_varint_lines(f"val_{i}", " " * 12, kind == "u32")
     lines += [
         "            if p > stop:",
         "                break",  # truncated: the generic decoder says so

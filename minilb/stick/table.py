@@ -1084,7 +1084,8 @@ class StickTable:
         ``(env, prologue, lines)``.  ``prologue`` sets ``now`` (run it once per batch);
         ``lines`` expect ``key`` (stored form), ``expire_ms`` (None: the table's own
         expire) and per plan value ``i`` either ``val_i`` (a counter) or ``age_i``,
-        ``curr_i``, ``prev_i`` (a rate), and leave the entry's row (None: table full)
+        ``curr_i``, ``prev_i`` (a rate), in range (below 2**32, 2**64 for u64: the
+        decoder masks them as it does for `Update`), and leave the entry's row (None: table full)
         in ``row``.  The entry is not announced as a local change: if it is not
         numbered yet it gets the remote id ``++update + 2**31``.  Types this table does
         not store (or "local" ones) are skipped; None for plans with arrays,
@@ -1126,13 +1127,12 @@ class StickTable:
                 env[f"t{i}"], env[f"c{i}"], env[f"p{i}"] = col.arrays
                 body += [
                     f"    t{i}[row] = (now - age_{i}) & MASK32 & ~1",
-                    f"    c{i}[row] = curr_{i} & MASK32",
-                    f"    p{i}[row] = prev_{i} & MASK32",
+                    f"    c{i}[row] = curr_{i}",
+                    f"    p{i}[row] = prev_{i}",
                 ]
             else:
                 env[f"a{i}"] = col.arrays[0]
-                mask = "MASK64" if kind == "u64" else "MASK32"
-                body.append(f"    a{i}[row] = val_{i} & {mask}")
+                body.append(f"    a{i}[row] = val_{i}")
         body += [
             "    if expire_ms is not None:",
             "        when = exp[row] = ((now + expire_ms) & MASK32) or 1",
