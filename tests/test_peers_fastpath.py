@@ -38,20 +38,29 @@ def sender_define(key_type: int = m.KEY_IPV4, bits=SENT_BITS, table_id: int = 3)
     return m.Define(table_id, "st", key_type, 4, sum(1 << b for b in bits), 60000, params)
 
 
-def make_table(clock: task.Clock, key_type: str = "ip", store=STORED) -> StickTable:
-    spec = TableSpec(BUILTIN, "st", "st", key_type, 4, 100_000, expire=30000, peers="p", store=store)
+def make_table(clock: task.Clock, key_type: str = "ip", store=STORED, size: int = 100_000) -> StickTable:
+    spec = TableSpec(BUILTIN, "st", "st", key_type, 4, size, expire=30000, peers="p", store=store)
     table = StickTable(spec, clock)
     table.sync = True
     return table
 
 
 def snapshot(table: StickTable) -> dict:
-    """Every entry: raw column values, remaining expiry and update id."""
-    out = {}
+    """Every entry: raw column values, remaining expiry and update id; and the
+    entry count, the LRU and update lists (as keys) and the update counter."""
+    out: dict = {}
     for row in table.sorted_rows():
         key = table.entry(row).key
         cols = tuple(tuple(arr[row] for arr in col.arrays) for col in table.columns.values())
         out[key] = (cols, table.expire_in(row), table.update_id_of(row))
+    lists = []
+    for head, nxt in ((table._lru_head, table._lru_next), (table._upd_head, table._upd_next)):
+        keys, row = [], head
+        while row != -1 and len(keys) <= len(table):
+            keys.append(table.entry(row).key)
+            row = nxt[row]
+        lists.append(keys)
+    out["table"] = (len(table), table.update, *lists)
     return out
 
 
@@ -146,10 +155,10 @@ def stream(define: m.Define, items) -> bytes:
     return b"".join(out)
 
 
-def both(data: bytes, key_type: str = "ip", chunk: int | None = None, store=STORED):
+def both(data: bytes, key_type: str = "ip", chunk: int | None = None, store=STORED, size: int = 100_000):
     clock = task.Clock()
     clock.advance(5000)
-    ref, out = make_table(clock, key_type, store), make_table(clock, key_type, store)
+    ref, out = make_table(clock, key_type, store, size), make_table(clock, key_type, store, size)
     expected = generic(ref, data)
     got = fast(out, data, chunk)
     return expected, snapshot(ref), got, snapshot(out)
@@ -162,7 +171,7 @@ def test_fast_path_stores_what_the_generic_decoder_stores(items, key_type) -> No
     data = stream(sender_define(wire_type), items)
     expected, ref, got, out = both(data, key_type)
     assert got == expected and out == ref
-    assert len(out) == len({key for _, _, key, _, _ in items})
+    assert len(out) - 1 == len({key for _, _, key, _, _ in items})
 
 
 @settings(max_examples=25, deadline=None)
@@ -252,7 +261,7 @@ def test_malformed_updates_give_the_generic_error_and_store_nothing_of_them() ->
             expected, ref, got, out = both(data, chunk=chunk)
             assert got == expected and out == ref, (name, chunk)
             assert got[0][-1][0] == "error", name
-            assert sorted(out) == [0x0A000000, 0x0A000001, 0x0A000002], name
+            assert sorted(k for k in out if k != "table") == [0x0A000000, 0x0A000001, 0x0A000002], name
 
 
 def test_an_expiry_slightly_out_of_order_takes_the_newer_one_on_both_paths() -> None:
@@ -269,7 +278,7 @@ def test_an_expiry_slightly_out_of_order_takes_the_newer_one_on_both_paths() -> 
     data = stream(define, items)
     expected, ref, got, out = both(data, store=(StoreItem("gpc0"),))
     assert got == expected and out == ref
-    left = {key: expire_in for key, (_, expire_in, _) in out.items()}
+    left = {key: entry[1] for key, entry in out.items() if key != "table"}
     assert left == {0x0A000001: 10_000, 0x0A000002: 10_000, 0x0A000003: 5_000, 0x0A000004: 20_000}
     clock = task.Clock()
     clock.advance(5)
@@ -278,3 +287,13 @@ def test_an_expiry_slightly_out_of_order_takes_the_newer_one_on_both_paths() -> 
     clock.advance(5.001)
     table.expire_step()
     assert sorted(table.entry(r).key for r in table.rows()) == [0x0A000001, 0x0A000002, 0x0A000004]
+
+
+def test_a_full_table_purges_the_same_entries_on_both_paths() -> None:
+    """More learned keys than the table holds: the oldest go, as `get_or_create` purges."""
+    items = [(None, 1000 + 10 * i, 0x0A000000 + i, _zeros(), None) for i in range(40)]
+    items += [(None, 5000, 0x0A000003, _zeros(), None), (None, 900, 0x0B000000, _zeros(), None)]
+    data = stream(sender_define(), items)
+    expected, ref, got, out = both(data, size=16)
+    assert got == expected and out == ref
+    assert out["table"][0] == 16

@@ -1091,7 +1091,11 @@ class StickTable:
         not store (or "local" ones) are skipped; None for plans with arrays,
         dictionary or signed values (use `apply_remote`)."""
         env: dict[str, Any] = {
-            "shard_gets": self._shard_gets,
+            "shards": self._shards,
+            "free": self._free,
+            "keys": self._keys,
+            "size": self.size,
+            "lru_next": self._lru_next,
             "get_or_create": self.get_or_create,
             "seconds": self._seconds,
             "exp": self._exp,
@@ -1112,9 +1116,27 @@ class StickTable:
         }
         prologue = ["now = int(seconds() * 1000) & MASK32"]
         body = [
-            f"row = shard_gets[{self._shard_expr('key')}](key)",
+            f"shard = shards[{self._shard_expr('key')}]",
+            "row = shard.get(key)",
             "if row is None:",
-            "    row = get_or_create(key)",
+            # `get_or_create` inline while a free row is at hand (the bulk of a full
+            # teach): the new entry goes to the LRU tail, its expiry is set below
+            # (test_remote_applier_stores_what_apply_remote_stores keeps them equal)
+            "    if free and table._count < size:",
+            "        row = free.pop()",
+            "        keys[row] = key",
+            "        shard[key] = row",
+            "        table._count += 1",
+            "        tail = table._lru_tail",
+            "        lru_prev[row] = tail",
+            "        lru_next[row] = NIL",
+            "        if tail == NIL:",
+            "            table._lru_head = row",
+            "        else:",
+            "            lru_next[tail] = row",
+            "        table._lru_tail = row",
+            "    else:",
+            "        row = get_or_create(key)",
             "if row is not None:",
         ]
         for i, (name, kind, _count) in enumerate(plan):
