@@ -8,6 +8,12 @@ messages as one feed); it keeps the receive-side state of the direction: the sen
 table definitions, the current table, the last update id per table (for the implicit ids
 of incremental updates) and the receive dictionary cache.
 
+The learner's hot path: given ``runner_for``, a `Decoder` stores the updates of a
+table it has a generated `update_runner` for straight into the local stick table while
+it walks the received buffer, and returns one `Applied` (count, last id) per run of
+them instead of `Update` messages; everything else, and any message the runner does
+not take, goes the generic way, so errors and results are the same.
+
 Errors (peers-wire.md section 4): a message longer than ``limit`` raises
 `PeersProtocolError` whose ``answer`` is ``01 01`` (size limit); class 255, a length varint
 longer than 5 bytes or a malformed body raise it with ``01 00`` (protocol error).

@@ -12,8 +12,11 @@ state machine of 9.6 (an old local process first, then one remote peer), heartbe
 after 3 s without pushing, liveness checks every 5 s, reconnects after 50-2050 ms
 (injected `random.Random`) or on HAProxy's 5 s cadence, and last-hello-wins collisions.
 
-Learned updates go to `StickTable.apply_remote`, which does not announce them as local
-changes.  Unlike HAProxy 2.6 (pitfall 16), a stopping process hands its tables over to
+Learned updates go to `StickTable.apply_remote` (or the table's generated equivalents:
+the decoder's `codec.update_runner` over `remote_apply_source`), which does not
+announce them as local changes.  A full teach is encoded ``TEACH_BATCH`` entries per
+step (`wire_teach_encoder`); after the learner's CONFIRM only what changed since the
+teach began is pushed (HAProxy pushes every entry once more, pitfall 12).  Unlike HAProxy 2.6 (pitfall 16), a stopping process hands its tables over to
 its successor even when it is not fully synchronised itself (issue 6).
 
 Nothing here does I/O or reads a clock: the adapter feeds events (`connection_made`,
