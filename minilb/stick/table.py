@@ -1252,22 +1252,19 @@ class StickTable:
         lines: list[str] = []
 
         def put(expr: str) -> None:
-            # peers-wire.md 2.1, inline up to three bytes (values below 264432)
+            # peers-wire.md 2.1, inline (values here are below 2**64)
             lines.extend(
                 [
                     f"{indent}v = {expr}",
                     f"{indent}if v < 240:",
                     f"{indent}    {out}.append(v)",
-                    f"{indent}elif v < 2288:",
-                    f"{indent}    {out}.append((v & 255) | 240)",
-                    f"{indent}    {out}.append((v - 240) >> 4)",
-                    f"{indent}elif v < 264432:",
-                    f"{indent}    {out}.append((v & 255) | 240)",
-                    f"{indent}    w = (v - 240) >> 4",
-                    f"{indent}    {out}.append((w & 255) | 128)",
-                    f"{indent}    {out}.append((w - 128) >> 7)",
                     f"{indent}else:",
-                    f"{indent}    {out} += venc(v)",
+                    f"{indent}    {out}.append((v & 255) | 240)",
+                    f"{indent}    v = (v - 240) >> 4",
+                    f"{indent}    while v >= 128:",
+                    f"{indent}        {out}.append((v & 255) | 128)",
+                    f"{indent}        v = (v - 128) >> 7",
+                    f"{indent}    {out}.append(v)",
                 ]
             )
 
