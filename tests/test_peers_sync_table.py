@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import attrs
 from twisted.internet import task
 
 from minilb.config.model import StoreItem, TableSpec
@@ -344,3 +345,30 @@ def test_a_handover_that_stalls_for_5s_is_given_up() -> None:
     old.tick()
     assert old.handover_done and not old.handover_ok
     assert link.should_close and link.close_reason == "hand-over timed out"
+
+
+def test_a_teach_over_mostly_free_rows_goes_in_bounded_steps() -> None:
+    """Rows freed (expired, purged) still have to be scanned: a step of the teach scans
+    at most four rows per entry of its batch, so a table of mostly free rows is not
+    walked in one reactor call."""
+    clock = task.Clock()
+    clock.advance(1000)
+    table = StickTable(attrs.evolve(SPEC_ENC, size=1000), clock)  # a table of the batched teach
+    a = s.PeersSync("hapA", ("hapA", "hapB"), [table], clock, random.Random(1), 1, teach_batch=5)
+    a.local_done = a.remote_done = True
+    assert table.wire_teach_encoder() is not None
+    rows = [set_local(table, 0x0A000000 + i, gpc0=i) for i in range(200)]
+    for row in rows[:-3]:
+        table.remove(row)
+    link = a.incoming()
+    a.data_received(link, b"HAProxyS 2.1\nhapA\nhapB 7 1\n\x00\x00")
+    decoder = codec.Decoder(raw_ip_keys=True)
+    msgs = decoder.feed(link.data_to_send()[4:])
+    steps = 1
+    while m.ResyncFinished() not in msgs:
+        a.tick()
+        msgs += decoder.feed(link.data_to_send())
+        steps += 1
+    assert steps >= 200 // (4 * 5)
+    taught = sorted(x.key for x in msgs if isinstance(x, m.Update))
+    assert taught == [0x0A000000 + i for i in range(197, 200)]
