@@ -143,7 +143,7 @@ def main() -> int:
         rows = []
         for gen in range(2, args.reloads + 2):
             handed = master.output.count("tables handed over")
-            old_pid = int(WORKER_PID.findall(master.output)[-1][1])
+            old_pid = int(dict(WORKER_PID.findall(master.output))[str(gen - 1)])
             old_cpu = old_cpu0 = cpu_seconds(old_pid)
             t0 = time.monotonic()
             os.kill(master.pid, signal.SIGUSR2)
