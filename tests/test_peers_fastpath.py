@@ -297,3 +297,19 @@ def test_a_full_table_purges_the_same_entries_on_both_paths() -> None:
     expected, ref, got, out = both(data, size=16)
     assert got == expected and out == ref
     assert out["table"][0] == 16
+
+
+def test_learning_behind_an_entry_traffic_keeps_at_the_tail() -> None:
+    """Traffic tracking one entry keeps it the newest (LRU tail): learned entries that
+    expire sooner go in front of it, on both paths alike."""
+    items = [(None, 1000 + i, 0x0A000000 + i, _zeros(), None) for i in range(30)]
+    data = stream(sender_define(), items)
+    clock = task.Clock()
+    clock.advance(5000)
+    ref, out = make_table(clock), make_table(clock)
+    for table in (ref, out):
+        table.release(table.track_key(0x7F000001, True))  # expires in 30 s: the tail
+    expected = generic(ref, data)
+    got = fast(out, data)
+    assert got == expected and snapshot(out) == snapshot(ref)
+    assert snapshot(out)["table"][2][-1] == 0x7F000001

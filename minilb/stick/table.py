@@ -1171,6 +1171,19 @@ class StickTable:
             "    elif (before := lru_prev[row]) != NIL and 0 < (ahead := (exp[before] - when) & MASK32) < HALF:",
             "        if when and ahead < SLACK:",
             "            exp[row] = exp[before]",
+            # one entry newer than this one at the tail (typically one that traffic
+            # tracks and releases all the time): step in front of it, as
+            # `_lru_insert_by_expiry` would after one step, without the calls
+            "        elif when and ((first := lru_prev[before]) == NIL or not 0 < (exp[first] - when) & MASK32 < HALF):",
+            "            lru_next[before] = NIL",
+            "            table._lru_tail = before",
+            "            lru_prev[row] = first",
+            "            lru_next[row] = before",
+            "            lru_prev[before] = row",
+            "            if first == NIL:",
+            "                table._lru_head = row",
+            "            else:",
+            "                lru_next[first] = row",
             "        else:",
             "            lru_relink(row)",
         ]
