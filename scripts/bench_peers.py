@@ -23,6 +23,7 @@ from twisted.internet import task  # noqa: E402
 
 from minilb.config.model import StoreItem, TableSpec  # noqa: E402
 from minilb.errors import BUILTIN  # noqa: E402
+from minilb.peers.protocol import RECEIVE_SLICE  # noqa: E402
 from minilb.peers.sync import PeersSync  # noqa: E402
 from minilb.stick.table import StickTable  # noqa: E402
 
@@ -64,27 +65,34 @@ def run(a: PeersSync, b: PeersSync, la, lb) -> tuple[float, float, float, float,
     """Move data until quiet: (teacher CPU s, learner CPU s, longest teacher call, longest
     learner call (wall), bytes).  Totals are CPU time (``time.process_time``), which a
     busy machine inflates less than wall time; the longest calls are wall time (what a
-    reactor would stall)."""
+    reactor would stall).  The learner is fed what the teacher wrote in slices of
+    `RECEIVE_SLICE` bytes, one call each, as `PeerProtocol` feeds a big read; the
+    teacher's calls are its timer (`tick`) and its handling of what comes back."""
     t_send = t_recv = worst_send = worst_recv = 0.0
     total = 0
     cpu = time.process_time
     wall = time.perf_counter
-    while True:
+
+    def timed(call, *args):
         c0, t0 = cpu(), wall()
-        a.tick()
+        call(*args)
+        return cpu() - c0, wall() - t0
+
+    while True:
+        spent, took = timed(a.tick)
+        t_send += spent
+        worst_send = max(worst_send, took)
         data = la.data_to_send()
-        c1, t1 = cpu(), wall()
-        t_send += c1 - c0
-        worst_send = max(worst_send, t1 - t0)
         if not data:
             return t_send, t_recv, worst_send, worst_recv, total
         total += len(data)
-        c2, t2 = cpu(), wall()
-        b.data_received(lb, data)
-        c3, t3 = cpu(), wall()
-        t_recv += c3 - c2
-        worst_recv = max(worst_recv, t3 - t2)
-        a.data_received(la, lb.data_to_send())
+        for start in range(0, len(data), RECEIVE_SLICE):
+            spent, took = timed(b.data_received, lb, data[start : start + RECEIVE_SLICE])
+            t_recv += spent
+            worst_recv = max(worst_recv, took)
+        spent, took = timed(a.data_received, la, lb.data_to_send())
+        t_send += spent
+        worst_send = max(worst_send, took)
 
 
 def main() -> None:

@@ -6,7 +6,9 @@
    while a probe client sends a request every 10 ms on a keep-alive connection.
 2. For each reload: the time from the signal until the new worker is ready and until
    the old worker reports its tables handed over; the longest probe answer during
-   the reload (a stall of the serving side); failed probe requests.
+   the reload (a stall of the serving side); failed probe requests; the CPU time the
+   new worker spends from ready to the hand-over and the old one from the signal
+   (steadier than wall times on a shared machine).
 3. After the reloads the whole table is dumped again and compared with the dump made
    before: counters must be identical; rates too when ``--rate-period`` is long
    enough for no period to rotate during the run (the default 1h; with 10s, rates
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import sys
@@ -32,6 +35,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.procs import free_port  # noqa: E402
 from tests.support.reload import IdleClosed, Master, config_text, group_pids, http_get  # noqa: E402
 from tests.test_reload_integration import ENTRY  # noqa: E402
+
+WORKER_PID = re.compile(r"worker #(\d+) \(pid (\d+)\)")
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def fill(master: Master, count: int) -> float:
@@ -127,26 +143,36 @@ def main() -> int:
         rows = []
         for gen in range(2, args.reloads + 2):
             handed = master.output.count("tables handed over")
+            old_pid = int(dict(WORKER_PID.findall(master.output))[str(gen - 1)])
+            old_cpu = old_cpu0 = cpu_seconds(old_pid)
             t0 = time.monotonic()
             os.kill(master.pid, signal.SIGUSR2)
-            ready = handover = None
+            ready = handover = new_pid = new_cpu_ready = new_cpu = None
             deadline = t0 + 60
             while time.monotonic() < deadline and (ready is None or handover is None):
                 out = master.output
                 now = time.monotonic()
                 if ready is None and f"worker #{gen} (pid" in out:
                     ready = now - t0
+                    new_pid = int(dict(WORKER_PID.findall(out))[str(gen)])
+                    new_cpu_ready = cpu_seconds(new_pid)
                 if handover is None and out.count("tables handed over") > handed:
                     handover = now - t0
+                    new_cpu = cpu_seconds(new_pid) if new_pid else None
+                seen = cpu_seconds(old_pid)  # the old worker exits after the hand-over
+                old_cpu = seen if seen is not None else old_cpu
                 time.sleep(0.005)
             if ready is None or handover is None:
                 raise RuntimeError(f"reload {gen - 1}: no hand-over within 60 s")
             master.wait_for_single_worker(60)
             stall = probe.longest(t0, time.monotonic())
-            rows.append((gen, ready, handover, stall))
+            learn = (new_cpu or 0) - (new_cpu_ready or 0)
+            teach = (old_cpu or 0) - (old_cpu0 or 0)
+            rows.append((gen, ready, handover, stall, learn, teach))
             print(
                 f"reload {gen - 1:2d}: ready {ready:.2f}s, tables handed over {handover:.2f}s "
-                f"after the signal; longest probe answer {stall * 1000:.0f} ms"
+                f"after the signal; longest probe answer {stall * 1000:.0f} ms; CPU from ready to "
+                f"handed over: new worker {learn:.2f}s, old worker {teach:.2f}s from the signal"
             )
         probe.stop()
         after = dump(master)
@@ -168,6 +194,11 @@ def main() -> int:
         print(
             f"hand-over from the signal: median {sorted(handovers)[len(handovers) // 2]:.2f}s, "
             f"max {max(handovers):.2f}s; longest probe answer {max(r[3] for r in rows) * 1000:.0f} ms"
+        )
+        learns, teaches = sorted(r[4] for r in rows), sorted(r[5] for r in rows)
+        print(
+            f"hand-over CPU (median): new worker {learns[len(learns) // 2]:.2f}s from ready, "
+            f"old worker {teaches[len(teaches) // 2]:.2f}s from the signal"
         )
         print(
             f"probe: {len(probe.samples)} requests, {len(probe.failures)} failed, "

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 
+import attrs
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task, threads
@@ -186,6 +187,69 @@ def test_entries_flow_both_ways_with_haproxy(haproxy_a):
             return "key=10.0.0.9" in out and "key=10.0.0.1" in out and "http_req_cnt=300" in out
 
         yield wait_for(lambda: threads.deferToThread(relearned))
+    finally:
+        yield service.stopService()
+
+
+def _key(prefix: int, i: int) -> str:
+    return f"10.{prefix}.{i >> 8}.{i & 255}"
+
+
+def _table_lines(hap: HAProxy) -> dict[str, str]:
+    """haproxy's ``show table st_ip``: key -> the rest of its line."""
+    out = {}
+    for line in cli(hap.sock, "show table st_ip").splitlines():
+        if " key=" in line:
+            key = line.split(" key=", 1)[1].split(" ", 1)[0]
+            out[key] = line
+    return out
+
+
+@pytest_twisted.inlineCallbacks
+def test_full_resyncs_of_thousands_of_entries_both_ways_with_haproxy(haproxy_a):
+    """haproxy teaches a starting minilb 2,000 entries (TIMED updates into the learner's
+    fast path), then teaches back to a restarted haproxy 4,000 (the batched teach):
+    every entry arrives with its values."""
+    hap = haproxy_a
+    count = 2000
+    for start in range(0, count, 100):
+        cmds = ";".join(
+            f"set table st_ip key {_key(1, i)} data.gpc0 {i} data.http_req_cnt {i * 3}"
+            for i in range(start, start + 100)
+        )
+        yield threads.deferToThread(cli, hap.sock, cmds)
+    table = StickTable(attrs.evolve(SPEC, size=3 * count), reactor)
+    service = PeersService(reactor, section_for(hap), "hapB", [table], rng=random.Random(3))
+    service.startService()
+    try:
+
+        def learned():
+            if len(table) < count:
+                return False
+            for i in range(count):
+                row = table.lookup(0x0A010000 + i)
+                assert row is not None and table.get(row, "gpc0") == i
+                assert table.get(row, "http_req_cnt") == i * 3
+                assert 0 < table.expire_in(row) <= 60000
+            return True
+
+        yield wait_for(learned)
+        for i in range(count):
+            row = table.get_or_create(0x0A020000 + i)
+            table.set(row, "gpc0", i + 7)
+            table.touch_local(row)
+        hap.kill()
+        hap.start()
+
+        def relearned():
+            lines = _table_lines(hap)
+            return len(lines) >= 2 * count and lines
+
+        lines = yield wait_for(lambda: threads.deferToThread(relearned))
+        assert len(lines) == 2 * count
+        for i in range(0, count, 97):
+            assert f" gpc0={i} " in lines[_key(1, i)] and f"http_req_cnt={i * 3} " in lines[_key(1, i)] + " "
+            assert f" gpc0={i + 7} " in lines[_key(2, i)]
     finally:
         yield service.stopService()
 

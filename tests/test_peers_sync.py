@@ -266,8 +266,14 @@ def test_resync_request_teach_and_confirm(clock: task.Clock) -> None:
     assert all(0 < u.expire <= 60000 for u in timed)
     assert b.synced and b.source is None
     assert b.tables[0].table.get(IP2, "gpc0") == 6
-    # after CONFIRM, A re-pushes its entries as plain updates
-    assert [u.expire for u in updates(to_b[finished:])] == [None, None]
+    # unlike HAProxy (pitfall 12), A does not push the taught entries once more after
+    # CONFIRM; a change made afterwards goes out as a plain update
+    assert updates(to_b[finished:]) == []
+    ta.set_local(IP3, gpc0=7)
+    net.run(0.5)
+    after = updates(net.messages("hapA", "hapB")[len(to_b) :])
+    assert [(int(u.key), u.expire) for u in after] == [(IP3, None)]
+    assert b.tables[0].table.get(IP3, "gpc0") == 7
 
 
 def test_unsynchronised_teacher_answers_partial_and_learner_tries_another(clock: task.Clock) -> None:

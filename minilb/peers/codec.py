@@ -8,6 +8,12 @@ messages as one feed); it keeps the receive-side state of the direction: the sen
 table definitions, the current table, the last update id per table (for the implicit ids
 of incremental updates) and the receive dictionary cache.
 
+The learner's hot path: given ``runner_for``, a `Decoder` stores the updates of a
+table it has a generated `update_runner` for straight into the local stick table while
+it walks the received buffer, and returns one `Applied` (count, last id) per run of
+them instead of `Update` messages; everything else, and any message the runner does
+not take, goes the generic way, so errors and results are the same.
+
 Errors (peers-wire.md section 4): a message longer than ``limit`` raises
 `PeersProtocolError` whose ``answer`` is ``01 01`` (size limit); class 255, a length varint
 longer than 5 bytes or a malformed body raise it with ``01 00`` (protocol error).
@@ -462,6 +468,121 @@ def _fast_update_decoder(plan: tuple, key_type: int, raw_ip: bool) -> Callable[.
     return env["decode"]
 
 
+#: what ends a runner's loop early: the message is then left to the generic decoder,
+#: which decodes it or raises the protocol error it deserves
+_RUNNER_STOP = (IndexError, struct.error, _Truncated, _BadField)
+#: no limit on the updates one runner call stores (a feed is bounded by its data)
+NO_LIMIT = 1 << 62
+
+
+def _runner_varint_lines(target: str, indent: str, mask: bool) -> list[str]:
+    """Source reading one varint of ``buf`` at ``p`` into ``target``: values of up to
+    three bytes inline, longer ones through `_varint_at` and cut to 32 bits if
+    ``mask`` (bounds are checked after the whole message: see `update_runner`)."""
+    return [
+        f"{indent}b = buf[p]",
+        f"{indent}if b < 240:",
+        f"{indent}    {target} = b",
+        f"{indent}    p += 1",
+        f"{indent}else:",
+        f"{indent}    c = buf[p + 1]",
+        f"{indent}    if c < 128:",
+        f"{indent}        {target} = b + (c << 4)",
+        f"{indent}        p += 2",
+        f"{indent}    elif buf[p + 2] < 128:",
+        f"{indent}        {target} = b + (c << 4) + (buf[p + 2] << 11)",
+        f"{indent}        p += 3",
+        f"{indent}    else:",
+        f"{indent}        {target}, p = varint_at(buf, p)",
+        *([f"{indent}        {target} &= M"] if mask else []),
+    ]
+
+
+def update_runner(define: m.Define, source: tuple[dict, list, list]) -> Callable[..., tuple] | None:
+    """The learner's fast path for the updates of one sender table: a generated
+    ``run(buf, pos, end, last_id, max_count) -> (pos, last_id, count)`` that decodes
+    the consecutive UPDATE / INCREMENTAL / TIMED messages found in ``buf[pos:end]``
+    (a whole received buffer) and stores each straight into the local table, with no
+    message object or value tuple in between.  ``source`` is the table's
+    ``remote_apply_source(update_plan(define))`` (``key``, ``expire_ms``, ``val_i`` or
+    ``age_i``/``curr_i``/``prev_i`` in, ``row`` out).
+
+    It stops before the first message it does not handle: another class or type, a
+    length of two bytes or more, an incomplete message, or a body it cannot read
+    (truncated, varint too long): the caller decodes that one the generic way, which
+    gives the same result or the protocol error, so nothing of a bad message is
+    stored.  ``last_id`` is the last update id received (for implicit ids); None for
+    tables with other keys than IPv4/integer or values other than counters and rates.
+    """
+    plan = _plan(define)[0]
+    if define.key_type not in (m.KEY_IPV4, m.KEY_INTEGER) or source is None:
+        return None
+    if any(kind not in ("u32", "u64", "rate") for _, kind, _ in plan):
+        return None
+    table_env, prologue, apply_lines = source
+    env: dict[str, Any] = {
+        "U32": _U32.unpack_from,
+        "U32_2": _U32_2.unpack_from,
+        "U32_3": struct.Struct(">III").unpack_from,
+        "varint_at": _varint_at,
+        "M": _MASK32,
+        "Stop": _RUNNER_STOP,
+    }
+    if env.keys() & table_env.keys():
+        raise ValueError(f"name clash in generated code: {sorted(env.keys() & table_env.keys())}")
+    env.update(table_env)
+    lines = [
+        "def run(buf, pos, end, last_id, max_count):",
+        "    count = 0",
+        *["    " + line for line in prologue],
+        "    try:",
+        "        while count < max_count and end - pos >= 3 and buf[pos] == 10:",
+        "            length = buf[pos + 2]",
+        "            p = pos + 3",
+        "            stop = p + length",
+        "            if length >= 240 or stop > end:",
+        "                break",
+        "            t = buf[pos + 1]",
+        "            if t == 0x86:",
+        "                uid = (last_id + 1) & M",
+        "                expire_ms, key = U32_2(buf, p)",
+        "                p += 8",
+        "            elif t == 0x81:",
+        "                uid = (last_id + 1) & M",
+        "                expire_ms = None",
+        "                key = U32(buf, p)[0]",
+        "                p += 4",
+        "            elif t == 0x85:",
+        "                uid, expire_ms, key = U32_3(buf, p)",
+        "                p += 12",
+        "            elif t == 0x80:",
+        "                uid, key = U32_2(buf, p)",
+        "                expire_ms = None",
+        "                p += 8",
+        "            else:",
+        "                break",
+    ]
+    for i, (_name, kind, _count) in enumerate(plan):
+        if kind == "rate":
+            for part in ("age", "curr", "prev"):
+                lines += _runner_varint_lines(f"{part}_{i}", " " * 12, True)
+        else:
+            lines += _runner_varint_lines(f"val_{i}", " " * 12, kind == "u32")
+    lines += [
+        "            if p > stop:",
+        "                break",  # truncated: the generic decoder says so
+        *["            " + line for line in apply_lines],
+        "            last_id = uid",
+        "            pos = stop",
+        "            count += 1",
+        "    except Stop:",
+        "        pass",
+        "    return pos, last_id, count",
+    ]
+    exec("\n".join(lines), env)  # noqa: S102 - generated from the table definition
+    return env["run"]
+
+
 def _params_consistent(define: m.Define) -> bool:
     """Whether the parameter blocks describe every rate/array type of the bitfield."""
     for bit in define.bits():
@@ -492,8 +613,14 @@ class Decoder:
         limit: int = DEFAULT_LIMIT,
         accept_define: Callable[[m.Define], bool] | None = None,
         raw_ip_keys: bool = False,
+        runner_for: Callable[[m.Define], Callable[..., tuple] | None] | None = None,
     ):
         self.limit = limit
+        #: ``runner_for(define)``: the `update_runner` storing the updates of an
+        #: accepted table straight into the local one (they are then reported as
+        #: `Applied`), or None to return them as `Update` messages
+        self.runner_for = runner_for
+        self._runner: Callable[..., tuple] | None = None
         #: return IPv4 keys as int and IPv6 keys as 16 bytes (see `decode_key`)
         self.raw_ip_keys = raw_ip_keys
         self.accept_define = accept_define
@@ -522,10 +649,20 @@ class Decoder:
         out: list[m.Message] = []
         pos = 0
         end = len(buf)
+        last_ids = self.last_update_ids
         try:
             while end - pos >= 2:
                 msg_class = buf[pos]
                 msg_type = buf[pos + 1]
+                runner = self._runner
+                if runner is not None and msg_class == m.CLASS_STICKTABLE and msg_type in _UPDATE_TYPES:
+                    table_id = self.current.table_id  # type: ignore[union-attr]
+                    new_pos, last_id, count = runner(buf, pos, end, last_ids.get(table_id, 0), NO_LIMIT)
+                    if count:
+                        last_ids[table_id] = last_id
+                        out.append(m.Applied(table_id, count, last_id))
+                        pos = new_pos
+                        continue
                 if msg_class == m.CLASS_RESERVED:
                     raise PeersProtocolError("message of reserved class 255")
                 if not msg_type & 0x80:
@@ -590,6 +727,7 @@ class Decoder:
                 table_id = _Body(body).varint(varint.MAX_BYTES_32)
                 self.current = self.defines.get(table_id)
                 self._current_usable = self.current is not None and self._usable(self.current)
+                self._set_runner()
                 return m.Switch(table_id)
         except (_Truncated, _BadField) as exc:
             raise PeersProtocolError(f"malformed stick-table message 0x{msg_type:02x}: {exc}") from None
@@ -628,7 +766,12 @@ class Decoder:
         self.defines[table_id] = define
         self.current = define
         self._current_usable = self._usable(define)
+        self._set_runner()
         return define
+
+    def _set_runner(self) -> None:
+        usable = self._current_usable and self.runner_for is not None and self.raw_ip_keys
+        self._runner = self.runner_for(self.current) if usable else None  # type: ignore[misc,arg-type]
 
     def _decode_update(self, msg_type: int, body: bytes) -> m.Message:
         table = self.current

@@ -229,6 +229,18 @@ class Update:
 
 
 @attrs.frozen
+class Applied:
+    """Not a wire message: what a decoder given a table's fast path (see
+    `minilb.peers.codec.update_runner`) returns in place of ``count`` consecutive
+    updates of the sender's table ``table_id`` that it stored straight into the local
+    table; ``last_id`` is the (resolved) update id of the last of them."""
+
+    table_id: int
+    count: int
+    last_id: int
+
+
+@attrs.frozen
 class Ack:
     """``0a 84``: the last update id received for the *sender's* table ``table_id``."""
 

@@ -12,8 +12,11 @@ state machine of 9.6 (an old local process first, then one remote peer), heartbe
 after 3 s without pushing, liveness checks every 5 s, reconnects after 50-2050 ms
 (injected `random.Random`) or on HAProxy's 5 s cadence, and last-hello-wins collisions.
 
-Learned updates go to `StickTable.apply_remote`, which does not announce them as local
-changes.  Unlike HAProxy 2.6 (pitfall 16), a stopping process hands its tables over to
+Learned updates go to `StickTable.apply_remote` (or the table's generated equivalents:
+the decoder's `codec.update_runner` over `remote_apply_source`), which does not
+announce them as local changes.  A full teach is encoded ``TEACH_BATCH`` entries per
+step (`wire_teach_encoder`); after the learner's CONFIRM only what changed since the
+teach began is pushed (HAProxy pushes every entry once more, pitfall 12).  Unlike HAProxy 2.6 (pitfall 16), a stopping process hands its tables over to
 its successor even when it is not fully synchronised itself (issue 6).
 
 Nothing here does I/O or reads a clock: the adapter feeds events (`connection_made`,
@@ -47,9 +50,14 @@ CONNECT_RETRY_MS = 1000
 CONNECT_RETRIES = 3
 HANDSHAKE_MS = 5000
 HANDOVER_RETRY_MS = 500
+#: a stopping process gives up its hand-over when the successor has not answered, or
+#: the transfer has not moved (nothing sent, nothing received), for this long
 HANDOVER_MS = 5000
 JITTER_MIN_MS = 50
 JITTER_MAX_MS = 2050
+#: entries a full teach encodes per call (about 2 ms: long enough to amortise a reactor
+#: turn, short enough not to stall traffic)
+TEACH_BATCH = 2000
 #: stop pushing to a link whose unsent output exceeds this (the adapter drains it)
 MAX_PENDING_OUTPUT = 256 * 1024
 
@@ -134,6 +142,8 @@ class SharedTable:
         table.sync = True  # the table numbers its local changes for us
         self.define = table_define(table, table_id)
         self.encoded_define = codec.encode(self.define)
+        #: the learner's `codec.update_runner` per (sender's plan, key type)
+        self.runners: dict[tuple, Callable[..., tuple] | None] = {}
 
 
 class Peer:
@@ -185,7 +195,10 @@ class Link:
         self.walks: dict[int, tuple[Iterator, int]] = {}
         self.last_push_ms = now
         self.alive_deadline_ms: int | None = None
-        self.teach: Iterator[bytes] | None = None
+        #: the full teach in progress: (bytes, number of entries in them) per step
+        self.teach: Iterator[tuple[bytes, int]] | None = None
+        #: per local table id: its `local_update` when the teach began (what it covers)
+        self.taught_upto: dict[int, int] = {}
         self.awaiting_confirm = False
         self.learning = False  # we asked it for a full resync (or it is the old process)
         self.established_seen = False
@@ -213,6 +226,7 @@ class PeersSync:
         *,
         has_old_process: bool = False,
         max_updates: int = MAX_UPDATES_AT_ONCE,
+        teach_batch: int = TEACH_BATCH,
         log: Callable[[str], None] | None = None,
     ):
         self.local_name = local_name
@@ -220,6 +234,7 @@ class PeersSync:
         self.rng = rng
         self.pid = pid
         self.max_updates = max_updates
+        self.teach_batch = teach_batch
         self.log = log or (lambda text: None)
         self.tables = [SharedTable(t, i + 1) for i, t in enumerate(tables)]
         self._by_wire = {(t.define.name, t.define.key_type, t.define.key_len): t for t in self.tables}
@@ -269,6 +284,19 @@ class PeersSync:
     def _accept_define(self, define: m.Define) -> bool:
         return (define.name, define.key_type, define.key_len) in self._by_wire
 
+    def _runner_for(self, define: m.Define) -> Callable[..., tuple] | None:
+        """The decoder's fast path storing updates of ``define`` into our table."""
+        shared = self._by_wire.get((define.name, define.key_type, define.key_len))
+        if shared is None:
+            return None
+        plan = codec.update_plan(define)
+        key = (plan, define.key_type)
+        if key not in shared.runners:
+            make = getattr(shared.table, "remote_apply_source", None)
+            source = make(plan) if make is not None else None
+            shared.runners[key] = codec.update_runner(define, source) if source is not None else None
+        return shared.runners[key]
+
     def _wake(self, link: Link) -> None:
         if link.wake is not None:
             link.wake()
@@ -309,6 +337,7 @@ class PeersSync:
             accept_define=self._accept_define,
             raw_ip_keys=True,
         )
+        session.decoder.runner_for = self._runner_for
         link = Link(session, peer, now)
         peer.link = link
         peer.reconnect_at_ms = now + RECONNECT_MS
@@ -344,6 +373,7 @@ class PeersSync:
             accept_define=self._accept_define,
             raw_ip_keys=True,
         )
+        session.decoder.runner_for = self._runner_for
         link = Link(session, None, self.now())
         self.links.append(link)
         return link
@@ -365,6 +395,8 @@ class PeersSync:
             self._established(link)
         if msgs:
             link.rx_since_check = True
+            if self.stopping and link.peer is not None and link.peer.is_local:
+                self.handover_deadline_ms = self.now() + HANDOVER_MS  # the successor is busy with us
             for msg in msgs:
                 if link.should_close:
                     break
@@ -480,7 +512,12 @@ class PeersSync:
 
     # ------------------------------------------------------------------ receiving
     def _handle(self, link: Link, msg: m.Message) -> None:
-        if isinstance(msg, m.Update):
+        if isinstance(msg, m.Applied):  # updates the decoder stored itself
+            shared = link.remote_tables.get(msg.table_id)
+            if shared is not None:
+                link.rx_last_get[msg.table_id] = msg.last_id
+                link.peer.cursors[shared.table_id].last_get = msg.last_id
+        elif isinstance(msg, m.Update):
             self._apply_update(link, msg)
         elif isinstance(msg, m.Define):
             table = self._by_wire.get((msg.name, msg.key_type, msg.key_len))
@@ -564,42 +601,59 @@ class PeersSync:
             self.handover_done = self.handover_ok = True
             self._kill(link, "hand-over confirmed")
             return
-        for cursor in peer.cursors.values():
-            cursor.last_pushed = cursor.teaching_origin
+        # HAProxy goes back to the teaching origin here and pushes every local entry
+        # once more (pitfall 12).  The learner has them all: push only what changed
+        # since the teach began (`_start_teach` makes sure such entries got new ids)
+        for table_id, cursor in peer.cursors.items():
+            upto = link.taught_upto.get(table_id, cursor.teaching_origin)
+            if _s32(upto - cursor.teaching_origin) > 0:
+                cursor.last_pushed = upto
+            else:
+                cursor.last_pushed = cursor.teaching_origin
 
     # ------------------------------------------------------------------ teaching
     def _start_teach(self, link: Link) -> None:
         if link.teach is not None:
             return
         peer = link.peer
-        for table in self.tables:
-            cursor = peer.cursors[table.table_id]
+        link.taught_upto = {}
+        for shared in self.tables:
+            cursor = peer.cursors[shared.table_id]
             cursor.teaching_origin = cursor.last_pushed = cursor.acked
+            table = shared.table
+            link.taught_upto[shared.table_id] = table.local_update
+            # the teach sends every entry numbered up to here: one changed after the
+            # walk met it must get a new id (not keep its unpushed one) so that the
+            # push after CONFIRM carries it
+            if _s32(table.local_update - table.commit_update) > 0:
+                table.commit_update = table.local_update
         link.awaiting_confirm = False
         link.teach = self._teach_messages(link)
 
-    def _teach_messages(self, link: Link) -> Iterator[bytes]:
+    def _teach_messages(self, link: Link) -> Iterator[tuple[bytes, int]]:
         """DEFINE + every entry of every table (TIMED unless the peer speaks 2.0),
-        then FINISHED or PARTIAL."""
+        then FINISHED or PARTIAL, as (bytes, entries in them) steps."""
         timed = not link.session.remote_is_2_0
         encoder = link.session.encoder
         for shared in self.tables:
             link.send_table = shared.table_id
-            yield encoder.encode(shared.define)
+            yield encoder.encode(shared.define), 1
             table = shared.table
             previous = None
-            fast = _wire_encoder(table)
-            if fast is not None:
-                update_id_of, expire_in, now_tick = table.update_id_of, table.expire_in, table.now_tick
-                # rows expired or purged since the walk started are not met; the clock is
-                # read per entry (the walk spans reactor turns: a stale time would give
-                # counters rotated meanwhile a negative age)
-                for row in table.live_rows():
-                    now = now_tick()
-                    update_id = update_id_of(row)
-                    implicit = previous is not None and update_id == (previous + 1) & MASK32
-                    previous = update_id
-                    yield fast(None if implicit else update_id, expire_in(row) if timed else None, now, row)
+            make = getattr(table, "wire_teach_encoder", None)
+            teach = make() if make is not None else None
+            if teach is not None:
+                # row order; rows expired or purged since the walk started are not
+                # met, rows allocated after it are not visited (they are newer than
+                # the teach: pushed after CONFIRM); each step reads the clock anew
+                row, end = 0, table.row_end
+                while row < end:
+                    # a free row costs a quarter of a live one: bounded steps even
+                    # in a table whose rows are mostly free
+                    stop = min(end, row + 4 * self.teach_batch)
+                    start = row
+                    data, row, previous, count = teach(row, stop, self.teach_batch, timed, previous)
+                    yield data, max(count, (row - start) // 4)
                 continue
             for entry in table.entries():
                 row = entry.row
@@ -610,9 +664,10 @@ class PeersSync:
                 implicit = previous is not None and update_id == (previous + 1) & MASK32
                 expire = entry.expire_in() if timed else None
                 previous = update_id
-                yield encoder.encode_entry(None if implicit else update_id, expire, key, entry.wire_values())
+                data = encoder.encode_entry(None if implicit else update_id, expire, key, entry.wire_values())
+                yield data, 1
         # issue 6: hand over even when not synchronised, but say so with PARTIAL
-        yield encoder.encode(m.ResyncFinished() if self.synced else m.ResyncPartial())
+        yield encoder.encode(m.ResyncFinished() if self.synced else m.ResyncPartial()), 1
 
     # ------------------------------------------------------------------ sending
     def _service_link(self, link: Link, now: int) -> None:
@@ -627,15 +682,18 @@ class PeersSync:
             budget = self.max_updates
             if link.teach is not None:
                 sent = 0
-                for chunk in link.teach:
+                for chunk, count in link.teach:
                     session.send_raw(chunk)
-                    sent += 1
-                    if sent >= budget:
+                    sent += count
+                    if sent >= self.teach_batch:
                         break
                 else:
                     link.teach = None
                     link.awaiting_confirm = True
                 link.last_push_ms = now
+                if self.stopping and link.peer.is_local:
+                    # a hand-over is bounded by its progress, not by its size
+                    self.handover_deadline_ms = now + HANDOVER_MS
             elif self._may_push(link):
                 if self._push(link, budget):
                     link.last_push_ms = now

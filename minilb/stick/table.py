@@ -59,6 +59,12 @@ DETACHED = -2  # in _lru_prev: a tracked entry taken out of the LRU list (see th
 _F_IN_UPDATES = 1  # the entry is in the update list
 _F_REMOTE = 2  # its update id is in the remote half (learned from a peer)
 
+#: a learned entry whose expiry falls at most this much before that of the entry
+#: learned just before it (the newest in the LRU list) gets the same expiry instead of
+#: a walk back through the list: the teacher's and the learner's clocks are read per
+#: batch, so a full teach comes a few milliseconds out of order at batch boundaries
+LEARNED_EXPIRY_SLACK_MS = 100
+
 _ARRAY_CODE = {"u32": "I", "u64": "Q", "s32": "i", "array_u32": "I"}
 
 
@@ -273,6 +279,7 @@ class StickTable:
         self._free: list[int] = []
         self._appliers: dict[tuple, Any] = {}  # remote_applier's, by plan
         self._wire_encoder: Any = False  # wire_encoder(), built on first use
+        self._wire_teach: Any = False  # wire_teach_encoder(), built on first use
         self._ip_cache: dict[str, int] = {}  # recent IPv4 texts -> keys (bounded)
         self._empty_key = 0 if isinstance(self._keys, array) else None
         # every data array, flat, for clearing a freed row quickly
@@ -1193,8 +1200,18 @@ class StickTable:
         timeout = self.expire if expire_ms is None else expire_ms
         if self.expire or expire_ms is not None:
             self._exp[row] = tick_add(now, timeout)
-        self._lru_unlink(row)
-        self._lru_insert_by_expiry(row)
+        when = self._exp[row]
+        before = self._lru_prev[row]
+        if (
+            row == self._lru_tail
+            and before != NIL
+            and when
+            and 0 < _s32(self._exp[before] - when) < LEARNED_EXPIRY_SLACK_MS
+        ):
+            self._exp[row] = self._exp[before]  # see LEARNED_EXPIRY_SLACK_MS
+        else:
+            self._lru_unlink(row)
+            self._lru_insert_by_expiry(row)
         if self._sync and not self._flags[row] & _F_IN_UPDATES:
             self.update = seq = (self.update + 1) & MASK32
             self._useq[row] = seq
@@ -1207,14 +1224,49 @@ class StickTable:
         ``(name, value)`` pairs in the order of ``plan`` (the sender's DEFINE:
         ``(name, kind, count)`` per value): ``apply(key, values, expire_ms) -> row``.
 
-        Generated once per plan: each value goes straight to its column, types this
-        table does not store (or "local" ones) are skipped.  Plans with arrays,
+        Generated once per plan from `remote_apply_source`; plans with arrays,
         dictionary or signed values get a wrapper around `apply_remote`."""
         cached = self._appliers.get(plan)
         if cached is not None:
             return cached
+        source = self.remote_apply_source(plan)
+        if source is None:
+            applier = self._generic_applier(plan)
+        else:
+            env, prologue, lines = source
+            env = dict(env)
+            body = ["def apply(key, values, expire_ms):"]
+            body += ["    " + line for line in prologue]
+            for i, (_name, kind, _count) in enumerate(plan):
+                if kind == "rate":
+                    body.append(f"    age_{i}, curr_{i}, prev_{i} = values[{i}][1]")
+                else:
+                    body.append(f"    val_{i} = values[{i}][1]")
+            body += ["    " + line for line in lines]
+            body.append("    return row")
+            exec("\n".join(body), env)  # noqa: S102 - generated from this table's own columns
+            applier = env["apply"]
+        self._appliers[plan] = applier
+        return applier
+
+    def remote_apply_source(self, plan: tuple[tuple[str, str, int], ...]) -> tuple[dict, list, list] | None:
+        """Python source storing one learned update of ``plan`` (see `remote_applier`),
+        for code generated around it (the peers decoder inlines it in its loop):
+        ``(env, prologue, lines)``.  ``prologue`` sets ``now`` (run it once per batch);
+        ``lines`` expect ``key`` (stored form), ``expire_ms`` (None: the table's own
+        expire) and per plan value ``i`` either ``val_i`` (a counter) or ``age_i``,
+        ``curr_i``, ``prev_i`` (a rate), in range (below 2**32, 2**64 for u64: the
+        decoder masks them as it does for `Update`), and leave the entry's row (None: table full)
+        in ``row``.  The entry is not announced as a local change: if it is not
+        numbered yet it gets the remote id ``++update + 2**31``.  Types this table does
+        not store (or "local" ones) are skipped; None for plans with arrays,
+        dictionary or signed values (use `apply_remote`)."""
         env: dict[str, Any] = {
-            "shard_gets": self._shard_gets,
+            "shards": self._shards,
+            "free": self._free,
+            "keys": self._keys,
+            "size": self.size,
+            "lru_next": self._lru_next,
             "get_or_create": self.get_or_create,
             "seconds": self._seconds,
             "exp": self._exp,
@@ -1222,44 +1274,58 @@ class StickTable:
             "useq": self._useq,
             "lru_prev": self._lru_prev,
             "lru_relink": self._lru_relink,
-            "upd_append": self._upd_append,
+            "upd_prev": self._upd_prev,
+            "upd_next": self._upd_next,
             "table": self,
             "MASK32": MASK32,
             "MASK64": 0xFFFFFFFFFFFFFFFF,
             "NIL": NIL,
             "IN_UPDATES": _F_IN_UPDATES | _F_REMOTE,
             "expire": self.expire,
+            "HALF": HALF32,
+            "SLACK": LEARNED_EXPIRY_SLACK_MS,
         }
+        prologue = ["now = int(seconds() * 1000) & MASK32"]
         body = [
-            "def apply(key, values, expire_ms):",
-            f"    row = shard_gets[{self._shard_expr('key')}](key)",
-            "    if row is None:",
+            f"shard = shards[{self._shard_expr('key')}]",
+            "row = shard.get(key)",
+            "if row is None:",
+            # `get_or_create` inline while a free row is at hand (the bulk of a full
+            # teach): the new entry goes to the LRU tail, its expiry is set below
+            # (test_remote_applier_stores_what_apply_remote_stores keeps them equal)
+            "    if free and table._count < size:",
+            "        row = free.pop()",
+            "        keys[row] = key",
+            "        shard[key] = row",
+            "        table._count += 1",
+            "        tail = table._lru_tail",
+            "        lru_prev[row] = tail",
+            "        lru_next[row] = NIL",
+            "        if tail == NIL:",
+            "            table._lru_head = row",
+            "        else:",
+            "            lru_next[tail] = row",
+            "        table._lru_tail = row",
+            "    else:",
             "        row = get_or_create(key)",
-            "        if row is None:",
-            "            return None",
-            "    now = int(seconds() * 1000) & MASK32",
+            "if row is not None:",
         ]
         for i, (name, kind, _count) in enumerate(plan):
             col = self.columns.get(name)
             if col is None or col.dt.local:
                 continue
             if kind != col.dt.kind or col.dt.is_array or kind not in ("u32", "u64", "rate"):
-                applier = self._generic_applier(plan)
-                self._appliers[plan] = applier
-                return applier
+                return None
             if kind == "rate":
-                t, c, p = col.arrays
-                env[f"t{i}"], env[f"c{i}"], env[f"p{i}"] = t, c, p
+                env[f"t{i}"], env[f"c{i}"], env[f"p{i}"] = col.arrays
                 body += [
-                    f"    age, curr, prev = values[{i}][1]",
-                    f"    t{i}[row] = (now - age) & MASK32 & ~1",
-                    f"    c{i}[row] = curr & MASK32",
-                    f"    p{i}[row] = prev & MASK32",
+                    f"    t{i}[row] = (now - age_{i}) & MASK32 & ~1",
+                    f"    c{i}[row] = curr_{i}",
+                    f"    p{i}[row] = prev_{i}",
                 ]
             else:
                 env[f"a{i}"] = col.arrays[0]
-                mask = "MASK64" if kind == "u64" else "MASK32"
-                body.append(f"    a{i}[row] = values[{i}][1] & {mask}")
+                body.append(f"    a{i}[row] = val_{i}")
         body += [
             "    if expire_ms is not None:",
             "        when = exp[row] = ((now + expire_ms) & MASK32) or 1",
@@ -1269,11 +1335,28 @@ class StickTable:
         else:
             body += ["    else:", "        when = exp[row]"]
         body += [
-            # already the newest by expiry at the LRU tail (the common case): nothing to move
-            "    if row != table._lru_tail or (",
-            "        (before := lru_prev[row]) != NIL and 0 < (exp[before] - when) & MASK32 < 0x80000000",
-            "    ):",
+            # already the newest by expiry at the LRU tail (the common case): nothing to
+            # move; a little older than the tail: as old as it (as `apply_remote`)
+            "    if row != table._lru_tail:",
             "        lru_relink(row)",
+            "    elif (before := lru_prev[row]) != NIL and 0 < (ahead := (exp[before] - when) & MASK32) < HALF:",
+            "        if when and ahead < SLACK:",
+            "            exp[row] = exp[before]",
+            # one entry newer than this one at the tail (typically one that traffic
+            # tracks and releases all the time): step in front of it, as
+            # `_lru_insert_by_expiry` would after one step, without the calls
+            "        elif when and ((first := lru_prev[before]) == NIL or not 0 < (exp[first] - when) & MASK32 < HALF):",
+            "            lru_next[before] = NIL",
+            "            table._lru_tail = before",
+            "            lru_prev[row] = first",
+            "            lru_next[row] = before",
+            "            lru_prev[before] = row",
+            "            if first == NIL:",
+            "                table._lru_head = row",
+            "            else:",
+            "                lru_next[first] = row",
+            "        else:",
+            "            lru_relink(row)",
         ]
         if self._sync:
             body += [
@@ -1281,12 +1364,17 @@ class StickTable:
                 "        table.update = seq = (table.update + 1) & MASK32",
                 "        useq[row] = seq",
                 "        flags[row] |= IN_UPDATES",
-                "        upd_append(row)",
+                # `_upd_append`, inline
+                "        tail = table._upd_tail",
+                "        upd_prev[row] = tail",
+                "        upd_next[row] = NIL",
+                "        if tail == NIL:",
+                "            table._upd_head = row",
+                "        else:",
+                "            upd_next[tail] = row",
+                "        table._upd_tail = row",
             ]
-        body.append("    return row")
-        exec("\n".join(body), env)  # noqa: S102 - generated from this table's own columns
-        applier = self._appliers[plan] = env["apply"]
-        return applier
+        return env, prologue, body
 
     def wire_encoder(self) -> Any:
         """For ``ip`` tables of plain counters and rates: a generated
@@ -1331,14 +1419,36 @@ class StickTable:
             "    body += U32(keys[row])",
         ]
 
+        lines += self._wire_value_lines(env, "body", "    ")
+        lines += [
+            "    n = len(body)",
+            "    if n < 240:",
+            "        return bytes((10, msg_type, n)) + body",
+            "    return bytes((10, msg_type)) + venc(n) + body",
+        ]
+        exec("\n".join(lines), env)  # noqa: S102 - generated from this table's own columns
+        self._wire_encoder = env["encode"]
+        return self._wire_encoder
+
+    def _wire_value_lines(self, env: dict[str, Any], out: str, indent: str) -> list[str]:
+        """Source appending the row's values (``row``, ``now`` in scope) to the
+        bytearray ``out`` in wire order (the generated encoders of `wire_encoder`)."""
+        lines: list[str] = []
+
         def put(expr: str) -> None:
+            # peers-wire.md 2.1, inline (values here are below 2**64)
             lines.extend(
                 [
-                    f"    v = {expr}",
-                    "    if v < 240:",
-                    "        body.append(v)",
-                    "    else:",
-                    "        body += venc(v)",
+                    f"{indent}v = {expr}",
+                    f"{indent}if v < 240:",
+                    f"{indent}    {out}.append(v)",
+                    f"{indent}else:",
+                    f"{indent}    {out}.append((v & 255) | 240)",
+                    f"{indent}    v = (v - 240) >> 4",
+                    f"{indent}    while v >= 128:",
+                    f"{indent}        {out}.append((v & 255) | 128)",
+                    f"{indent}        v = (v - 128) >> 7",
+                    f"{indent}    {out}.append(v)",
                 ]
             )
 
@@ -1351,15 +1461,93 @@ class StickTable:
             else:
                 env[f"a{i}"] = col.arrays[0]
                 put(f"a{i}[row]")
+        return lines
+
+    def wire_teach_encoder(self) -> Any:
+        """For the tables `wire_encoder` handles: a generated
+        ``teach(row, end, budget, timed, previous) -> (data, row, previous, count)``
+        encoding, in row order from ``row`` (below ``end``), up to ``budget`` live
+        entries as the update messages of a full teach (TIMED with the remaining
+        expiry when ``timed``; INCREMENTAL when an entry's id follows ``previous``,
+        the id of the entry sent before), all in one bytes; it returns where to go on,
+        the last id sent and how many entries it encoded.  None for other tables."""
+        if self._wire_teach is not False:
+            return self._wire_teach
+        self._wire_teach = None
+        if self.wire_encoder() is None:
+            return None
+        import struct  # noqa: PLC0415 - only the peers need it
+
+        from minilb.peers.varint import encode as venc  # noqa: PLC0415
+
+        env: dict[str, Any] = {
+            "U32": struct.Struct(">I").pack,
+            "U32_2": struct.Struct(">II").pack,
+            "venc": venc,
+            "keys": self._keys,
+            "shard_gets": self._shard_gets,
+            "flags": self._flags,
+            "useq": self._useq,
+            "exp": self._exp,
+            "seconds": self._seconds,
+            "M": MASK32,
+            "HALF": HALF32,
+            "IN_UPDATES": _F_IN_UPDATES,
+            "REMOTE": _F_REMOTE,
+            # class, type and a one-byte length set once the body is known
+            **{f"H{t:x}": bytes((10, t, 0)) for t in (0x80, 0x81, 0x85, 0x86)},
+        }
+        lines = [
+            "def teach(row, end, budget, timed, previous):",
+            "    now = int(seconds() * 1000) & M",
+            "    out = bytearray()",
+            "    count = 0",
+            "    while row < end and count < budget:",
+            "        key = keys[row]",
+            f"        if shard_gets[{self._shard_expr('key')}](key) != row:",
+            "            row += 1",
+            "            continue",  # a free row, or freed and not reused
+            "        fl = flags[row]",
+            "        if fl & IN_UPDATES:",
+            "            uid = (useq[row] + HALF) & M if fl & REMOTE else useq[row]",
+            "        else:",
+            "            uid = 0",
+            "        implicit = previous is not None and uid == (previous + 1) & M",
+            "        previous = uid",
+            "        start = len(out)",
+            "        if timed:",
+            "            left = exp[row]",
+            "            if left:",
+            "                left = (left - now) & M",
+            "                if left >= HALF:",
+            "                    left = 0",  # already expired
+            "            if implicit:",
+            "                out += H86",
+            "                out += U32(left)",
+            "            else:",
+            "                out += H85",
+            "                out += U32_2(uid, left)",
+            "        elif implicit:",
+            "            out += H81",
+            "        else:",
+            "            out += H80",
+            "            out += U32(uid)",
+            "        out += U32(key)",
+        ]
+        lines += self._wire_value_lines(env, "out", "        ")
         lines += [
-            "    n = len(body)",
-            "    if n < 240:",
-            "        return bytes((10, msg_type, n)) + body",
-            "    return bytes((10, msg_type)) + venc(n) + body",
+            "        n = len(out) - start - 3",
+            "        if n < 240:",
+            "            out[start + 2] = n",
+            "        else:",
+            "            out[start + 2 : start + 3] = venc(n)",
+            "        count += 1",
+            "        row += 1",
+            "    return bytes(out), row, previous, count",
         ]
         exec("\n".join(lines), env)  # noqa: S102 - generated from this table's own columns
-        self._wire_encoder = env["encode"]
-        return self._wire_encoder
+        self._wire_teach = env["teach"]
+        return self._wire_teach
 
     def _generic_applier(self, plan: tuple) -> Any:
         apply_remote = self.apply_remote
@@ -1425,6 +1613,11 @@ class StickTable:
         """Every entry (for a full teach), in row order (see `live_rows`)."""
         for row in self.live_rows():
             yield Entry(self, row)
+
+    @property
+    def row_end(self) -> int:
+        """One past the highest row number allocated (live or free)."""
+        return self._rows
 
     def live_rows(self) -> Iterator[int]:
         """The rows live when met, in row order (creation order in a table that never

@@ -26,8 +26,6 @@ from minilb.config.model import Address
 from minilb.master.control import bind_spec, stats_spec
 
 WORKER_CLI_KEY = "worker-cli"
-#: the longest a hand-over under way is kept going without ``hard-stop-after``
-MAX_TEACH_S = 120.0
 
 
 def adopt_binds(config: Any, fds: dict[str, int]) -> Any:
@@ -126,8 +124,6 @@ class WorkerProcess:
             port.stopListening()
         self.stats_ports = []
         handovers = [peers.begin_handover() for peers in self.peers]
-        for peers in self.peers:
-            self._keep_teaching(peers)
         for d, peers in zip(handovers, self.peers, strict=True):
             d.addCallback(self._handed_over, peers)
         drained = self._stop_traffic()
@@ -135,35 +131,6 @@ class WorkerProcess:
         done.addCallback(lambda _: self._finish())
         self._stopping = done
         return done
-
-    def _keep_teaching(self, peers: Any) -> None:
-        """Keep a hand-over that is under way from being cut by the 5 s limit of
-        `PeersSync.begin_handover`, which bounds the whole transfer: a big table takes
-        longer to teach than that.  While a session with the successor is
-        established, the limit is pushed 5 s ahead, once a second, for at most
-        ``hard-stop-after`` (else `MAX_TEACH_S`).  (Workaround kept here until the
-        peers sync bounds only the wait for the successor.)"""
-        from twisted.internet.task import LoopingCall
-
-        from minilb.peers.sync import HANDOVER_MS
-
-        sync = peers.sync
-        hard = self.config.global_.hard_stop_after
-        limit = self.reactor.seconds() + (hard / 1000.0 if hard else MAX_TEACH_S)
-
-        def extend() -> None:
-            if sync.handover_done or self.reactor.seconds() >= limit:
-                loop.stop()
-                return
-            for link in sync.links:
-                peer = link.peer
-                if peer is not None and peer.is_local and link.session.established and not link.should_close:
-                    sync.handover_deadline_ms = sync.now() + HANDOVER_MS
-                    return
-
-        loop = LoopingCall(extend)
-        loop.clock = self.reactor
-        loop.start(1.0, now=False)
 
     def _stop_traffic(self) -> defer.Deferred:
         """`WorkerService.stopService`, except that a connection accepted but still
