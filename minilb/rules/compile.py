@@ -280,12 +280,15 @@ class _ProxyCompiler:
         acl.add(term)
 
     def condition(self, words: list[str], what: str, ruleset: str | None, location: Any) -> tuple[bool, Any]:
-        """(ok, predicate or None)."""
+        """(ok, predicate or None).  ``ruleset`` names where the rule evaluates (a
+        `samples.RULE_PLACES` key): ACL keywords that cannot work there are reported as
+        haproxy does and never match at run time."""
         if not words:
             return True, None
         warnings: list[str] = []
+        places = S.rule_places(ruleset, self.proxy.kind) if ruleset else 0
         try:
-            cond = parse_condition(words, self.ctx.acls, self.ctx, warnings)
+            cond = parse_condition(words, self.ctx.acls, self.ctx, warnings, places)
         except S.TableNotFound as e:
             self.alert(e.describe(True, "", self.proxy.name), location)
             return False, None
@@ -294,23 +297,9 @@ class _ProxyCompiler:
             return False, None
         for w in warnings:
             self.diags.append(Diagnostic(WARNING, w, None))
-        if ruleset:
-            kind = "proxy" if self.proxy.kind == "listen" else self.proxy.kind
-            for desc, kws in cond.uses:
-                kw = next((k for k, needs in kws if S.missing_need(needs, ruleset, self.proxy.kind)), None)
-                if kw is None:
-                    continue
-                if ruleset.startswith("http-"):
-                    where = "http-request" if ruleset == A.HTTP_REQUEST else "http-response"
-                    msg = (
-                        f"{desc} will never match because it uses keyword '{kw}' which is incompatible with "
-                        f"'{kind} {where} header rule'"
-                    )
-                else:
-                    msg = (
-                        f"{desc} will never match in '{ruleset}' because it uses keyword '{kw}' which is "
-                        f"incompatible with '{kind} {ruleset} rule'"
-                    )
+        if places:
+            msg = _conflict_warning(cond.uses, places, ruleset if ruleset.startswith("tcp-") else None)
+            if msg is not None:
                 self.diags.append(Diagnostic(WARNING, msg, location))
         return True, cond
 
@@ -476,7 +465,7 @@ class _ProxyCompiler:
                 f"Proxy '{self.proxy.name}': unable to find required use_backend: '{target}'{hint}.", origin
             )
             return
-        ok, cond = self.condition(list(cond_words), "use_backend", None, origin)
+        ok, cond = self.condition(list(cond_words), "use_backend", "use_backend", origin)
         if ok:
             self.use_backends.append((cond, target))
 
@@ -501,13 +490,13 @@ class _ProxyCompiler:
                 origin,
             )
             return
-        ok, cond = self.condition(words[1:], "use-server", None, origin)
+        ok, cond = self.condition(words[1:], "use-server", "use-server", origin)
         if ok:
             self.use_servers.append((cond, name))
 
     def keyword_rule(self, kw: str, words: list[str], origin: Any) -> None:
         head, cond_words = _split_condition(words)
-        ok, cond = self.condition(cond_words, kw, None, origin)
+        ok, cond = self.condition(cond_words, kw, kw, origin)
         if ok:  # compiled in build(), once every acl line is known
             self.keyword_lines.append((kw, head, cond, origin))
 
@@ -520,7 +509,8 @@ class _ProxyCompiler:
             try:
                 obj = RULE_KEYWORDS[kw](head, cond, self.ctx)
             except S.SampleError as e:
-                self.alert(f"'{kw}': {_dot(str(e))}", origin)
+                head_kw = kw.partition(" ")[0]  # haproxy names the directive ('stick')
+                self.alert(f"'{head_kw}': {_dot(str(e))}", origin)
                 continue
             self.extra.setdefault(kw, []).append(obj)
 
@@ -567,6 +557,32 @@ class _ProxyCompiler:
         pr.has_use_server = bool(self.use_servers)
         pr.extra = self.extra
         return pr
+
+
+def _conflict_warning(
+    uses: list[tuple[str, list[tuple[str, frozenset]]]], places: int, tcp_ruleset: str | None
+) -> str | None:
+    """HAProxy's warning for the first ACL of a condition that can never match at
+    ``places`` (every keyword unusable there), else for the first keyword that cannot;
+    None when all work.  tcp rules word it their own way (``tcp_ruleset``)."""
+    where = S.place_name(places)
+    within = f" in '{tcp_ruleset}'" if tcp_ruleset else ""
+    for desc, kws in uses:
+        if not any(S.usable(needs, places) for _, needs in kws):
+            if desc == "anonymous acl":
+                return (
+                    f"anonymous acl will never match{within} because it uses keyword '{kws[0][0]}' "
+                    f"which is incompatible with '{where}'"
+                )
+            return f"{desc} will never match{within} because it only involves keywords that are incompatible with '{where}'"
+    for desc, kws in uses:
+        kw = next((k for k, needs in kws if not S.usable(needs, places)), None)
+        if kw is not None:
+            if desc == "anonymous acl":
+                return f"anonymous acl involves keyword '{kw}' which is incompatible with '{where}'"
+            plural = "" if tcp_ruleset else "s"
+            return f"{desc} involves keyword{plural} '{kw}' which is incompatible with '{where}'"
+    return None
 
 
 def _dot(message: str) -> str:
