@@ -1,0 +1,370 @@
+"""Where each sample fetch works (HAProxy's fetch sources and check places, kept in
+`minilb.rules.samples`): ``minilb -c`` warns about ACLs that can never match where a
+rule uses them and refuses expressions that cannot work there, in haproxy's words
+(golden lines taken from haproxy 2.6.12 ``-c``, and compared with it live when it is
+installed); at run time such an ACL term finds no sample, so it never matches."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from minilb.config.load import load_config
+from minilb.errors import ALERT, WARNING
+from minilb.rules import samples as S
+from minilb.rules.compile import check_rules, compile_rules
+from tests.conftest import haproxy_binary, requires_haproxy
+from tests.support.rules import config, proxy, session, txn
+
+#: a config whose rules use fetches where they can and cannot work (line numbers matter)
+GOLDEN_CFG = """\
+defaults
+    mode http
+    timeout client 1s
+    timeout server 1s
+    timeout connect 1s
+frontend fe
+    bind 127.0.0.1:18080
+    tcp-request inspect-delay 1s
+    acl p path /x
+    acl mixed path /x
+    acl mixed status 200
+    acl both status 200
+    acl both res.hdr(x) y
+    tcp-request connection reject if { ssl_fc }
+    tcp-request connection reject if { req.len gt 0 }
+    tcp-request connection reject if mixed
+    tcp-request connection reject if { src 1.2.3.4 } { fe_name x } { var(txn.a) -m found }
+    tcp-request session reject if { ssl_fc } { path /y }
+    tcp-request content reject if { status 500 }
+    tcp-request content reject if mixed
+    http-response set-header X-A 1 if { path /x }
+    http-response set-header X-B 1 if p
+    http-response set-header X-C 1 if { method GET } || { src 127.0.0.1 } || { var(txn.a) -m found }
+    http-response set-header X-C2 1 if METH_GET HTTP_1.1
+    http-response set-header X-D 1 if mixed
+    http-request set-header X-E 1 if mixed
+    http-request set-header X-F 1 if both p
+    http-request set-header X-G 1 if { srv_name s } || { be_name be }
+    http-after-response set-header X-H 1 if { url /x } { status 200 }
+    redirect location /z if { status 302 }
+    use_backend be if { status 200 }
+    use_backend be if { res.hdr(a) b } p
+    default_backend be
+backend be
+    stick-table type string len 32 size 10
+    acl rs status 200
+    http-response set-header X-I 1 if { path /x } || { method GET }
+    http-request set-header X-J 1 if { srv_name s }
+    stick match path if rs
+    stick on path if { res.hdr(x) y }
+    stick store-request path if { path /x } { status 200 }
+    use-server s if { status 200 }
+    server s 127.0.0.1:18081
+listen li
+    bind 127.0.0.1:18082
+    tcp-request content reject if { status 500 }
+    http-response set-header X-K 1 if { path /x }
+    http-request set-header X-L 1 if { status 200 }
+    server s 127.0.0.1:18081
+"""
+
+#: (line, warning) as haproxy 2.6.12 -c prints them for GOLDEN_CFG, in order
+GOLDEN_WARNINGS = [
+    (
+        14,
+        "anonymous acl will never match in 'tcp-request connection' because it uses keyword 'ssl_fc' which is incompatible with 'frontend tcp-request connection rule'",
+    ),
+    (
+        15,
+        "anonymous acl will never match in 'tcp-request connection' because it uses keyword 'req.len' which is incompatible with 'frontend tcp-request connection rule'",
+    ),
+    (
+        16,
+        "acl 'mixed' will never match in 'tcp-request connection' because it only involves keywords that are incompatible with 'frontend tcp-request connection rule'",
+    ),
+    (
+        18,
+        "anonymous acl will never match in 'tcp-request session' because it uses keyword 'path' which is incompatible with 'frontend tcp-request session rule'",
+    ),
+    (
+        19,
+        "anonymous acl will never match in 'tcp-request content' because it uses keyword 'status' which is incompatible with 'frontend tcp-request content rule'",
+    ),
+    (
+        20,
+        "acl 'mixed' involves keyword 'status' which is incompatible with 'frontend tcp-request content rule'",
+    ),
+    (
+        21,
+        "anonymous acl will never match because it uses keyword 'path' which is incompatible with 'frontend http-response header rule'",
+    ),
+    (
+        22,
+        "acl 'p' will never match because it only involves keywords that are incompatible with 'frontend http-response header rule'",
+    ),
+    (
+        24,
+        "acl 'HTTP_1.1' will never match because it only involves keywords that are incompatible with 'frontend http-response header rule'",
+    ),
+    (
+        25,
+        "acl 'mixed' involves keywords 'path' which is incompatible with 'frontend http-response header rule'",
+    ),
+    (
+        26,
+        "acl 'mixed' involves keywords 'status' which is incompatible with 'frontend http-request header rule'",
+    ),
+    (
+        27,
+        "acl 'both' will never match because it only involves keywords that are incompatible with 'frontend http-request header rule'",
+    ),
+    (
+        28,
+        "anonymous acl will never match because it uses keyword 'srv_name' which is incompatible with 'frontend http-request header rule'",
+    ),
+    (
+        29,
+        "anonymous acl will never match because it uses keyword 'url' which is incompatible with 'frontend http-response header rule'",
+    ),
+    (
+        30,
+        "anonymous acl will never match because it uses keyword 'status' which is incompatible with 'frontend http-request header rule'",
+    ),
+    (
+        31,
+        "anonymous acl will never match because it uses keyword 'status' which is incompatible with 'frontend use-backend rule'",
+    ),
+    (
+        32,
+        "anonymous acl will never match because it uses keyword 'res.hdr' which is incompatible with 'frontend use-backend rule'",
+    ),
+    (
+        37,
+        "anonymous acl will never match because it uses keyword 'path' which is incompatible with 'backend http-response header rule'",
+    ),
+    (
+        38,
+        "anonymous acl will never match because it uses keyword 'srv_name' which is incompatible with 'backend http-request header rule'",
+    ),
+    (
+        39,
+        "acl 'rs' will never match because it only involves keywords that are incompatible with 'backend use-server, balance or stick-match rule'",
+    ),
+    (
+        40,
+        "anonymous acl will never match because it uses keyword 'res.hdr' which is incompatible with 'backend use-server, balance or stick-match rule'",
+    ),
+    (
+        41,
+        "anonymous acl will never match because it uses keyword 'status' which is incompatible with 'backend use-server, balance or stick-match rule'",
+    ),
+    (
+        42,
+        "anonymous acl will never match because it uses keyword 'status' which is incompatible with 'backend use-server, balance or stick-match rule'",
+    ),
+    (
+        46,
+        "anonymous acl will never match in 'tcp-request content' because it uses keyword 'status' which is incompatible with 'frontend tcp-request content rule'",
+    ),
+    (
+        47,
+        "anonymous acl will never match because it uses keyword 'path' which is incompatible with 'backend http-response header rule'",
+    ),
+    (
+        48,
+        "anonymous acl will never match because it uses keyword 'status' which is incompatible with 'frontend http-request header rule'",
+    ),
+]
+
+
+def _haproxy_c(path) -> str:
+    out = subprocess.run(
+        [haproxy_binary(), "-c", "-f", str(path)], capture_output=True, text=True, timeout=20
+    )
+    return out.stdout + out.stderr
+
+
+def test_golden_config_diagnostics(tmp_path):
+    path = tmp_path / "golden.cfg"
+    path.write_text(GOLDEN_CFG)
+    conf, diags = load_config([str(path)])
+    diags = list(diags) + check_rules(conf)
+    assert not [d for d in diags if d.severity == ALERT]
+    got = [(d.location.line, d.message) for d in diags if d.severity == WARNING and d.location is not None]
+    assert got == GOLDEN_WARNINGS
+
+
+@requires_haproxy
+def test_golden_config_matches_live_haproxy(tmp_path):
+    path = tmp_path / "golden.cfg"
+    path.write_text(GOLDEN_CFG)
+    text = _haproxy_c(path)
+    assert "Configuration file is valid" in text, text
+    theirs = [(int(n), m) for n, m in re.findall(r"\[WARNING\].*?parsing \[[^\]:]+:(\d+)\] : (.*)", text)]
+    assert theirs == GOLDEN_WARNINGS
+
+
+#: expressions that cannot work where they are used: (proxy kind, rule line, haproxy's alert)
+BAD_EXPRESSIONS = [
+    (
+        "backend",
+        "stick on res.hdr(x)",
+        "'stick': fetch method 'res.hdr' extracts information from 'HTTP response headers', none of which is "
+        "available during request.",
+    ),
+    (
+        "backend",
+        "stick match status",
+        "'stick': fetch method 'status' extracts information from 'HTTP response', none of which is "
+        "available during request.",
+    ),
+    (
+        "frontend",
+        "http-response set-header X %[url]",
+        "error detected in frontend 'fe' while parsing 'http-response set-header' rule : sample fetch <url]> may "
+        "not be reliably used here because it needs 'HTTP request headers' which is not available here.",
+    ),
+]
+
+
+def _one_line_cfg(tmp_path, kind: str, line: str):
+    text = "defaults\n  mode http\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n"
+    if kind == "backend":
+        text += "frontend fe\n  bind 127.0.0.1:65002\n  default_backend be\n"
+        text += f"backend be\n  stick-table type string len 32 size 10\n  {line}\n  server s 127.0.0.1:1\n"
+    else:
+        text += f"frontend fe\n  bind 127.0.0.1:65002\n  {line}\n  default_backend be\n"
+        text += "backend be\n  server s 127.0.0.1:1\n"
+    path = tmp_path / "one.cfg"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("kind, line, message", BAD_EXPRESSIONS)
+def test_expression_that_cannot_work_there_is_refused(kind, line, message, tmp_path):
+    conf, _ = load_config([str(_one_line_cfg(tmp_path, kind, line))])
+    assert [d.message for d in check_rules(conf) if d.severity == ALERT] == [message]
+
+
+@requires_haproxy
+@pytest.mark.parametrize("kind, line, message", BAD_EXPRESSIONS)
+def test_refusals_are_haproxys_own(kind, line, message, tmp_path):
+    text = _haproxy_c(_one_line_cfg(tmp_path, kind, line))
+    assert re.findall(r"\[ALERT\].*?parsing \[[^\]]+\] : (.*)", text) == [message]
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def test_places_follow_haproxys_table():
+    resp_fe = S.rule_places("http-response", "frontend")
+    req_fe = S.rule_places("http-request", "frontend")
+    conn = S.rule_places("tcp-request connection", "frontend")
+    for needs in (S.NEEDS_NONE, S.NEEDS_L4, S.NEEDS_HTTP_REQ_LINE, S.NEEDS_BACKEND):
+        assert S.usable(needs, resp_fe), needs  # var(), src, method, be_name work on responses
+    assert not S.usable(S.NEEDS_HTTP_REQ, resp_fe)  # path, base, url, req.hdr do not
+    assert not S.usable(S.NEEDS_HTTP_RES, req_fe) and not S.usable(S.NEEDS_HTTP_RES_LINE, req_fe)
+    assert not S.usable(S.NEEDS_SERVER, req_fe)  # no server is chosen yet
+    assert S.usable(S.NEEDS_L4, conn) and not S.usable(S.NEEDS_L5, conn)  # ssl_fc needs the handshake
+    assert not S.usable(S.NEEDS_REQ_BUF, conn)
+    assert S.usable(S.NEEDS_REQ_BUF, S.rule_places("tcp-request content", "frontend"))
+    assert not S.usable(S.NEEDS_BACKEND, req_fe)
+    assert S.usable(S.NEEDS_BACKEND, S.rule_places("http-request", "listen"))
+    # a fetch reading several sources works where any of them is available
+    assert S.usable(S.NEEDS_HTTP_REQ | S.NEEDS_L4, resp_fe)
+    assert S.needs_label(S.NEEDS_HTTP_RES_LINE | S.NEEDS_HTTP_REQ) == "HTTP request headers,HTTP response"
+    # a listen section is both: haproxy names the first place in its order
+    assert S.place_name(S.rule_places("http-response", "listen")) == "backend http-response header rule"
+    assert S.place_name(S.rule_places("http-request", "listen")) == "frontend http-request header rule"
+    assert S.rule_places("no such rule set", "frontend") == 0
+    assert S.missing_need(S.NEEDS_HTTP_REQ, "http-response", "frontend") == "HTTP request headers"
+    assert S.missing_need(S.NEEDS_HTTP_REQ_LINE, "http-response", "frontend") is None
+
+
+def test_every_registered_fetch_reads_known_sources():
+    for name, fdef in S.FETCHES.items():
+        assert fdef.needs <= set(S.SOURCES), name
+
+
+# --------------------------------------------------------------------------- run time
+
+
+def _respond(rules, request: bytes, status: int) -> dict[str, str]:
+    t = txn(request)
+    t.status = status
+    t.resp_headers = []
+    rules.http_response(t)
+    rules.http_after_response(t)
+    return {k.decode(): v.decode() for k, v in t.resp_headers}
+
+
+def test_response_rule_on_request_path_never_fires():
+    fe = proxy(
+        """
+        acl p path /x
+        acl mixed path /x
+        acl mixed status 200
+        http-response set-header X-A 1 if { path /x }
+        http-response set-header X-B 1 if p
+        http-response set-header X-N 1 if !{ path /x }
+        http-response set-header X-M 1 if mixed
+        http-response set-header X-Meth 1 if { method GET }
+        http-response set-header X-Src 1 if { src 10.0.0.1 }
+        http-after-response set-header X-H 1 if { url /x }
+        http-after-response set-header X-S 1 if { status 200 }
+        """,
+        name="fe",
+        kind="frontend",
+    )
+    rules = compile_rules(config(fe), {})["fe"]
+    get_x = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n"
+    # haproxy 2.6.12, GET /x answered 404 by the server: only x-n, x-meth (and x-src) are set
+    assert _respond(rules, get_x, 404) == {"x-n": "1", "x-meth": "1", "x-src": "1"}
+    # the mixed ACL still matches through its usable line (status)
+    assert _respond(rules, get_x, 200) == {"x-n": "1", "x-m": "1", "x-meth": "1", "x-src": "1", "x-s": "1"}
+
+
+def test_same_named_acl_works_in_request_rules_and_not_in_response_rules():
+    fe = proxy(
+        """
+        acl p path /x
+        http-request set-header X-Req 1 if p
+        http-response set-header X-Res 1 if p
+        """,
+        name="fe",
+        kind="frontend",
+    )
+    rules = compile_rules(config(fe), {})["fe"]
+    t = txn(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert rules.http_request(t) is None
+    assert [b"x-req", b"1"] in t.headers
+    t.status = 200
+    t.resp_headers = []
+    rules.http_response(t)
+    assert t.resp_headers == []
+
+
+def test_request_side_rules_on_response_data_never_fire():
+    fe = proxy(
+        """
+        http-request deny if { status 200 }
+        http-request deny if { res.hdr(x) -m found }
+        use_backend other if { status 200 }
+        tcp-request connection reject if { req.len ge 0 }
+        tcp-request connection reject if { ssl_fc }
+        tcp-request content reject if { status 200 }
+        """,
+        name="fe",
+        kind="frontend",
+    )
+    rules = compile_rules(config(fe, proxy("", name="other", kind="backend")), {})["fe"]
+    t = txn()
+    t.status = 200
+    t.resp_headers = [[b"x", b"1"]]
+    assert rules.http_request(t) is None
+    assert rules.select_backend(t) is None
+    assert rules.tcp_connection(session(ssl=True)) is True
+    assert rules.tcp_content(t.sess, t) is True
