@@ -223,6 +223,36 @@ BAD_EXPRESSIONS = [
     ),
     (
         "frontend",
+        "tcp-request connection track-sc0 ssl_fc_sni",
+        "'tcp-request connection track-sc0' : fetch method 'ssl_fc_sni' extracts information from "
+        "'client-side connection', none of which is available here",
+    ),
+    (
+        "frontend",
+        "tcp-request content track-sc0 res.hdr(x)",
+        "'tcp-request content track-sc0' : fetch method 'res.hdr(x)' extracts information from "
+        "'HTTP response headers', none of which is available here",
+    ),
+    (
+        "frontend",
+        "tcp-request connection set-var(sess.x) path",
+        "fetch method 'set-var(sess.x)' extracts information from 'HTTP request headers', none of which is "
+        "available here",
+    ),
+    (
+        "frontend",
+        "http-request track-sc0 be_name",
+        "error detected in frontend 'fe' while parsing 'http-request track-sc0' rule : fetch method 'be_name' "
+        "extracts information from 'backend', none of which is available here.",
+    ),
+    (
+        "frontend",
+        "http-response set-var(txn.x) base",
+        "error detected in frontend 'fe' while parsing 'http-response set-var(txn.x)' rule : fetch method "
+        "'set-var(txn.x)' extracts information from 'HTTP request headers', none of which is available here.",
+    ),
+    (
+        "frontend",
         "http-response set-header X %[url]",
         "error detected in frontend 'fe' while parsing 'http-response set-header' rule : sample fetch <url]> may "
         "not be reliably used here because it needs 'HTTP request headers' which is not available here.",
@@ -236,7 +266,8 @@ def _one_line_cfg(tmp_path, kind: str, line: str):
         text += "frontend fe\n  bind 127.0.0.1:65002\n  default_backend be\n"
         text += f"backend be\n  stick-table type string len 32 size 10\n  {line}\n  server s 127.0.0.1:1\n"
     else:
-        text += f"frontend fe\n  bind 127.0.0.1:65002\n  {line}\n  default_backend be\n"
+        text += "frontend fe\n  bind 127.0.0.1:65002\n  stick-table type ip size 10\n"
+        text += f"  {line}\n  default_backend be\n"
         text += "backend be\n  server s 127.0.0.1:1\n"
     path = tmp_path / "one.cfg"
     path.write_text(text)

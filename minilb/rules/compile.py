@@ -389,6 +389,13 @@ class _ProxyCompiler:
             else:
                 self.alert(e.describe(False, ruleset, self.proxy.name), origin)
             return
+        except S.UnavailableFetch as e:
+            if ruleset.startswith("tcp-"):  # tcp rules print it bare (track-sc* names the rule)
+                prefix = f"'{ruleset} {word}' : " if word.startswith("track-sc") else ""
+                self.alert(prefix + str(e), origin)
+            else:
+                self.alert(self.rule_error(ruleset, word, str(e)), origin)
+            return
         except S.SampleError as e:
             self.alert(self.rule_error(ruleset, word, str(e)), origin)
             return

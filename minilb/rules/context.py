@@ -74,11 +74,11 @@ class CompileContext:
         if label is not None:
             if self.ruleset.startswith("stick "):  # haproxy names the fetch and the phase
                 phase = "for 'store-response'" if self.ruleset.endswith("response") else "during request"
-                raise S.SampleError(
+                raise S.UnavailableFetch(
                     f"fetch method '{expr.fetch.name}' extracts information from '{label}', none of which is "
                     f"available {phase}"
                 )
-            raise S.SampleError(
+            raise S.UnavailableFetch(
                 f"fetch method '{display or text}' extracts information from '{label}', none of which is available here"
             )
         return expr

@@ -234,6 +234,10 @@ class SampleError(Exception):
     """A sample expression or argument cannot be compiled; the message is HAProxy-worded."""
 
 
+class UnavailableFetch(SampleError):
+    """An expression's fetch cannot work where the rule runs (`missing_need`)."""
+
+
 class TableNotFound(SampleError):
     """A table argument names no table.  HAProxy reports these on their own (not inside
     the rule's parse error), naming the argument: `where` tells the compiler which
