@@ -399,3 +399,45 @@ def test_request_side_rules_on_response_data_never_fire():
     assert rules.select_backend(t) is None
     assert rules.tcp_connection(session(ssl=True)) is True
     assert rules.tcp_content(t.sess, t) is True
+
+
+USE_BACKEND_CFG = """\
+defaults
+    mode http
+    timeout client 1s
+    timeout server 1s
+    timeout connect 1s
+frontend fe
+    bind 127.0.0.1:65004
+    http-response set-header X 1
+    use_backend be_%[req.hdr(x)] if { req.hdr(x) -m found }
+    use_backend be_%[res.hdr(x)]
+    default_backend be
+backend be
+    server s 127.0.0.1:1
+"""
+
+#: haproxy 2.6.12 -c on USE_BACKEND_CFG: a backend name's %[...] is read at the request
+#: headers, whatever rule came before it
+USE_BACKEND_ALERTS = [
+    "Parsing [{path}:10]: failed to parse use_backend rule 'be_%[res.hdr(x)]' : sample fetch <res.hdr(x)]> may "
+    "not be reliably used here because it needs 'HTTP response headers' which is not available here."
+]
+
+
+def test_use_backend_format_is_checked_at_the_request(tmp_path):
+    path = tmp_path / "ub.cfg"
+    path.write_text(USE_BACKEND_CFG)
+    conf, _ = load_config([str(path)])
+    alerts = [str(d) for d in check_rules(conf) if d.severity == ALERT]
+    assert alerts == [a.format(path=path) for a in USE_BACKEND_ALERTS]
+
+
+@requires_haproxy
+def test_use_backend_format_alert_is_haproxys_own(tmp_path):
+    path = tmp_path / "ub.cfg"
+    path.write_text(USE_BACKEND_CFG)
+    text = _haproxy_c(path)
+    assert re.findall(r"\[ALERT\].*? : config : (Parsing .*)", text) == [
+        a.format(path=path) for a in USE_BACKEND_ALERTS
+    ]

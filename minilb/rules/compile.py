@@ -452,6 +452,7 @@ class _ProxyCompiler:
             self.alert("'use_backend' requires a backend name.", origin)
             return
         target: Any = name
+        self.ctx.ruleset = "use_backend format"
         if "%" in name:
             try:
                 fmt = S.cfg_str(name) if "%[" not in name else None
@@ -460,10 +461,9 @@ class _ProxyCompiler:
 
                     lf = parse_log_format(name, self.ctx)
                     target = lf.constant if lf.constant is not None else lf.render
-            except S.SampleError as e:
+            except S.SampleError as e:  # haproxy checks these after parsing, in its own words
                 self.alert(
-                    f"error detected in {self.ctx.proxy_desc} while parsing use_backend : {_dot(str(e))}",
-                    origin,
+                    f"Parsing [{origin}]: failed to parse use_backend rule '{name}' : {_dot(str(e))}", None
                 )
                 return
         if type(target) is str and self.backend_names is not None and target not in self.backend_names:

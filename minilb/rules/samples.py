@@ -170,6 +170,7 @@ RULE_PLACES = {
     "http-after-response": ("fe-hrs-hdr", "be-hrs-hdr"),
     "tcp-response content": ("fe-res-cnt", "be-res-cnt"),
     "use_backend": ("fe-set-bck", None),
+    "use_backend format": ("fe-hrq-hdr", None),  # the backend name's %[...] (haproxy's choice)
     "use-server": (None, "be-set-srv"),
     "stick on": (None, "be-set-srv"),
     "stick match": (None, "be-set-srv"),
