@@ -18,13 +18,18 @@ from minilb.rules.compile import check_rules, compile_rules
 from tests.conftest import haproxy_binary, requires_haproxy
 from tests.support.rules import config, proxy, session, txn
 
-#: a config whose rules use fetches where they can and cannot work (line numbers matter)
-GOLDEN_CFG = """\
+DEFAULTS = """\
 defaults
     mode http
     timeout client 1s
     timeout server 1s
     timeout connect 1s
+"""
+
+#: a config whose rules use fetches where they can and cannot work (line numbers matter)
+GOLDEN_CFG = (
+    DEFAULTS
+    + """\
 frontend fe
     bind 127.0.0.1:18080
     tcp-request inspect-delay 1s
@@ -70,6 +75,7 @@ listen li
     http-request set-header X-L 1 if { status 200 }
     server s 127.0.0.1:18081
 """
+)
 
 #: (line, warning) as haproxy 2.6.12 -c prints them for GOLDEN_CFG, in order
 GOLDEN_WARNINGS = [
@@ -261,7 +267,7 @@ BAD_EXPRESSIONS = [
 
 
 def _one_line_cfg(tmp_path, kind: str, line: str):
-    text = "defaults\n  mode http\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n"
+    text = DEFAULTS
     if kind == "backend":
         text += "frontend fe\n  bind 127.0.0.1:65002\n  default_backend be\n"
         text += f"backend be\n  stick-table type string len 32 size 10\n  {line}\n  server s 127.0.0.1:1\n"
@@ -401,12 +407,9 @@ def test_request_side_rules_on_response_data_never_fire():
     assert rules.tcp_content(t.sess, t) is True
 
 
-USE_BACKEND_CFG = """\
-defaults
-    mode http
-    timeout client 1s
-    timeout server 1s
-    timeout connect 1s
+USE_BACKEND_CFG = (
+    DEFAULTS
+    + """\
 frontend fe
     bind 127.0.0.1:65004
     http-response set-header X 1
@@ -416,6 +419,7 @@ frontend fe
 backend be
     server s 127.0.0.1:1
 """
+)
 
 #: haproxy 2.6.12 -c on USE_BACKEND_CFG: a backend name's %[...] is read at the request
 #: headers, whatever rule came before it
