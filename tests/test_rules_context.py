@@ -445,3 +445,54 @@ def test_use_backend_format_alert_is_haproxys_own(tmp_path):
     assert re.findall(r"\[ALERT\].*? : config : (Parsing .*)", text) == [
         a.format(path=path) for a in USE_BACKEND_ALERTS
     ]
+
+
+#: rules written after a kind that runs later: haproxy 2.6.12 warns that they still run first
+ORDER_CASES = {
+    "http-request deny if { path /a }\ntcp-request content reject if { src 10.0.0.9 }": [
+        (2, "a 'tcp-request' rule placed after an 'http-request' rule will still be processed before.")
+    ],
+    "tcp-request content accept\ntcp-request session reject if { src 10.0.0.9 }": [
+        (2, "a 'tcp-request' rule placed after a 'tcp-request content' rule will still be processed before.")
+    ],
+    "tcp-request session accept\ntcp-request connection reject if { src 10.0.0.9 }": [
+        (2, "a 'tcp-request' rule placed after a 'tcp-request session' rule will still be processed before.")
+    ],
+    "use_backend be if { path /b }\ntcp-request connection accept": [
+        (2, "a 'tcp-request' rule placed after a 'use_backend' rule will still be processed before.")
+    ],
+    "redirect location /x if { path /r }\nhttp-request deny": [
+        (2, "a 'http-request' rule placed after a 'redirect' rule will still be processed before.")
+    ],
+    "tcp-request connection accept\ntcp-request content accept\nhttp-request deny\nredirect location /x": [],
+}
+
+
+def _order_cfg(tmp_path, lines: str):
+    """(path, number of the frontend line): the rule lines come right after it."""
+    body = "".join(f"    {line}\n" for line in lines.splitlines())
+    path = tmp_path / "order.cfg"
+    path.write_text(
+        f"{DEFAULTS}frontend fe\n{body}    bind 127.0.0.1:65005\n    default_backend be\n"
+        "backend be\n    server s 127.0.0.1:1\n"
+    )
+    return path, DEFAULTS.count("\n") + 1
+
+
+@pytest.mark.parametrize("lines", sorted(ORDER_CASES))
+def test_rules_written_out_of_run_order_are_warned_about(lines, tmp_path):
+    path, first = _order_cfg(tmp_path, lines)
+    conf, _ = load_config([str(path)])
+    got = [(d.location.line - first, d.message) for d in check_rules(conf) if d.severity == WARNING]
+    assert got == ORDER_CASES[lines]
+
+
+@requires_haproxy
+@pytest.mark.parametrize("lines", sorted(ORDER_CASES))
+def test_run_order_warnings_are_haproxys_own(lines, tmp_path):
+    path, first = _order_cfg(tmp_path, lines)
+    text = _haproxy_c(path)
+    theirs = [
+        (int(n) - first, m) for n, m in re.findall(r"\[WARNING\].*?parsing \[[^\]:]+:(\d+)\] : (.*)", text)
+    ]
+    assert theirs == ORDER_CASES[lines]

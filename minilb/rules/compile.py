@@ -200,6 +200,19 @@ def _split_condition(words: tuple[str, ...] | list[str]) -> tuple[list[str], lis
     return list(words), []
 
 
+#: rule kinds in the order haproxy runs them ("monitor fail" is not a rule here)
+_RUN_ORDER = (
+    "tcp-request connection",
+    "tcp-request session",
+    "tcp-request content",
+    "monitor fail",
+    "http-request",
+    "redirect",
+    "use_backend",
+    "use-server",
+)
+
+
 class _ProxyCompiler:
     def __init__(
         self,
@@ -328,30 +341,14 @@ class _ProxyCompiler:
                 line.origin,
             )
             return
+        if kw in _RUN_ORDER:
+            self.misplaced(kw, line.origin)
         if kw in A.RULESETS:
-            if kw == A.HTTP_REQUEST:
-                earlier = next((k for k in ("redirect", "use_backend") if k in self.seen), None)
-                if earlier is not None:
-                    self.diags.append(
-                        Diagnostic(
-                            WARNING,
-                            f"a 'http-request' rule placed after a '{earlier}' rule will still be processed before.",
-                            line.origin,
-                        )
-                    )
             self.action_rule(kw, words, line.origin)
         elif kw == "redirect":
-            if "use_backend" in self.seen:
-                self.diags.append(
-                    Diagnostic(
-                        WARNING,
-                        "a 'redirect' rule placed after a 'use_backend' rule will still be processed before.",
-                        line.origin,
-                    )
-                )
-            self.seen.add("redirect")
             self.redirect_rule(words, line.origin)
         elif kw == "use-server":
+            self.seen.add(kw)
             self.use_server(words, line.origin)
         elif kw == "use_backend":
             # the config model lists use_backend lines in `use_backends` too: compile them once
@@ -360,6 +357,23 @@ class _ProxyCompiler:
         elif kw in RULE_KEYWORDS:
             self.keyword_rule(kw, words, line.origin)
         # other keywords (stick ... before the stick module registers) are not ours
+
+    def misplaced(self, kind: str, origin: Any) -> None:
+        """Warn, as haproxy does, when a rule comes after one of a kind that runs later
+        (`_RUN_ORDER`): it still runs first."""
+        for later in _RUN_ORDER[_RUN_ORDER.index(kind) + 1 :]:
+            if later in self.seen:
+                article = "an" if later == "http-request" else "a"
+                self.diags.append(
+                    Diagnostic(
+                        WARNING,
+                        f"a '{kind.partition(' ')[0]}' rule placed after {article} '{later}' rule will still be "
+                        "processed before.",
+                        origin,
+                    )
+                )
+                break
+        self.seen.add(kind)
 
     def action_rule(self, ruleset: str, words: list[str], origin: Any) -> None:
         ctx = self.ctx
