@@ -496,3 +496,56 @@ def test_run_order_warnings_are_haproxys_own(lines, tmp_path):
         (int(n) - first, m) for n, m in re.findall(r"\[WARNING\].*?parsing \[[^\]:]+:(\d+)\] : (.*)", text)
     ]
     assert theirs == ORDER_CASES[lines]
+
+
+#: raw request buffer fetches in an HTTP proxy's conditions (tcp mode is fine)
+L6_CFG = (
+    DEFAULTS
+    + """\
+frontend fe
+    bind 127.0.0.1:65006
+    tcp-request inspect-delay 1s
+    acl big req.len gt 10
+    http-request deny if big
+    tcp-request content reject if { req.payload(0,3) -m bin 474554 }
+    use_backend be if { req.ssl_sni x }
+    redirect location /x if big
+    default_backend be
+backend be
+    stick-table type ip size 10
+    stick match src if { req.len gt 0 }
+    server s 127.0.0.1:1
+listen tcpmode
+    mode tcp
+    bind 127.0.0.1:65007
+    tcp-request inspect-delay 1s
+    tcp-request content reject if { req.len gt 10 }
+    server s 127.0.0.1:1
+"""
+)
+
+#: haproxy 2.6.12 -c on L6_CFG: after every parsing message, proxy by proxy, use_backend
+#: conditions first, then stick, tcp and http rules (redirects are not checked)
+L6_WARNINGS = [
+    "parsing [{path}:11] : a 'tcp-request' rule placed after an 'http-request' rule will still be processed before.",
+    "parsing [{path}:13] : a 'redirect' rule placed after a 'use_backend' rule will still be processed before.",
+    "Proxy 'fe': L6 sample fetches ignored on HTTP proxies (declared at {path}:12).",
+    "Proxy 'fe': L6 sample fetches ignored on HTTP proxies (declared at {path}:11).",
+    "Proxy 'fe': L6 sample fetches ignored on HTTP proxies (declared at {path}:10).",
+    "Proxy 'be': L6 sample fetches ignored on HTTP proxies (declared at {path}:17).",
+]
+
+
+def test_raw_buffer_fetches_in_http_proxies_are_warned_about(tmp_path):
+    path = tmp_path / "l6.cfg"
+    path.write_text(L6_CFG)
+    conf, _ = load_config([str(path)])
+    assert [str(d) for d in check_rules(conf)] == [w.format(path=path) for w in L6_WARNINGS]
+
+
+@requires_haproxy
+def test_raw_buffer_warnings_are_haproxys_own(tmp_path):
+    path = tmp_path / "l6.cfg"
+    path.write_text(L6_CFG)
+    text = _haproxy_c(path)
+    assert re.findall(r"\[WARNING\].*? : config : (.*)", text) == [w.format(path=path) for w in L6_WARNINGS]

@@ -213,6 +213,25 @@ _RUN_ORDER = (
 )
 
 
+#: rule kinds whose conditions haproxy checks for raw-buffer fetches in HTTP proxies
+#: ("L6 sample fetches ignored"), by the rank it checks them in (the stick kinds are one
+#: list); redirect conditions are not checked
+_L6_CHECK_RANK = {
+    "use_backend": 0,
+    "use-server": 1,
+    "stick on": 2,
+    "stick match": 2,
+    "stick store-request": 2,
+    "tcp-request connection": 3,
+    "tcp-request session": 4,
+    "tcp-request content": 5,
+    "tcp-response content": 6,
+    "http-request": 7,
+    "http-response": 8,
+    "http-after-response": 9,
+}
+
+
 class _ProxyCompiler:
     def __init__(
         self,
@@ -222,10 +241,15 @@ class _ProxyCompiler:
         diags: list[Diagnostic],
         rng: Any = None,
         backends: Mapping[str, object] | None = None,
+        late: list[Diagnostic] | None = None,
     ):
         self.config = config
         self.proxy = proxy
         self.diags = diags
+        #: what haproxy reports once every section is read (after all parsing messages)
+        self.late = late if late is not None else diags
+        #: (rank in `_L6_CHECK_RANK`, origin) of conditions reading the raw request buffer
+        self.l6_conds: list[tuple[int, Any]] = []
         self.ctx = CompileContext(proxy, tables, config, diags, rng, backends)
         self.rules: dict[str, list[tuple[Any, Any]]] = {r: [] for r in A.RULESETS}
         self.redirects: list[tuple[Any, Any]] = []
@@ -310,6 +334,8 @@ class _ProxyCompiler:
             return False, None
         for w in warnings:
             self.diags.append(Diagnostic(WARNING, w, None))
+        if ruleset in _L6_CHECK_RANK and "req-buf" in cond.needs and self.proxy.mode == "http":
+            self.l6_conds.append((_L6_CHECK_RANK[ruleset], location))
         if places:
             msg = _conflict_warning(cond.uses, places, ruleset if ruleset.startswith("tcp-") else None)
             if msg is not None:
@@ -453,7 +479,7 @@ class _ProxyCompiler:
                 origin,
             )
             return
-        ok, cond = self.condition(cond_words, "redirect", A.HTTP_REQUEST, origin)
+        ok, cond = self.condition(cond_words, "redirect", "redirect", origin)
         if ok:
             self.redirects.append((cond, fn))
 
@@ -548,6 +574,14 @@ class _ProxyCompiler:
         self.use_backends = fix(self.use_backends)
         self.use_servers = fix(self.use_servers)
         self.compile_keyword_lines()
+        for _, origin in sorted(self.l6_conds, key=lambda e: e[0]):
+            self.late.append(
+                Diagnostic(
+                    WARNING,
+                    f"Proxy '{self.proxy.name}': L6 sample fetches ignored on HTTP proxies (declared at {origin}).",
+                    None,
+                )
+            )
         pr = ProxyRules(self.proxy.name)
         from_model = getattr(self.proxy, "tcp_inspect_delay", None)
         pr.inspect_delay_ms = from_model if from_model is not None else self.inspect_delay
@@ -643,11 +677,13 @@ def compile_rules(
     """
     load_features()
     diags: list[Diagnostic] = []
+    late: list[Diagnostic] = []
     out: dict[str, ProxyRules] = {}
     for proxy in config.proxies:
         if proxy.kind == "defaults":
             continue
-        out[proxy.name] = _ProxyCompiler(config, proxy, tables, diags, rng, backends).compile()
+        out[proxy.name] = _ProxyCompiler(config, proxy, tables, diags, rng, backends, late).compile()
+    diags.extend(late)
     if any(d.severity == ALERT for d in diags):
         raise ConfigError(diags)
     if diagnostics is not None:
