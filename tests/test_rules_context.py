@@ -16,6 +16,7 @@ from minilb.errors import ALERT, WARNING
 from minilb.rules import samples as S
 from minilb.rules.compile import check_rules, compile_rules
 from tests.conftest import haproxy_binary, requires_haproxy
+from tests.support.conformance import Pair, http_status
 from tests.support.rules import config, proxy, session, txn
 
 DEFAULTS = """\
@@ -549,3 +550,49 @@ def test_raw_buffer_warnings_are_haproxys_own(tmp_path):
     path.write_text(L6_CFG)
     text = _haproxy_c(path)
     assert re.findall(r"\[WARNING\].*? : config : (.*)", text) == [w.format(path=path) for w in L6_WARNINGS]
+
+
+LIVE_CFG = """\
+global
+    stats socket ipv4@127.0.0.1:@STATS@ level admin
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:@FE@
+    stick-table type ip size 10
+    acl mixed path /x
+    acl mixed status 200
+    http-response set-header X-A 1 if { path /x }
+    http-response set-header X-N 1 if !{ path /x }
+    http-response set-header X-M 1 if mixed
+    http-response set-header X-Meth 1 if { method GET }
+    http-after-response set-header X-U 1 if { url /x }
+    default_backend app
+backend app
+    server o 127.0.0.1:@ORIGIN@
+frontend origin
+    bind 127.0.0.1:@ORIGIN@
+    http-request return status 404 if { path /x }
+    http-request return status 200
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.interop
+@requires_haproxy
+def test_response_rules_on_request_fetches_behave_as_in_haproxy():
+    """Both processes on one config: the same x-* headers on each answer."""
+
+    def marks(side, path: str) -> list[str]:
+        answer = http_status("127.0.0.2", side.port("FE"), path, answer=True)
+        assert isinstance(answer, bytes), answer
+        head = answer.partition(b"\r\n\r\n")[0].decode("latin-1").lower()
+        return sorted(line for line in head.split("\r\n") if line.startswith("x-"))
+
+    with Pair.start(LIVE_CFG) as pair:
+        for path in ("/x", "/"):
+            assert marks(pair.haproxy, path) == marks(pair.minilb, path), path
+        assert marks(pair.minilb, "/x") == ["x-meth: 1", "x-n: 1"]
