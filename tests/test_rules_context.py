@@ -552,14 +552,10 @@ def test_raw_buffer_warnings_are_haproxys_own(tmp_path):
     assert re.findall(r"\[WARNING\].*? : config : (.*)", text) == [w.format(path=path) for w in L6_WARNINGS]
 
 
-LIVE_CFG = """\
-global
-    stats socket ipv4@127.0.0.1:@STATS@ level admin
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
+LIVE_CFG = (
+    "global\n    stats socket ipv4@127.0.0.1:@STATS@ level admin\n"
+    + DEFAULTS
+    + """\
 frontend fe
     bind 127.0.0.1:@FE@
     stick-table type ip size 10
@@ -578,6 +574,7 @@ frontend origin
     http-request return status 404 if { path /x }
     http-request return status 200
 """
+)
 
 
 @pytest.mark.integration
