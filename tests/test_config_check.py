@@ -301,3 +301,24 @@ def test_realistic_config_is_valid_for_real_haproxy():
     assert proc.returncode == 0, proc.stderr
     assert "Configuration file is valid" in proc.stdout
     assert "'option forwardfor' ignored for proxy 'tcp_passthrough' as it requires HTTP mode." in proc.stderr
+
+
+@requires_haproxy
+@pytest.mark.parametrize("name", ["GOLDEN_CFG", "L6_CFG"])
+def test_fetch_context_diagnostics_render_as_haproxy_prints_them(name, tmp_path):
+    """Every line ``minilb -c`` prints for configs using fetches where they cannot work
+    (``tests.test_rules_context``) is the line haproxy -c prints, in its order."""
+    import re
+
+    from tests import test_rules_context
+
+    path = write(tmp_path, getattr(test_rules_context, name), name="ctx.cfg")
+    proc = subprocess.run([haproxy_binary(), "-c", "-f", path], capture_output=True, text=True, timeout=30)
+    theirs = [
+        re.sub(r"^(\[\w+\] +)\(\d+\)", r"\1(minilb)", line)
+        for line in (proc.stderr + proc.stdout).splitlines()
+        if not line.startswith("[NOTICE]")
+    ]
+    status, ours = render_check(check_config([path], environ={}, hostname="h"))
+    assert proc.returncode == status == 0
+    assert ours == theirs

@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from minilb.errors import WARNING
+from minilb.errors import ALERT, WARNING
 from minilb.rules import actions as A
 from minilb.rules.compile import check_rules, compile_rules
 from minilb.rules.replies import wire_bytes
@@ -297,7 +297,7 @@ def test_haproxy_actions_minilb_lacks_are_clear_errors():
     diags = check_rules(
         config(proxy("http-request auth realm x\ntcp-request connection expect-proxy layer4", name="fe"))
     )
-    assert [d.message for d in diags] == [
+    assert [d.message for d in diags if d.severity == ALERT] == [
         "error detected in proxy 'fe' while parsing 'http-request auth' rule : 'http-request auth' is a HAProxy 2.6 "
         "action that minilb does not implement; ignoring it would change what the proxy does.",
         "error detected in proxy 'fe' while parsing 'tcp-request connection expect-proxy' rule : 'tcp-request "

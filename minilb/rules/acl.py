@@ -151,6 +151,21 @@ class Acl:
 
             self.pred = any_line
 
+    def pred_at(self, places: int) -> Pred:
+        """The predicate as evaluated at ``places`` (a `samples.CHECK_PLACES` mask, 0 =
+        anywhere): lines whose fetch cannot work there find no sample, so never match."""
+        if not places:
+            return self.pred
+        live = [t for t in self.terms if S.usable(t.needs, places)]
+        if len(live) == len(self.terms):
+            return self.pred
+        if not live:
+            return _never
+        sub = Acl(self.name)
+        for t in live:
+            sub.add(t)
+        return sub.pred
+
     @property
     def needs(self) -> frozenset:
         """What the fetches of every line need (see `samples.NEEDS_*`)."""
@@ -342,7 +357,7 @@ class Condition:
     line has been read.
     """
 
-    __slots__ = ("pred", "needs", "uses", "_suites", "_unless")
+    __slots__ = ("pred", "needs", "uses", "_suites", "_unless", "_places")
 
     def __init__(
         self,
@@ -350,17 +365,21 @@ class Condition:
         unless: bool,
         needs: frozenset,
         uses: list[tuple[str, list[tuple[str, frozenset]]]],
+        places: int = 0,
     ):
         self._suites = suites
         self._unless = unless
+        self._places = places
         self.needs = needs
         self.uses = uses
         self.pred: Pred = _never
         self.refresh()
 
     def refresh(self) -> Pred:
+        places = self._places
         resolved = [
-            [(neg, src.pred if isinstance(src, Acl) else src) for neg, src in suite] for suite in self._suites
+            [(neg, src.pred_at(places) if isinstance(src, Acl) else src) for neg, src in suite]
+            for suite in self._suites
         ]
         self.pred = _combine(resolved, self._unless)
         return self.pred
@@ -371,8 +390,12 @@ def parse_condition(
     acls: dict[str, Acl],
     ctx: Any = None,
     warnings: list[str] | None = None,
+    places: int = 0,
 ) -> Condition:
-    """Compile ``if|unless TERMS...``: ``words[0]`` is the polarity."""
+    """Compile ``if|unless TERMS...``: ``words[0]`` is the polarity.  ``places`` (a
+    `samples.CHECK_PLACES` mask) is where the rule runs: a term whose fetch cannot
+    work there finds no sample, as in haproxy, so it never matches (``!`` still
+    inverts that)."""
     if not words or words[0] not in ("if", "unless"):
         raise S.SampleError("expects 'if' or 'unless'")
     unless = words[0] == "unless"
@@ -407,7 +430,7 @@ def parse_condition(
                 raise S.SampleError("missing closing '}' in condition")
             term = parse_acl_expr(list(words[start:i]), ctx, warnings)
             i += 1
-            pred = term.pred
+            pred = term.pred if S.usable(term.needs, places) else _never
             needs |= term.needs
             uses.append(("anonymous acl", [term.keyword_needs]))
         else:
@@ -423,7 +446,7 @@ def parse_condition(
             cur = []
             suites.append(cur)
         cur.append((neg, pred))
-    return Condition(suites, unless, needs, uses)
+    return Condition(suites, unless, needs, uses, places)
 
 
 def _combine(suites: list[list[tuple[bool, Pred]]], unless: bool) -> Pred:

@@ -200,6 +200,38 @@ def _split_condition(words: tuple[str, ...] | list[str]) -> tuple[list[str], lis
     return list(words), []
 
 
+#: rule kinds in the order haproxy runs them ("monitor fail" is not a rule here)
+_RUN_ORDER = (
+    "tcp-request connection",
+    "tcp-request session",
+    "tcp-request content",
+    "monitor fail",
+    "http-request",
+    "redirect",
+    "use_backend",
+    "use-server",
+)
+
+
+#: rule kinds whose conditions haproxy checks for raw-buffer fetches in HTTP proxies
+#: ("L6 sample fetches ignored"), by the rank it checks them in (the stick kinds are one
+#: list); redirect conditions are not checked
+_L6_CHECK_RANK = {
+    "use_backend": 0,
+    "use-server": 1,
+    "stick on": 2,
+    "stick match": 2,
+    "stick store-request": 2,
+    "tcp-request connection": 3,
+    "tcp-request session": 4,
+    "tcp-request content": 5,
+    "tcp-response content": 6,
+    "http-request": 7,
+    "http-response": 8,
+    "http-after-response": 9,
+}
+
+
 class _ProxyCompiler:
     def __init__(
         self,
@@ -209,10 +241,15 @@ class _ProxyCompiler:
         diags: list[Diagnostic],
         rng: Any = None,
         backends: Mapping[str, object] | None = None,
+        late: list[Diagnostic] | None = None,
     ):
         self.config = config
         self.proxy = proxy
         self.diags = diags
+        #: what haproxy reports once every section is read (after all parsing messages)
+        self.late = late if late is not None else diags
+        #: (rank in `_L6_CHECK_RANK`, origin) of conditions reading the raw request buffer
+        self.l6_conds: list[tuple[int, Any]] = []
         self.ctx = CompileContext(proxy, tables, config, diags, rng, backends)
         self.rules: dict[str, list[tuple[Any, Any]]] = {r: [] for r in A.RULESETS}
         self.redirects: list[tuple[Any, Any]] = []
@@ -280,12 +317,15 @@ class _ProxyCompiler:
         acl.add(term)
 
     def condition(self, words: list[str], what: str, ruleset: str | None, location: Any) -> tuple[bool, Any]:
-        """(ok, predicate or None)."""
+        """(ok, predicate or None).  ``ruleset`` names where the rule evaluates (a
+        `samples.RULE_PLACES` key): ACL keywords that cannot work there are reported as
+        haproxy does and never match at run time."""
         if not words:
             return True, None
         warnings: list[str] = []
+        places = S.rule_places(ruleset, self.proxy.kind) if ruleset else 0
         try:
-            cond = parse_condition(words, self.ctx.acls, self.ctx, warnings)
+            cond = parse_condition(words, self.ctx.acls, self.ctx, warnings, places)
         except S.TableNotFound as e:
             self.alert(e.describe(True, "", self.proxy.name), location)
             return False, None
@@ -294,23 +334,11 @@ class _ProxyCompiler:
             return False, None
         for w in warnings:
             self.diags.append(Diagnostic(WARNING, w, None))
-        if ruleset:
-            kind = "proxy" if self.proxy.kind == "listen" else self.proxy.kind
-            for desc, kws in cond.uses:
-                kw = next((k for k, needs in kws if S.missing_need(needs, ruleset, self.proxy.kind)), None)
-                if kw is None:
-                    continue
-                if ruleset.startswith("http-"):
-                    where = "http-request" if ruleset == A.HTTP_REQUEST else "http-response"
-                    msg = (
-                        f"{desc} will never match because it uses keyword '{kw}' which is incompatible with "
-                        f"'{kind} {where} header rule'"
-                    )
-                else:
-                    msg = (
-                        f"{desc} will never match in '{ruleset}' because it uses keyword '{kw}' which is "
-                        f"incompatible with '{kind} {ruleset} rule'"
-                    )
+        if ruleset in _L6_CHECK_RANK and "req-buf" in cond.needs and self.proxy.mode == "http":
+            self.l6_conds.append((_L6_CHECK_RANK[ruleset], location))
+        if places:
+            msg = _conflict_warning(cond.uses, places, ruleset if ruleset.startswith("tcp-") else None)
+            if msg is not None:
                 self.diags.append(Diagnostic(WARNING, msg, location))
         return True, cond
 
@@ -339,30 +367,14 @@ class _ProxyCompiler:
                 line.origin,
             )
             return
+        if kw in _RUN_ORDER:
+            self.misplaced(kw, line.origin)
         if kw in A.RULESETS:
-            if kw == A.HTTP_REQUEST:
-                earlier = next((k for k in ("redirect", "use_backend") if k in self.seen), None)
-                if earlier is not None:
-                    self.diags.append(
-                        Diagnostic(
-                            WARNING,
-                            f"a 'http-request' rule placed after a '{earlier}' rule will still be processed before.",
-                            line.origin,
-                        )
-                    )
             self.action_rule(kw, words, line.origin)
         elif kw == "redirect":
-            if "use_backend" in self.seen:
-                self.diags.append(
-                    Diagnostic(
-                        WARNING,
-                        "a 'redirect' rule placed after a 'use_backend' rule will still be processed before.",
-                        line.origin,
-                    )
-                )
-            self.seen.add("redirect")
             self.redirect_rule(words, line.origin)
         elif kw == "use-server":
+            self.seen.add(kw)
             self.use_server(words, line.origin)
         elif kw == "use_backend":
             # the config model lists use_backend lines in `use_backends` too: compile them once
@@ -371,6 +383,23 @@ class _ProxyCompiler:
         elif kw in RULE_KEYWORDS:
             self.keyword_rule(kw, words, line.origin)
         # other keywords (stick ... before the stick module registers) are not ours
+
+    def misplaced(self, kind: str, origin: Any) -> None:
+        """Warn, as haproxy does, when a rule comes after one of a kind that runs later
+        (`_RUN_ORDER`): it still runs first."""
+        for later in _RUN_ORDER[_RUN_ORDER.index(kind) + 1 :]:
+            if later in self.seen:
+                article = "an" if later == "http-request" else "a"
+                self.diags.append(
+                    Diagnostic(
+                        WARNING,
+                        f"a '{kind.partition(' ')[0]}' rule placed after {article} '{later}' rule will still be "
+                        "processed before.",
+                        origin,
+                    )
+                )
+                break
+        self.seen.add(kind)
 
     def action_rule(self, ruleset: str, words: list[str], origin: Any) -> None:
         ctx = self.ctx
@@ -399,6 +428,13 @@ class _ProxyCompiler:
                 )
             else:
                 self.alert(e.describe(False, ruleset, self.proxy.name), origin)
+            return
+        except S.UnavailableFetch as e:
+            if ruleset.startswith("tcp-"):  # tcp rules print it bare (track-sc* names the rule)
+                prefix = f"'{ruleset} {word}' : " if word.startswith("track-sc") else ""
+                self.alert(prefix + str(e), origin)
+            else:
+                self.alert(self.rule_error(ruleset, word, str(e)), origin)
             return
         except S.SampleError as e:
             self.alert(self.rule_error(ruleset, word, str(e)), origin)
@@ -443,7 +479,7 @@ class _ProxyCompiler:
                 origin,
             )
             return
-        ok, cond = self.condition(cond_words, "redirect", A.HTTP_REQUEST, origin)
+        ok, cond = self.condition(cond_words, "redirect", "redirect", origin)
         if ok:
             self.redirects.append((cond, fn))
 
@@ -456,6 +492,7 @@ class _ProxyCompiler:
             self.alert("'use_backend' requires a backend name.", origin)
             return
         target: Any = name
+        self.ctx.ruleset = "use_backend format"
         if "%" in name:
             try:
                 fmt = S.cfg_str(name) if "%[" not in name else None
@@ -464,10 +501,9 @@ class _ProxyCompiler:
 
                     lf = parse_log_format(name, self.ctx)
                     target = lf.constant if lf.constant is not None else lf.render
-            except S.SampleError as e:
+            except S.SampleError as e:  # haproxy checks these after parsing, in its own words
                 self.alert(
-                    f"error detected in {self.ctx.proxy_desc} while parsing use_backend : {_dot(str(e))}",
-                    origin,
+                    f"Parsing [{origin}]: failed to parse use_backend rule '{name}' : {_dot(str(e))}", None
                 )
                 return
         if type(target) is str and self.backend_names is not None and target not in self.backend_names:
@@ -476,7 +512,7 @@ class _ProxyCompiler:
                 f"Proxy '{self.proxy.name}': unable to find required use_backend: '{target}'{hint}.", origin
             )
             return
-        ok, cond = self.condition(list(cond_words), "use_backend", None, origin)
+        ok, cond = self.condition(list(cond_words), "use_backend", "use_backend", origin)
         if ok:
             self.use_backends.append((cond, target))
 
@@ -501,13 +537,13 @@ class _ProxyCompiler:
                 origin,
             )
             return
-        ok, cond = self.condition(words[1:], "use-server", None, origin)
+        ok, cond = self.condition(words[1:], "use-server", "use-server", origin)
         if ok:
             self.use_servers.append((cond, name))
 
     def keyword_rule(self, kw: str, words: list[str], origin: Any) -> None:
         head, cond_words = _split_condition(words)
-        ok, cond = self.condition(cond_words, kw, None, origin)
+        ok, cond = self.condition(cond_words, kw, kw, origin)
         if ok:  # compiled in build(), once every acl line is known
             self.keyword_lines.append((kw, head, cond, origin))
 
@@ -520,7 +556,8 @@ class _ProxyCompiler:
             try:
                 obj = RULE_KEYWORDS[kw](head, cond, self.ctx)
             except S.SampleError as e:
-                self.alert(f"'{kw}': {_dot(str(e))}", origin)
+                head_kw = kw.partition(" ")[0]  # haproxy names the directive ('stick')
+                self.alert(f"'{head_kw}': {_dot(str(e))}", origin)
                 continue
             self.extra.setdefault(kw, []).append(obj)
 
@@ -537,6 +574,14 @@ class _ProxyCompiler:
         self.use_backends = fix(self.use_backends)
         self.use_servers = fix(self.use_servers)
         self.compile_keyword_lines()
+        for _, origin in sorted(self.l6_conds, key=lambda e: e[0]):
+            self.late.append(
+                Diagnostic(
+                    WARNING,
+                    f"Proxy '{self.proxy.name}': L6 sample fetches ignored on HTTP proxies (declared at {origin}).",
+                    None,
+                )
+            )
         pr = ProxyRules(self.proxy.name)
         from_model = getattr(self.proxy, "tcp_inspect_delay", None)
         pr.inspect_delay_ms = from_model if from_model is not None else self.inspect_delay
@@ -567,6 +612,32 @@ class _ProxyCompiler:
         pr.has_use_server = bool(self.use_servers)
         pr.extra = self.extra
         return pr
+
+
+def _conflict_warning(
+    uses: list[tuple[str, list[tuple[str, frozenset]]]], places: int, tcp_ruleset: str | None
+) -> str | None:
+    """HAProxy's warning for the first ACL of a condition that can never match at
+    ``places`` (every keyword unusable there), else for the first keyword that cannot;
+    None when all work.  tcp rules word it their own way (``tcp_ruleset``)."""
+    where = S.place_name(places)
+    within = f" in '{tcp_ruleset}'" if tcp_ruleset else ""
+    for desc, kws in uses:
+        if not any(S.usable(needs, places) for _, needs in kws):
+            if desc == "anonymous acl":
+                return (
+                    f"anonymous acl will never match{within} because it uses keyword '{kws[0][0]}' "
+                    f"which is incompatible with '{where}'"
+                )
+            return f"{desc} will never match{within} because it only involves keywords that are incompatible with '{where}'"
+    for desc, kws in uses:
+        kw = next((k for k, needs in kws if not S.usable(needs, places)), None)
+        if kw is not None:
+            if desc == "anonymous acl":
+                return f"anonymous acl involves keyword '{kw}' which is incompatible with '{where}'"
+            plural = "" if tcp_ruleset else "s"
+            return f"{desc} involves keyword{plural} '{kw}' which is incompatible with '{where}'"
+    return None
 
 
 def _dot(message: str) -> str:
@@ -606,11 +677,13 @@ def compile_rules(
     """
     load_features()
     diags: list[Diagnostic] = []
+    late: list[Diagnostic] = []
     out: dict[str, ProxyRules] = {}
     for proxy in config.proxies:
         if proxy.kind == "defaults":
             continue
-        out[proxy.name] = _ProxyCompiler(config, proxy, tables, diags, rng, backends).compile()
+        out[proxy.name] = _ProxyCompiler(config, proxy, tables, diags, rng, backends, late).compile()
+    diags.extend(late)
     if any(d.severity == ALERT for d in diags):
         raise ConfigError(diags)
     if diagnostics is not None:

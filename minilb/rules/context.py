@@ -72,7 +72,13 @@ class CompileContext:
         expr = S.parse_expr(text, self)
         label = S.missing_need(expr.fetch.needs, self.ruleset, getattr(self.proxy, "kind", ""))
         if label is not None:
-            raise S.SampleError(
+            if self.ruleset.startswith("stick "):  # haproxy names the fetch and the phase
+                phase = "for 'store-response'" if self.ruleset.endswith("response") else "during request"
+                raise S.UnavailableFetch(
+                    f"fetch method '{expr.fetch.name}' extracts information from '{label}', none of which is "
+                    f"available {phase}"
+                )
+            raise S.UnavailableFetch(
                 f"fetch method '{display or text}' extracts information from '{label}', none of which is available here"
             )
         return expr

@@ -172,19 +172,19 @@ def fetch_rdp_cookie_cnt(s: Any, t: Any, name: str | None) -> int:
 def _register() -> None:
     r = S.register_fetch
     for prefix in ("req.", "req_"):
-        d = r(f"{prefix}len", fetch_req_len, out=S.SINT)
+        d = r(f"{prefix}len", fetch_req_len, out=S.SINT, needs=S.NEEDS_REQ_BUF)
         d.may_change = True  # "does not return false as long as the buffer is changing"
-        r(f"{prefix}ssl_hello_type", fetch_ssl_hello_type, out=S.SINT, needs=S.NEEDS_L4)
-        r(f"{prefix}ssl_sni", fetch_ssl_sni, out=S.STR, needs=S.NEEDS_L4)
+        r(f"{prefix}ssl_hello_type", fetch_ssl_hello_type, out=S.SINT, needs=S.NEEDS_REQ_BUF)
+        r(f"{prefix}ssl_sni", fetch_ssl_sni, out=S.STR, needs=S.NEEDS_REQ_BUF)
     for name in ("req.rdp_cookie", "rdp_cookie"):
-        r(name, fetch_rdp_cookie, (S.ARG_STR,), 0, S.STR, S.NEEDS_L4)
+        r(name, fetch_rdp_cookie, (S.ARG_STR,), 0, S.STR, S.NEEDS_REQ_BUF)
     for name in ("req.rdp_cookie_cnt", "rdp_cookie_cnt"):
-        d = r(name, fetch_rdp_cookie_cnt, (S.ARG_STR,), 0, S.SINT, S.NEEDS_L4)
+        d = r(name, fetch_rdp_cookie_cnt, (S.ARG_STR,), 0, S.SINT, S.NEEDS_REQ_BUF)
         d.may_change = True
-    r("req.payload", fetch_payload, (S.ARG_SINT, S.ARG_SINT), out=S.BIN, needs=S.NEEDS_L4)
-    r("payload", fetch_payload, (S.ARG_SINT, S.ARG_SINT), out=S.BIN, needs=S.NEEDS_L4)
-    r("req.payload_lv", fetch_payload_lv, (S.ARG_SINT, S.ARG_SINT, S.ARG_STR), 2, S.BIN, S.NEEDS_L4)
-    r("payload_lv", fetch_payload_lv, (S.ARG_SINT, S.ARG_SINT, S.ARG_STR), 2, S.BIN, S.NEEDS_L4)
+    r("req.payload", fetch_payload, (S.ARG_SINT, S.ARG_SINT), out=S.BIN, needs=S.NEEDS_REQ_BUF)
+    r("payload", fetch_payload, (S.ARG_SINT, S.ARG_SINT), out=S.BIN, needs=S.NEEDS_REQ_BUF)
+    r("req.payload_lv", fetch_payload_lv, (S.ARG_SINT, S.ARG_SINT, S.ARG_STR), 2, S.BIN, S.NEEDS_REQ_BUF)
+    r("payload_lv", fetch_payload_lv, (S.ARG_SINT, S.ARG_SINT, S.ARG_STR), 2, S.BIN, S.NEEDS_REQ_BUF)
 
 
 _register()

@@ -45,10 +45,13 @@ Registering a fetch (from any feature module, e.g. ``minilb.stick.fetches``)::
   an expression is parsed outside a config (tests, the stats socket).
 - ``multi(sess, txn, *args) -> iterable``: optional; the values an ACL iterates over
   (``hdr(x)`` yields every comma-separated value, ``sample`` context gets the last).
-- ``needs``: what the fetch reads (``NEEDS_L4``, ``NEEDS_HTTP_REQ``, ``NEEDS_HTTP_RES``,
-  ``NEEDS_HTTP_RES_LINE``, ``NEEDS_BACKEND``, ``NEEDS_NONE``): a rule set that cannot
-  provide it makes an expression an error and an ACL a "will never match" warning
-  (`missing_need`).
+- ``needs``: what the fetch reads, as HAProxy classifies it (``NEEDS_L4``, ``NEEDS_L5``,
+  ``NEEDS_REQ_BUF``, ``NEEDS_HTTP_REQ`` (request headers, gone once the response is
+  processed), ``NEEDS_HTTP_REQ_LINE`` (what outlives them: the method), ``NEEDS_HTTP_RES``,
+  ``NEEDS_HTTP_RES_LINE``, ``NEEDS_BACKEND``, ``NEEDS_SERVER``, ``NEEDS_NONE``); `SOURCES`
+  says where each is available.  A rule set that cannot provide it makes an expression
+  an error and an ACL a "will never match" warning, and such an ACL term never matches
+  at run time (`missing_need`, `usable`).
 - ``match``: the ACL match method when ``-m`` is not given (default: from ``out``).
 
 Converters: ``register_converter(name, fn, args=..., min_args=..., in_type=STR, out=...)``
@@ -92,43 +95,136 @@ ARG_TIME = "delay"
 
 NEEDS_NONE = frozenset()
 NEEDS_L4 = frozenset({"l4"})
+NEEDS_L5 = frozenset({"l5"})
+NEEDS_REQ_BUF = frozenset({"req-buf"})
 NEEDS_HTTP_REQ = frozenset({"http-req"})
+NEEDS_HTTP_REQ_LINE = frozenset({"http-req-line"})
 NEEDS_HTTP_RES = frozenset({"http-res"})
 NEEDS_HTTP_RES_LINE = frozenset({"http-res-line"})
 NEEDS_BACKEND = frozenset({"backend"})
-#: how haproxy names what a fetch needs, in "not available here" messages
-NEEDS_LABELS = {
-    "http-req": "HTTP request headers",
-    "http-res": "HTTP response headers",
-    "http-res-line": "HTTP response",
-    "backend": "backend",
+NEEDS_SERVER = frozenset({"server"})
+
+# --------------------------------------------------------------------------- where fetches work
+#
+# HAProxy 2.6 knows, for every fetch, what it reads (its "source") and so at which
+# check places a rule may use it; minilb keeps the same two tables.  A fetch is usable
+# at a place when ANY of its sources is available there; a rule set's place depends on
+# the proxy's capabilities (a listen section is both frontend and backend).
+
+#: check places in haproxy's order (the first one of a set names it in messages)
+CHECK_PLACES = (
+    ("fe-con-acc", "frontend tcp-request connection rule"),
+    ("fe-ses-acc", "frontend tcp-request session rule"),
+    ("fe-req-cnt", "frontend tcp-request content rule"),
+    ("fe-hrq-hdr", "frontend http-request header rule"),
+    ("fe-hrq-bdy", "frontend http-request body rule"),
+    ("fe-set-bck", "frontend use-backend rule"),
+    ("be-req-cnt", "backend tcp-request content rule"),
+    ("be-hrq-hdr", "backend http-request header rule"),
+    ("be-hrq-bdy", "backend http-request body rule"),
+    ("be-set-srv", "backend use-server, balance or stick-match rule"),
+    ("be-srv-con", "server source selection"),
+    ("be-res-cnt", "backend tcp-response content rule"),
+    ("be-hrs-hdr", "backend http-response header rule"),
+    ("be-hrs-bdy", "backend http-response body rule"),
+    ("be-sto-rul", "backend stick-store rule"),
+    ("fe-res-cnt", "frontend tcp-response content rule"),
+    ("fe-hrs-hdr", "frontend http-response header rule"),
+    ("fe-hrs-bdy", "frontend http-response body rule"),
+    ("fe-log-end", "logs"),
+)
+_PLACE_BIT = {name: 1 << i for i, (name, _) in enumerate(CHECK_PLACES)}
+
+
+def _places(first: int, last: int) -> int:
+    """The mask of check places ``first..last`` (indexes in `CHECK_PLACES`)."""
+    return ((1 << (last + 1)) - 1) & ~((1 << first) - 1)
+
+
+#: fetch sources in haproxy's order: need label -> (haproxy's name for it, usable places).
+#: Request data is gone once the response is processed, except what HAProxy keeps
+#: (the method, the version's kind: "HTTP request", persistent); response data exists
+#: only from the response on.
+SOURCES = {
+    "l4": ("client address", _places(0, 18)),
+    "l5": ("client-side connection", _places(1, 18)),
+    "track": ("track counters", _places(0, 18)),
+    "req-buf": ("request buffer", _places(2, 10)),
+    "http-req": ("HTTP request headers", _places(2, 10)),
+    "http-req-line": ("HTTP request", _places(2, 18)),
+    "backend": ("backend", _places(6, 18)),
+    "server": ("server", _places(10, 18)),
+    "http-res": ("HTTP response headers", _places(11, 17)),
+    "http-res-line": ("HTTP response", _places(11, 18)),
 }
-#: what each rule set can provide ("backend" depends on the proxy, see `missing_need`)
-AVAILABLE = {
-    "tcp-request connection": frozenset({"l4"}),
-    "tcp-request session": frozenset({"l4"}),
-    "tcp-request content": frozenset({"l4", "http-req"}),
-    "http-request": frozenset({"l4", "http-req"}),
-    "http-response": frozenset({"l4", "http-res", "http-res-line"}),
-    "http-after-response": frozenset({"l4", "http-res", "http-res-line"}),
-    "tcp-response content": frozenset({"l4", "http-res", "http-res-line"}),
+_ALL_PLACES = _places(0, 18)
+
+#: rule set -> (places when the proxy is a frontend, places when it is a backend)
+RULE_PLACES = {
+    "tcp-request connection": ("fe-con-acc", None),
+    "tcp-request session": ("fe-ses-acc", None),
+    "tcp-request content": ("fe-req-cnt", "be-req-cnt"),
+    "http-request": ("fe-hrq-hdr", "be-hrq-hdr"),
+    "redirect": ("fe-hrq-hdr", "be-hrq-hdr"),
+    "http-response": ("fe-hrs-hdr", "be-hrs-hdr"),
+    "http-after-response": ("fe-hrs-hdr", "be-hrs-hdr"),
+    "tcp-response content": ("fe-res-cnt", "be-res-cnt"),
+    "use_backend": ("fe-set-bck", None),
+    "use_backend format": ("fe-hrq-hdr", None),  # the backend name's %[...] (haproxy's choice)
+    "use-server": (None, "be-set-srv"),
+    "stick on": (None, "be-set-srv"),
+    "stick match": (None, "be-set-srv"),
+    "stick store-request": (None, "be-set-srv"),
+    "stick store-response": (None, "be-sto-rul"),
 }
+
+
+def fetch_places(needs: frozenset) -> int:
+    """Where a fetch reading ``needs`` is usable (a mask of `CHECK_PLACES`)."""
+    if not needs:
+        return _ALL_PLACES
+    mask = 0
+    for need in needs:
+        mask |= SOURCES[need][1]
+    return mask
+
+
+def rule_places(ruleset: str, proxy_kind: str) -> int:
+    """Where a rule of ``ruleset`` in a ``proxy_kind`` proxy evaluates its samples;
+    0 for rule sets this table does not know (nothing is checked there)."""
+    fe, be = RULE_PLACES.get(ruleset, (None, None))
+    mask = 0
+    if fe is not None and proxy_kind in ("frontend", "listen", "defaults"):
+        mask |= _PLACE_BIT[fe]
+    if be is not None and proxy_kind in ("backend", "listen", "defaults"):
+        mask |= _PLACE_BIT[be]
+    return mask
+
+
+def place_name(places: int) -> str:
+    """HAProxy's name for a set of places: the first one's."""
+    for i, (_, label) in enumerate(CHECK_PLACES):
+        if places & (1 << i):
+            return label
+    return "unknown sample check place"
+
+
+def needs_label(needs: frozenset) -> str:
+    """What a fetch reads, in haproxy's words (every source, in its order)."""
+    return ",".join(label for need, (label, _) in SOURCES.items() if need in needs)
+
+
+def usable(needs: frozenset, places: int) -> bool:
+    """Whether a fetch reading ``needs`` works at ``places`` (0 = unchecked)."""
+    return not places or bool(fetch_places(needs) & places)
 
 
 def missing_need(needs: frozenset, ruleset: str, proxy_kind: str) -> str | None:
-    """The label of the first thing ``needs`` asks for that ``ruleset`` cannot provide."""
-    avail = AVAILABLE.get(ruleset)
-    if avail is None:
+    """None when a fetch reading ``needs`` works in ``ruleset``, else what it reads
+    (haproxy's "extracts information from '...'" wording)."""
+    if usable(needs, rule_places(ruleset, proxy_kind)):
         return None
-    for need in ("http-req", "http-res", "http-res-line", "backend"):
-        if need not in needs:
-            continue
-        if need == "backend":
-            if proxy_kind == "frontend":
-                return NEEDS_LABELS[need]
-        elif need not in avail:
-            return NEEDS_LABELS[need]
-    return None
+    return needs_label(needs)
 
 
 IPv4 = ipaddress.IPv4Address
@@ -137,6 +233,10 @@ IPv6 = ipaddress.IPv6Address
 
 class SampleError(Exception):
     """A sample expression or argument cannot be compiled; the message is HAProxy-worded."""
+
+
+class UnavailableFetch(SampleError):
+    """An expression's fetch cannot work where the rule runs (`missing_need`)."""
 
 
 class TableNotFound(SampleError):
@@ -1267,23 +1367,23 @@ _r("src", _src, out=ADDR, needs=L4)
 _r("src_port", _src_port, out=SINT, needs=L4)
 _r("dst", _dst, out=ADDR, needs=L4)
 _r("dst_port", _dst_port, out=SINT, needs=L4)
-_r("ssl_fc", _ssl_fc, out=BOOL, needs=L4)
-_r("ssl_fc_sni", _ssl_fc_sni, out=STR, needs=L4)
+_r("ssl_fc", _ssl_fc, out=BOOL, needs=NEEDS_L5)
+_r("ssl_fc_sni", _ssl_fc_sni, out=STR, needs=NEEDS_L5)
 _r("fe_name", _fe_name, out=STR)
 _r("be_name", _be_name, out=STR, needs=NEEDS_BACKEND)
-_r("srv_name", _srv_name, out=STR, needs=NEEDS_BACKEND | RES)
+_r("srv_name", _srv_name, out=STR, needs=NEEDS_SERVER)
 _r("path", _path, out=STR, needs=REQ)
 _r("pathq", _pathq, out=STR, needs=REQ)
 _r("url", _url, out=STR, needs=REQ)
 _r("query", _query, out=STR, needs=REQ)
 _r("base", _base, out=STR, needs=REQ)
-_r("method", _method, out=METH, needs=REQ, match="meth")
+_r("method", _method, out=METH, needs=NEEDS_HTTP_REQ_LINE, match="meth")
 _r("req.ver", _req_ver, out=STR, needs=REQ)
 _r("req_ver", _req_ver, out=STR, needs=REQ)
-_r("req.proto_http", _proto_http, out=BOOL, needs=REQ)
-_r("req_proto_http", _proto_http, out=BOOL, needs=REQ)
+_r("req.proto_http", _proto_http, out=BOOL, needs=NEEDS_HTTP_REQ_LINE)
+_r("req_proto_http", _proto_http, out=BOOL, needs=NEEDS_HTTP_REQ_LINE)
 _r("wait_end", _true, out=BOOL)
-_r("http_first_req", _http_first_req, out=BOOL, needs=REQ)
+_r("http_first_req", _http_first_req, out=BOOL, needs=NEEDS_HTTP_REQ_LINE)
 _r("status", _status, out=SINT, needs=NEEDS_HTTP_RES_LINE)
 _r("url_ip", _url_ip, out=IPV4, needs=REQ)
 _r("url_port", _url_port, out=SINT, needs=REQ)
