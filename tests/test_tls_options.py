@@ -252,3 +252,85 @@ def test_server_line_negotiates_within_its_versions(pki):
         finally:
             listener.close()
         assert results == [expected], options
+
+
+# --------------------------------------------------------------------------- accept-proxy with ssl
+
+
+class PeerTeller(protocol.Protocol):
+    """Says who it sees at the other end once the TLS handshake is through."""
+
+    def connectionMade(self):
+        peer = self.transport.getPeer()
+        self.transport.write(f"{peer.host} {peer.port}".encode())
+        self.transport.loseConnection()
+
+
+def _proxied_tls_exchange(port: int, header: bytes, split: bool) -> bytes:
+    """Send ``header`` then a TLS handshake (in the same segment as the ClientHello
+    unless ``split``); return what the TLS server said."""
+    ctx = _client_context("TLSv1.3")
+    raw = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing)
+    try:
+        if split:
+            raw.sendall(header)
+            header = b""
+        try:
+            tls.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        raw.sendall(header + outgoing.read())
+        data = b""
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                if chunk := outgoing.read():
+                    raw.sendall(chunk)
+                got = raw.recv(65536)
+                if not got:
+                    return b""
+                incoming.write(got)
+        raw.sendall(outgoing.read())
+        while True:
+            try:
+                chunk = tls.read(4096)
+                if not chunk:
+                    return data
+                data += chunk
+            except ssl.SSLWantReadError:
+                got = raw.recv(65536)
+                if not got:
+                    return data
+                incoming.write(got)
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return data
+    finally:
+        raw.close()
+
+
+def _v2_header(src: str, sport: int, dst: str, dport: int) -> bytes:
+    addresses = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!HH", sport, dport)
+    return b"\r\n\r\n\x00\r\nQUIT\n" + b"\x21\x11" + struct.pack("!H", len(addresses)) + addresses
+
+
+@pytest_twisted.inlineCallbacks
+def test_accept_proxy_with_ssl_reads_the_header_before_the_handshake(pki):
+    tls = TLSOptions(enabled=True, crt=(pki["crt"],))
+    b = Bind(BUILTIN, Address("ipv4", "127.0.0.1", 0), tls=tls, accept_proxy=True)
+    port = listen(reactor, b, protocol.Factory.forProtocol(PeerTeller))
+    number = port.getHost().port
+    try:
+        v1 = b"PROXY TCP4 192.0.2.7 127.0.0.1 5555 443\r\n"
+        assert (yield threads.deferToThread(_proxied_tls_exchange, number, v1, True)) == b"192.0.2.7 5555"
+        # the header and the ClientHello in one segment
+        assert (yield threads.deferToThread(_proxied_tls_exchange, number, v1, False)) == b"192.0.2.7 5555"
+        v2 = _v2_header("198.51.100.9", 4242, "127.0.0.1", 443)
+        assert (yield threads.deferToThread(_proxied_tls_exchange, number, v2, False)) == b"198.51.100.9 4242"
+        # no header: the connection is closed, as haproxy does
+        assert (yield threads.deferToThread(_proxied_tls_exchange, number, b"", False)) == b""
+    finally:
+        yield port.stopListening()

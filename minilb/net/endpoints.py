@@ -173,9 +173,17 @@ class UnixListener(unix.Port):
 
 
 def listen(reactor, bind: Bind, factory: Factory, backlog: int = 1024) -> interfaces.IListeningPort:
-    """Open the listener of a ``bind`` line; TLS-wrap ``factory`` when the bind has ``ssl``."""
+    """Open the listener of a ``bind`` line; TLS-wrap ``factory`` when the bind has ``ssl``.
+    With ``accept-proxy`` too, the PROXY header comes first on the wire: it is read
+    before the TLS layer starts, which then sees (and reports) the header's addresses.
+    (A bind with ``accept-proxy`` alone is wrapped by the caller, see
+    `minilb.worker.service.bind_factory`.)"""
     if bind.tls.enabled:
         factory = TLSMemoryBIOFactory(ServerContextFactory(bind.tls), False, factory)
+        if bind.accept_proxy:
+            from minilb.tcp.proxyproto import ProxyHeaderFactory
+
+            factory = ProxyHeaderFactory(factory)
     address = bind.address
     family = address.family
     if family in ("ipv4", "ipv6"):
