@@ -4,7 +4,7 @@ peers lines, read and checked as haproxy 2.6.12 does (its messages quoted in com
 from __future__ import annotations
 
 from minilb.config.model import TLSOptions
-from minilb.config.options import tls_version_problems, tls_versions
+from minilb.config.options import tls_line_problems, tls_versions
 from tests.support.config import DEFAULTS, load
 
 FIX = "Use only 'ssl-min-ver' and 'ssl-max-ver' to fix."
@@ -79,8 +79,23 @@ def test_version_ranges():
     assert tls_versions(no11, bind=True) == ("TLSv1.2", "TLSv1.3")
     ranged = TLSOptions(enabled=True, ssl_min_ver="TLSv1.1", no_versions=("TLSv1.2",))
     assert tls_versions(ranged, bind=True) == ("TLSv1.1", "TLSv1.2", "TLSv1.3")
-    assert tls_version_problems(ranged, True, "bind 'x'") == (
+    assert tls_line_problems(ranged, True, "bind 'x'") == (
         [],
         [f"no-sslv3/no-tlsv1x are ignored for bind 'x'. {FIX}"],
     )
-    assert tls_version_problems(TLSOptions(no_versions=("TLSv1.2", "TLSv1.3")), True, "bind 'x'") == ([], [])
+    assert tls_line_problems(TLSOptions(no_versions=("TLSv1.2", "TLSv1.3")), True, "bind 'x'") == ([], [])
+
+
+def test_bind_verify_needs_a_ca_file(tmp_path):
+    _, lines = load(
+        tmp_path,
+        DEFAULTS
+        + """\
+        frontend f
+            bind :8443 ssl crt /a.pem verify required
+            bind :8444 ssl crt /a.pem verify optional ca-file /ca.pem
+            bind :8445 ssl crt /a.pem ca-file /ca.pem
+        """,
+    )
+    # haproxy: Proxy 'f': verify is enabled but no CA file specified for bind ':8443' at [t.cfg:7].
+    assert lines == ["ALERT parsing [t.cfg:7] : verify is enabled but no CA file specified for bind ':8443'."]

@@ -334,3 +334,12 @@ def test_accept_proxy_with_ssl_reads_the_header_before_the_handshake(pki):
         assert (yield threads.deferToThread(_proxied_tls_exchange, number, b"", False)) == b""
     finally:
         yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_bind_with_ca_file_and_no_verify_asks_for_no_client_certificate(pki):
+    # haproxy's bind default is `verify none`, ca-file or not: a client without a certificate gets in
+    (result,) = yield _bind_results(pki, ["TLSv1.2"], ca_file=pki["ca"])
+    assert result is not None and result["version"] == "TLSv1.2"
+    (refused,) = yield _bind_results(pki, ["TLSv1.2"], ca_file=pki["ca"], verify="required")
+    assert refused is None

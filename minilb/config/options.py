@@ -537,13 +537,15 @@ def tls_versions(tls: TLSOptions, bind: bool) -> tuple[str, ...]:
     return tuple(v for v in _SSL_VERSIONS[start:] if v not in tls.no_versions)
 
 
-def tls_version_problems(tls: TLSOptions, bind: bool, what: str) -> tuple[list[str], list[str]]:
-    """(alerts, warnings) about the versions of a TLS line, in haproxy's words;
-    ``what`` names it (``bind '127.0.0.1:443'``, ``server 's1'``)."""
+def tls_line_problems(tls: TLSOptions, bind: bool, what: str) -> tuple[list[str], list[str]]:
+    """(alerts, warnings) about the versions of a TLS line and the CA a verifying bind
+    needs, in haproxy's words; ``what`` names it (``bind '127.0.0.1:443'``, ``server 'b/s1'``)."""
     if not tls.enabled:
         return [], []
     alerts: list[str] = []
     warnings: list[str] = []
+    if bind and tls.verify in ("optional", "required") and not tls.ca_file:
+        alerts.append(f"verify is enabled but no CA file specified for {what}.")
     fix = "Use only 'ssl-min-ver' and 'ssl-max-ver' to fix."
     if tls.no_versions and (tls.ssl_min_ver or tls.ssl_max_ver):
         warnings.append(f"no-sslv3/no-tlsv1x are ignored for {what}. {fix}")

@@ -24,7 +24,7 @@ import attrs
 from minilb.config.context import ParseContext
 from minilb.config.keywords import suggest
 from minilb.config.model import Bind, Config, PeersSection, Proxy, Server, StoreItem, TLSOptions
-from minilb.config.options import parse_tls_default_options, tls_version_problems, with_tls_defaults
+from minilb.config.options import parse_tls_default_options, tls_line_problems, with_tls_defaults
 from minilb.errors import SourceLocation
 
 _TABLE_ACTION = re.compile(r"^(track-sc\d+|sc-[a-z0-9-]+\(.*\)|sc-[a-z0-9-]+)$")
@@ -244,7 +244,7 @@ def _store_server_ids(config: Config) -> Config:
 class _TLSDefaults:
     """The global ``ssl-default-bind-*`` / ``ssl-default-server-*`` settings, merged
     into each TLS bind and server (`options.with_tls_defaults`); the versions the
-    result accepts are checked there (`options.tls_version_problems`)."""
+    result accepts are checked there (`options.tls_line_problems`)."""
 
     def __init__(self, config: Config, ctx: ParseContext):
         self.ctx = ctx
@@ -268,7 +268,7 @@ class _TLSDefaults:
         return tls
 
     def _check(self, tls: TLSOptions, bind: bool, origin: SourceLocation, what: str) -> None:
-        alerts, warnings = tls_version_problems(tls, bind, what)
+        alerts, warnings = tls_line_problems(tls, bind, what)
         for message in alerts:
             self.ctx.alert(origin, message)
         for message in warnings:

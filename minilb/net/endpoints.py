@@ -520,9 +520,10 @@ def _base_context(tls: TLSOptions, method=SSL.TLS_SERVER_METHOD) -> SSL.Context:
 def _verify_mode(tls: TLSOptions, server_side: bool) -> int:
     verify = tls.verify
     if verify is None:
-        # a bind with ca-file verifies client certificates (HAProxy's default is
-        # "required" once a CA is given); a server line verifies when a CA is given.
-        verify = "required" if tls.ca_file else "none"
+        # a bind asks for no client certificate unless told to, even with a ca-file
+        # (haproxy's "none" default); a server line verifies when a CA is given (one
+        # without CA or `verify none` is refused by validate unless ssl-server-verify none)
+        verify = "none" if server_side or not tls.ca_file else "required"
     if verify == "none":
         return SSL.VERIFY_NONE
     if verify == "optional":
