@@ -136,7 +136,9 @@ def _client_hello(data: bytes) -> dict:
     body = data[9:]
     pos = 2 + 32  # legacy version, random
     pos += 1 + body[pos]  # session id
-    pos += 2 + struct.unpack_from("!H", body, pos)[0]  # cipher suites
+    count = struct.unpack_from("!H", body, pos)[0] // 2
+    suites = set(struct.unpack_from(f"!{count}H", body, pos + 2))
+    pos += 2 + 2 * count  # cipher suites
     pos += 1 + body[pos]  # compression methods
     end = pos + 2 + struct.unpack_from("!H", body, pos)[0]
     pos += 2
@@ -151,7 +153,7 @@ def _client_hello(data: bytes) -> dict:
             ticket = True
         pos += 4 + size
     versions.discard(None)  # GREASE and unknown values
-    return {"versions": sorted(versions), "ticket": ticket}
+    return {"versions": sorted(versions), "ticket": ticket, "suites": suites}
 
 
 def _read_client_hello(listener: socket.socket) -> bytes:
@@ -199,6 +201,10 @@ def test_server_lines_offer_the_configured_versions_and_tickets(pki):
     verified = {"verify": "required", "ca_file": pki["ca"], "verifyhost": "srv.test"}
     offered = yield _offered(ssl_max_ver="TLSv1.2", tls_tickets=False, **verified)
     assert offered["versions"][-1] == "TLSv1.2" and offered["ticket"] is False
+    # and its ciphers: ECDHE-ECDSA-AES128-GCM-SHA256 is 0xC02B, TLS_AES_128_GCM_SHA256 0x1301
+    ciphers = {"ciphers": "ECDHE-ECDSA-AES128-GCM-SHA256", "ciphersuites": "TLS_AES_128_GCM_SHA256"}
+    offered = yield _offered(**ciphers, **verified)
+    assert offered["suites"] - {0x00FF} == {0xC02B, 0x1301}  # 0x00FF: the renegotiation signal
 
 
 def _tls_server(pki, listener: socket.socket, results: list) -> None:
@@ -343,3 +349,59 @@ def test_bind_with_ca_file_and_no_verify_asks_for_no_client_certificate(pki):
     assert result is not None and result["version"] == "TLSv1.2"
     (refused,) = yield _bind_results(pki, ["TLSv1.2"], ca_file=pki["ca"], verify="required")
     assert refused is None
+
+
+# --------------------------------------------------------------------------- peers
+
+
+@pytest_twisted.inlineCallbacks
+def test_peers_bind_and_peer_lines_apply_their_tls_options(pki):
+    import random
+
+    from minilb.config.model import Peer, PeersSection
+    from minilb.peers.service import PeersService
+    from minilb.stick.table import StickTable
+    from tests.support.peers import ST_IP_SPEC
+
+    capture = socket.socket()
+    capture.bind(("127.0.0.1", 0))
+    capture.listen(1)
+    capture.settimeout(TIMEOUT)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        local_port = s.getsockname()[1]
+    hello = threads.deferToThread(_read_client_hello, capture)
+    bind_tls = TLSOptions(
+        enabled=True, crt=(pki["crt"],), ciphers="ALL:@SECLEVEL=0", no_versions=("TLSv1.3",)
+    )
+    peer_tls = TLSOptions(enabled=True, verify="none", ssl_max_ver="TLSv1.2", tls_tickets=False)
+    section = PeersSection(
+        BUILTIN,
+        "mypeers",
+        peers=(
+            Peer(BUILTIN, "me", Address("ipv4", "127.0.0.1", local_port)),
+            Peer(BUILTIN, "other", Address("ipv4", "127.0.0.1", capture.getsockname()[1]), tls=peer_tls),
+        ),
+        bind=Bind(BUILTIN, Address("ipv4", "127.0.0.1", local_port), tls=bind_tls, name="me"),
+        local_peer="me",
+    )
+    service = PeersService(reactor, section, "me", [StickTable(ST_IP_SPEC, reactor)], rng=random.Random(1))
+    service.startService()
+    try:
+        offered = _client_hello((yield hello))
+        assert offered["versions"][-1] == "TLSv1.2" and offered["ticket"] is False
+        for version, expected in (("TLSv1.2", "TLSv1.2"), ("TLSv1.3", None)):
+            got = yield threads.deferToThread(_peers_handshake, local_port, _client_context(version))
+            assert got == expected
+    finally:
+        capture.close()
+        yield service.stopService()
+
+
+def _peers_handshake(port: int, ctx: ssl.SSLContext) -> str | None:
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as raw:
+        try:
+            with ctx.wrap_socket(raw) as s:
+                return s.version()
+        except (ssl.SSLError, ConnectionResetError):
+            return None
