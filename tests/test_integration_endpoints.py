@@ -247,3 +247,45 @@ def test_tls_frontend_selects_the_certificate_by_sni(procs):
                 while chunk := tls.recv(65536):
                     data += chunk
         assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"hello from s1")
+
+
+@needs_plugin
+def test_accept_proxy_with_ssl_rules_see_the_header_address(procs):
+    """``bind ... ssl accept-proxy``: the PROXY header (v1 or v2) comes before the TLS
+    handshake, and the rules see its source address."""
+    import ssl
+    import struct
+
+    ca = ScratchCA()
+    crt = ca.issue(procs.tmp / "front.pem", "front.test")
+    port = free_port()
+    cfg = DEFAULTS + (
+        f"\nfrontend tls\n    bind 127.0.0.1:{port} ssl crt {crt} accept-proxy\n"
+        "    tcp-request connection reject if { src 192.0.2.66 }\n"
+        '    http-request return status 200 content-type text/plain lf-string "src=%[src]:%[src_port]"\n'
+    )
+    procs.twistd(procs.write_config(cfg), wait_port=port)
+    ctx = ssl.create_default_context(cafile=ca.write_ca(procs.tmp / "ca.pem"))
+
+    def fetch(header: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+            raw.sendall(header)
+            try:
+                with ctx.wrap_socket(raw, server_hostname="front.test") as tls:
+                    tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    data = b""
+                    while chunk := tls.recv(65536):
+                        data += chunk
+                    return data
+            except (ssl.SSLError, ConnectionResetError):
+                return b""
+
+    v1 = fetch(b"PROXY TCP4 192.0.2.7 127.0.0.1 5555 443\r\n")
+    assert v1.startswith(b"HTTP/1.1 200") and v1.endswith(b"src=192.0.2.7:5555")
+    addresses = (
+        socket.inet_aton("198.51.100.9") + socket.inet_aton("127.0.0.1") + struct.pack("!HH", 4242, 443)
+    )
+    v2 = fetch(b"\r\n\r\n\x00\r\nQUIT\n\x21\x11" + struct.pack("!H", len(addresses)) + addresses)
+    assert v2.startswith(b"HTTP/1.1 200") and v2.endswith(b"src=198.51.100.9:4242")
+    assert fetch(b"PROXY TCP4 192.0.2.66 127.0.0.1 5555 443\r\n") == b""  # rejected by its header address
+    assert fetch(b"") == b""  # no header: closed, as haproxy does

@@ -28,6 +28,15 @@ from minilb.units import parse_time
 Warn = Callable[[str], None]
 
 _SSL_VERSIONS = ("SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+#: the version of ``no-tlsv12``, ``force-tlsv12``...
+_VERSION_WORDS = {
+    "sslv3": "SSLv3",
+    "tlsv10": "TLSv1.0",
+    "tlsv11": "TLSv1.1",
+    "tlsv12": "TLSv1.2",
+    "tlsv13": "TLSv1.3",
+}
+_VERSION_OPTIONS = tuple(f"{how}-{word}" for how in ("no", "force") for word in _VERSION_WORDS)
 
 #: Bind options HAProxy 2.6 knows that minilb does not implement: name -> argument count.
 _BIND_UNSUPPORTED = {
@@ -44,11 +53,6 @@ _BIND_UNSUPPORTED = {
     "crt-ignore-err": 1,
     "crt-list": 1,
     "defer-accept": 0,
-    "force-sslv3": 0,
-    "force-tlsv10": 0,
-    "force-tlsv11": 0,
-    "force-tlsv12": 0,
-    "force-tlsv13": 0,
     "generate-certificates": 0,
     "gid": 1,
     "group": 1,
@@ -59,14 +63,7 @@ _BIND_UNSUPPORTED = {
     "namespace": 1,
     "nice": 1,
     "no-ca-names": 0,
-    "no-sslv3": 0,
-    "no-tls-tickets": 0,
-    "no-tlsv10": 0,
-    "no-tlsv11": 0,
-    "no-tlsv12": 0,
-    "no-tlsv13": 0,
     "npn": 1,
-    "prefer-client-ciphers": 0,
     "process": 1,
     "proto": 1,
     "quic-cc-algo": 1,
@@ -203,6 +200,8 @@ _TLS_VALUED: dict[str, _Valued] = {
 
 _BIND_FLAGS: dict[str, _Flag] = {
     "ssl": ("tls", "enabled", True),
+    "no-tls-tickets": ("tls", "tls_tickets", False),
+    "prefer-client-ciphers": ("tls", "prefer_client_ciphers", True),
     "accept-proxy": ("fields", "accept_proxy", True),
     "v4v6": ("fields", "v4v6", True),
     "v6only": ("fields", "v6only", True),
@@ -220,6 +219,8 @@ _BIND_VALUED: dict[str, _Valued] = {
 _SERVER_FLAGS: dict[str, _Flag] = {
     "ssl": ("tls", "enabled", True),
     "no-ssl": ("tls", "enabled", False),
+    "no-tls-tickets": ("tls", "tls_tickets", False),
+    "tls-tickets": ("tls", "tls_tickets", True),
     "no-verifyhost": ("tls", "verifyhost", None),
     "backup": ("fields", "backup", True),
     "no-backup": ("fields", "backup", False),
@@ -253,6 +254,22 @@ _SERVER_VALUED: dict[str, _Valued] = {
 }
 
 
+def _version_word(tls: dict, word: str, no_versions: bool) -> bool:
+    """``no-sslv3``/``no-tlsv1x`` (a refused version) and ``force-sslv3``/``force-tlsv1x``
+    (ssl-min-ver = ssl-max-ver, as haproxy does): True when ``word`` was one of them."""
+    if word.startswith("no-") and word[3:] in _VERSION_WORDS:
+        if not no_versions:
+            raise ValueError(f"'{word}' option is not accepted in default-server sections")
+        version = _VERSION_WORDS[word[3:]]
+        if version not in tls.get("no_versions", ()):
+            tls["no_versions"] = (*tls.get("no_versions", ()), version)
+        return True
+    if word.startswith("force-") and word[6:] in _VERSION_WORDS:
+        tls["ssl_min_ver"] = tls["ssl_max_ver"] = _VERSION_WORDS[word[6:]]
+        return True
+    return False
+
+
 def _parse_options(
     words: list[str] | tuple[str, ...],
     fields: dict,
@@ -262,12 +279,15 @@ def _parse_options(
     unsupported: dict[str, int],
     kind: str,
     file_option: Callable[[str, str], None],
+    no_versions: bool = True,
 ) -> dict:
     tls = fields.setdefault("tls", {})
     i = 0
     while i < len(words):
         w = words[i]
-        if w in flags:
+        if _version_word(tls, w, no_versions):
+            pass
+        elif w in flags:
             target, field, value = flags[w]
             (tls if target == "tls" else fields)[field] = value
         elif w in valued:
@@ -304,7 +324,9 @@ def _file_options(tls: dict, crt_base: str | None, ca_base: str | None, repeat_c
 
 
 def bind_option_names() -> tuple[str, ...]:
-    return tuple(sorted({*_BIND_FLAGS, *_BIND_VALUED, "crt", "ca-file", *_BIND_UNSUPPORTED}))
+    return tuple(
+        sorted({*_BIND_FLAGS, *_BIND_VALUED, "crt", "ca-file", *_VERSION_OPTIONS, *_BIND_UNSUPPORTED})
+    )
 
 
 def parse_bind_options(
@@ -345,11 +367,6 @@ _SERVER_UNSUPPORTED = {
     "check-via-socks4": 0,
     "crl-file": 1,
     "error-limit": 1,
-    "force-sslv3": 0,
-    "force-tlsv10": 0,
-    "force-tlsv11": 0,
-    "force-tlsv12": 0,
-    "force-tlsv13": 0,
     "init-addr": 1,
     "log-proto": 1,
     "max-reuse": 1,
@@ -357,12 +374,6 @@ _SERVER_UNSUPPORTED = {
     "namespace": 1,
     "no-agent-check": 0,
     "no-ssl-reuse": 0,
-    "no-sslv3": 0,
-    "no-tls-tickets": 0,
-    "no-tlsv10": 0,
-    "no-tlsv11": 0,
-    "no-tlsv12": 0,
-    "no-tlsv13": 0,
     "no-tfo": 0,
     "non-stick": 0,
     "npn": 1,
@@ -392,7 +403,6 @@ _SERVER_UNSUPPORTED = {
     "socks4": 1,
     "tcp-ut": 1,
     "tfo": 0,
-    "tls-tickets": 0,
     "track": 1,
     "ws": 1,
     "curves": 1,
@@ -402,7 +412,9 @@ _SERVER_UNSUPPORTED = {
 
 
 def server_option_names() -> tuple[str, ...]:
-    return tuple(sorted({*_SERVER_FLAGS, *_SERVER_VALUED, "crt", "ca-file", *_SERVER_UNSUPPORTED}))
+    return tuple(
+        sorted({*_SERVER_FLAGS, *_SERVER_VALUED, "crt", "ca-file", *_VERSION_OPTIONS, *_SERVER_UNSUPPORTED})
+    )
 
 
 def parse_server_options(
@@ -432,6 +444,7 @@ def parse_server_options(
         _SERVER_UNSUPPORTED,
         "server",
         _file_options(tls, crt_base, ca_base, repeat_crt=False),
+        no_versions=server_name != "default-server",
     )
 
 
@@ -443,14 +456,6 @@ def _base(base: str | None, path: str) -> str:
 
 
 # --------------------------------------------------------------------------- global TLS defaults
-
-_VERSION_WORDS = {
-    "sslv3": "SSLv3",
-    "tlsv10": "TLSv1.0",
-    "tlsv11": "TLSv1.1",
-    "tlsv12": "TLSv1.2",
-    "tlsv13": "TLSv1.3",
-}
 
 
 def parse_tls_default_options(words: list[str] | tuple[str, ...], keyword: str) -> dict:
@@ -464,10 +469,8 @@ def parse_tls_default_options(words: list[str] | tuple[str, ...], keyword: str) 
     i = 0
     while i < len(words):
         w = words[i]
-        if w.startswith("no-") and w[3:] in _VERSION_WORDS:
-            values["no_versions"] = (*values.get("no_versions", ()), _VERSION_WORDS[w[3:]])
-        elif w.startswith("force-") and w[6:] in _VERSION_WORDS:
-            values["ssl_min_ver"] = values["ssl_max_ver"] = _VERSION_WORDS[w[6:]]
+        if _version_word(values, w, True):
+            pass
         elif w == "no-tls-tickets":
             values["tls_tickets"] = False
         elif w == "prefer-client-ciphers" and "bind" in keyword:
@@ -511,6 +514,54 @@ def with_tls_defaults(
     if defaults.get("prefer_client_ciphers") and not tls.prefer_client_ciphers:
         changes["prefer_client_ciphers"] = True
     return attrs.evolve(tls, **changes) if changes else tls
+
+
+#: the lowest version a TLS bind accepts without ``ssl-min-ver`` (configuration.txt
+#: 5.1); servers start from the lowest one OpenSSL offers (it has no SSLv3 any more)
+BIND_MIN_VERSION = "TLSv1.2"
+SERVER_MIN_VERSION = "TLSv1.0"
+
+
+def tls_versions(tls: TLSOptions, bind: bool) -> tuple[str, ...]:
+    """The protocol versions a TLS bind (``bind``) or server line accepts, lowest
+    first, as haproxy 2.6 computes them: ``ssl-min-ver``/``ssl-max-ver`` (``force-*``
+    sets both) give the range and the ``no-*`` words are then ignored; without them
+    every version from the default floor up that no ``no-*`` word refuses (the
+    result may have a hole: ``no-tlsv11`` on a server)."""
+    floor = BIND_MIN_VERSION if bind else SERVER_MIN_VERSION
+    if tls.ssl_min_ver or tls.ssl_max_ver:
+        low = _SSL_VERSIONS.index(tls.ssl_min_ver or floor)
+        high = _SSL_VERSIONS.index(tls.ssl_max_ver or _SSL_VERSIONS[-1])
+        return _SSL_VERSIONS[low : high + 1]
+    start = _SSL_VERSIONS.index(floor)
+    return tuple(v for v in _SSL_VERSIONS[start:] if v not in tls.no_versions)
+
+
+def tls_line_problems(tls: TLSOptions, bind: bool, what: str) -> tuple[list[str], list[str]]:
+    """(alerts, warnings) about the versions of a TLS line and the CA a verifying bind
+    needs, in haproxy's words; ``what`` names it (``bind '127.0.0.1:443'``, ``server 'b/s1'``)."""
+    if not tls.enabled:
+        return [], []
+    alerts: list[str] = []
+    warnings: list[str] = []
+    if bind and tls.verify in ("optional", "required") and not tls.ca_file:
+        alerts.append(f"verify is enabled but no CA file specified for {what}.")
+    fix = "Use only 'ssl-min-ver' and 'ssl-max-ver' to fix."
+    if tls.no_versions and (tls.ssl_min_ver or tls.ssl_max_ver):
+        warnings.append(f"no-sslv3/no-tlsv1x are ignored for {what}. {fix}")
+    versions = tls_versions(tls, bind)
+    if not versions:
+        alerts.append(f"all SSL/TLS versions are disabled for {what}.")
+        return alerts, warnings
+    span = _SSL_VERSIONS[_SSL_VERSIONS.index(versions[0]) : _SSL_VERSIONS.index(versions[-1]) + 1]
+    hole = None
+    for version in span:  # one warning per gap, naming its last version as haproxy does
+        if version not in versions:
+            hole = version
+        elif hole:
+            warnings.append(f"SSL/TLS versions range not contiguous for {what}. Hole find for {hole}. {fix}")
+            hole = None
+    return alerts, warnings
 
 
 def build_tls(values: dict) -> TLSOptions:

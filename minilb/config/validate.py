@@ -24,7 +24,7 @@ import attrs
 from minilb.config.context import ParseContext
 from minilb.config.keywords import suggest
 from minilb.config.model import Bind, Config, PeersSection, Proxy, Server, StoreItem, TLSOptions
-from minilb.config.options import parse_tls_default_options, with_tls_defaults
+from minilb.config.options import parse_tls_default_options, tls_line_problems, with_tls_defaults
 from minilb.errors import SourceLocation
 
 _TABLE_ACTION = re.compile(r"^(track-sc\d+|sc-[a-z0-9-]+\(.*\)|sc-[a-z0-9-]+)$")
@@ -100,7 +100,7 @@ def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = No
     for s in config.peers:
         tables.update(t.name for t in s.tables)
 
-    tls_defaults = _TLSDefaults(config)
+    tls_defaults = _TLSDefaults(config, ctx)
 
     # peers sections: local peer, TLS consistency ----------------------------------
     kept_peers: list[PeersSection] = []
@@ -136,7 +136,10 @@ def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = No
             attrs.evolve(
                 s,
                 bind=tls_defaults.bind(s.bind) if s.bind is not None else None,
-                peers=tuple(attrs.evolve(q, tls=tls_defaults.server(q.tls)) for q in s.peers),
+                peers=tuple(
+                    attrs.evolve(q, tls=tls_defaults.server(q.tls, q.origin, f"peer '{s.name}/{q.name}'"))
+                    for q in s.peers
+                ),
             )
         )
 
@@ -198,7 +201,8 @@ def validate(config: Config, ctx: ParseContext, peers_builders: dict | None = No
                         + (f" Did you mean '{hint}' ?" if hint else ""),
                     )
         servers = tuple(
-            attrs.evolve(s, tls=tls_defaults.server(s.tls)) for s in _check_servers(p, config, ctx)
+            attrs.evolve(s, tls=tls_defaults.server(s.tls, s.origin, f"server '{p.name}/{s.name}'"))
+            for s in _check_servers(p, config, ctx)
         )
         binds = tuple(tls_defaults.bind(b) for b in p.binds)
         out.append(attrs.evolve(p, id=pid, servers=servers, binds=binds, stick_table=spec))
@@ -239,9 +243,11 @@ def _store_server_ids(config: Config) -> Config:
 
 class _TLSDefaults:
     """The global ``ssl-default-bind-*`` / ``ssl-default-server-*`` settings, merged
-    into each TLS bind and server (`options.with_tls_defaults`)."""
+    into each TLS bind and server (`options.with_tls_defaults`); the versions the
+    result accepts are checked there (`options.tls_line_problems`)."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, ctx: ParseContext):
+        self.ctx = ctx
         g = config.global_
         self.bind_ciphers = (g.ssl_default_bind_ciphers, g.ssl_default_bind_ciphersuites)
         self.server_ciphers = (g.ssl_default_server_ciphers, g.ssl_default_server_ciphersuites)
@@ -253,10 +259,20 @@ class _TLSDefaults:
 
     def bind(self, bind: Bind) -> Bind:
         tls = with_tls_defaults(bind.tls, *self.bind_ciphers, self.bind_options)
+        self._check(tls, True, bind.origin, f"bind '{bind.address}'")
         return bind if tls is bind.tls else attrs.evolve(bind, tls=tls)
 
-    def server(self, tls: TLSOptions) -> TLSOptions:
-        return with_tls_defaults(tls, *self.server_ciphers, self.server_options)
+    def server(self, tls: TLSOptions, origin: SourceLocation, what: str) -> TLSOptions:
+        tls = with_tls_defaults(tls, *self.server_ciphers, self.server_options)
+        self._check(tls, False, origin, what)
+        return tls
+
+    def _check(self, tls: TLSOptions, bind: bool, origin: SourceLocation, what: str) -> None:
+        alerts, warnings = tls_line_problems(tls, bind, what)
+        for message in alerts:
+            self.ctx.alert(origin, message)
+        for message in warnings:
+            self.ctx.warn(origin, message)
 
 
 def _check_backend(

@@ -31,6 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 from twisted.internet import defer, endpoints, error, interfaces, ssl, tcp, unix
+from twisted.internet._sslverify import ClientTLSOptions
 from twisted.internet.address import UNIXAddress
 from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -38,6 +39,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from minilb.config.model import Address, Bind, TLSOptions
+from minilb.config.options import tls_versions
 
 __all__ = [
     "TLSConfigError",
@@ -171,9 +173,17 @@ class UnixListener(unix.Port):
 
 
 def listen(reactor, bind: Bind, factory: Factory, backlog: int = 1024) -> interfaces.IListeningPort:
-    """Open the listener of a ``bind`` line; TLS-wrap ``factory`` when the bind has ``ssl``."""
+    """Open the listener of a ``bind`` line; TLS-wrap ``factory`` when the bind has ``ssl``.
+    With ``accept-proxy`` too, the PROXY header comes first on the wire: it is read
+    before the TLS layer starts, which then sees (and reports) the header's addresses.
+    (A bind with ``accept-proxy`` alone is wrapped by the caller, see
+    `minilb.worker.service.bind_factory`.)"""
     if bind.tls.enabled:
         factory = TLSMemoryBIOFactory(ServerContextFactory(bind.tls), False, factory)
+        if bind.accept_proxy:
+            from minilb.tcp.proxyproto import ProxyHeaderFactory
+
+            factory = ProxyHeaderFactory(factory)
     address = bind.address
     family = address.family
     if family in ("ipv4", "ipv6"):
@@ -466,20 +476,42 @@ _PROTO_VERSIONS = {
 }
 
 
+_NO_VERSION_OPTIONS = {
+    "SSLv3": SSL.OP_NO_SSLv3,
+    "TLSv1.0": SSL.OP_NO_TLSv1,
+    "TLSv1.1": SSL.OP_NO_TLSv1_1,
+    "TLSv1.2": SSL.OP_NO_TLSv1_2,
+    "TLSv1.3": SSL.OP_NO_TLSv1_3,
+}
+
+
 def _base_context(tls: TLSOptions, method=SSL.TLS_SERVER_METHOD) -> SSL.Context:
+    """A context with what binds and servers share: the versions (`tls_versions`:
+    ssl-min-ver/ssl-max-ver/force-*/no-*, TLSv1.2 at least on binds), ciphers,
+    ``no-tls-tickets`` and, on binds, the server's cipher order unless
+    ``prefer-client-ciphers``."""
+    bind = method == SSL.TLS_SERVER_METHOD
     ctx = SSL.Context(method)
-    ctx.set_options(SSL.OP_NO_SSLv2 | SSL.OP_NO_SSLv3 | SSL.OP_NO_COMPRESSION)
+    options = SSL.OP_NO_SSLv2 | SSL.OP_NO_SSLv3 | SSL.OP_NO_COMPRESSION
+    if not tls.tls_tickets:
+        options |= SSL.OP_NO_TICKET
+    if bind and not tls.prefer_client_ciphers:
+        options |= SSL.OP_CIPHER_SERVER_PREFERENCE
+    versions = tls_versions(tls, bind)
+    if not versions:
+        raise TLSConfigError("all SSL/TLS versions are disabled")
+    low, high = _PROTO_VERSIONS[versions[0]], _PROTO_VERSIONS[versions[-1]]
+    for name, option in _NO_VERSION_OPTIONS.items():  # a hole (no-tlsv11 on a server)
+        if low <= _PROTO_VERSIONS[name] <= high and name not in versions:
+            options |= option
+    ctx.set_options(options)
     try:
-        if tls.ssl_min_ver:
-            ctx.set_min_proto_version(_PROTO_VERSIONS[tls.ssl_min_ver])
-        if tls.ssl_max_ver:
-            ctx.set_max_proto_version(_PROTO_VERSIONS[tls.ssl_max_ver])
+        ctx.set_min_proto_version(low)
+        ctx.set_max_proto_version(high)
         if tls.ciphers:
             ctx.set_cipher_list(tls.ciphers.encode("ascii"))
         if tls.ciphersuites:
             ctx.set_tls13_ciphersuites(tls.ciphersuites.encode("ascii"))
-    except KeyError as e:
-        raise TLSConfigError(f"unknown SSL/TLS version {e}") from e
     except SSL.Error as e:
         raise TLSConfigError(f"invalid cipher settings: {e}") from e
     return ctx
@@ -488,9 +520,10 @@ def _base_context(tls: TLSOptions, method=SSL.TLS_SERVER_METHOD) -> SSL.Context:
 def _verify_mode(tls: TLSOptions, server_side: bool) -> int:
     verify = tls.verify
     if verify is None:
-        # a bind with ca-file verifies client certificates (HAProxy's default is
-        # "required" once a CA is given); a server line verifies when a CA is given.
-        verify = "required" if tls.ca_file else "none"
+        # a bind asks for no client certificate unless told to, even with a ca-file
+        # (haproxy's "none" default); a server line verifies when a CA is given (one
+        # without CA or `verify none` is refused by validate unless ssl-server-verify none)
+        verify = "none" if server_side or not tls.ca_file else "required"
     if verify == "none":
         return SSL.VERIFY_NONE
     if verify == "optional":
@@ -618,36 +651,38 @@ def client_tls_context(tls: TLSOptions, hostname: str | None = None):
             client_cert = ssl.PrivateCertificate.loadPEM(pem)
         except Exception as e:
             raise TLSConfigError(f"unable to load client certificate '{files[0]}': {e}") from e
-    verify_mode = _verify_mode(tls, server_side=False)
-    extra: dict = {}
-    if tls.ssl_min_ver or tls.ssl_max_ver:
-        versions = {
-            "TLSv1.0": ssl.TLSVersion.TLSv1_0,
-            "TLSv1.1": ssl.TLSVersion.TLSv1_1,
-            "TLSv1.2": ssl.TLSVersion.TLSv1_2,
-            "TLSv1.3": ssl.TLSVersion.TLSv1_3,
-        }
-        if tls.ssl_min_ver in versions:
-            extra["raiseMinimumTo"] = versions[tls.ssl_min_ver]
-    if tls.alpn:
-        extra["acceptableProtocols"] = [p.encode("ascii") for p in tls.alpn]
+    verify_chain = _verify_mode(tls, server_side=False) != SSL.VERIFY_NONE
+    ctx = _client_context(tls, client_cert, verify_chain)
     verify_name = tls.verifyhost or hostname
-    if verify_mode != SSL.VERIFY_NONE and verify_name:
-        trust = _trust_root(tls.ca_file)
-        return ssl.optionsForClientTLS(
-            verify_name, trustRoot=trust, clientCertificate=client_cert, extraCertificateOptions=extra or None
-        )
-    return _UnverifiedOrChainOnlyCreator(tls, hostname, client_cert, verify_mode != SSL.VERIFY_NONE)
+    if verify_chain and verify_name:
+        # Twisted's creator sends the name as SNI and checks the certificate against it
+        return ClientTLSOptions(lambda _tls_protocol: SSL.Connection(ctx, None), verify_name)
+    return _UnverifiedOrChainOnlyCreator(ctx, hostname)
 
 
-def _trust_root(ca_file: str | None):
-    if not ca_file:
-        return ssl.platformTrust()
-    data = _read(ca_file, "CA")
-    certs = [ssl.Certificate.loadPEM(b) for b in _pem_blocks(data, b"CERTIFICATE")]
-    if not certs:
-        raise TLSConfigError(f"unable to load CA file '{ca_file}': no certificate found")
-    return ssl.trustRootFromCertificates(certs)
+def _client_context(tls: TLSOptions, client_cert, verify_chain: bool) -> SSL.Context:
+    """The context of a TLS client: `_base_context` (versions, ciphers, tickets as on
+    the server line) with the client certificate, the trusted CAs and ALPN."""
+    ctx = _base_context(tls, SSL.TLS_CLIENT_METHOD)
+    if client_cert is not None:
+        ctx.use_certificate(client_cert.original.to_cryptography())
+        ctx.use_privatekey(client_cert.privateKey.original.to_cryptography_key())
+    if verify_chain:
+        if tls.ca_file:
+            if not _pem_blocks(_read(tls.ca_file, "CA"), b"CERTIFICATE"):
+                raise TLSConfigError(f"unable to load CA file '{tls.ca_file}': no certificate found")
+            try:
+                ctx.load_verify_locations(tls.ca_file)
+            except SSL.Error as e:
+                raise TLSConfigError(f"unable to load CA file '{tls.ca_file}': {e}") from e
+        else:
+            ctx.set_default_verify_paths()
+        ctx.set_verify(SSL.VERIFY_PEER, _accept_verified)
+    else:
+        ctx.set_verify(SSL.VERIFY_NONE, _accept_verified)
+    if tls.alpn:
+        ctx.set_alpn_protos([p.encode("ascii") for p in tls.alpn])
+    return ctx
 
 
 @implementer(interfaces.IOpenSSLClientConnectionCreator)
@@ -655,21 +690,7 @@ class _UnverifiedOrChainOnlyCreator:
     """A client connection creator that sends SNI and checks either nothing
     (``verify none``) or the chain only (``verify required`` without a name)."""
 
-    def __init__(self, tls: TLSOptions, hostname: str | None, client_cert, verify_chain: bool):
-        ctx = _base_context(tls, SSL.TLS_CLIENT_METHOD)
-        if client_cert is not None:
-            ctx.use_certificate(client_cert.original.to_cryptography())
-            ctx.use_privatekey(client_cert.privateKey.original.to_cryptography_key())
-        if verify_chain:
-            if tls.ca_file:
-                ctx.load_verify_locations(tls.ca_file)
-            else:
-                ctx.set_default_verify_paths()
-            ctx.set_verify(SSL.VERIFY_PEER, _accept_verified)
-        else:
-            ctx.set_verify(SSL.VERIFY_NONE, _accept_verified)
-        if tls.alpn:
-            ctx.set_alpn_protos([p.encode("ascii") for p in tls.alpn])
+    def __init__(self, ctx: SSL.Context, hostname: str | None):
         self._ctx = ctx
         self._sni = hostname.encode("idna") if hostname and not _looks_like_ip(hostname) else None
 
