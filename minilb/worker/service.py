@@ -74,7 +74,9 @@ def _tables_store_bytes(tables) -> bool:
 
 def bind_factory(bind, factory):
     """The factory a ``bind`` line listens with: ``accept-proxy`` reads the PROXY
-    protocol header (v1 or v2) first, so that the session sees the real client."""
+    protocol header (v1 or v2) first, so that the session sees the real client.
+    On a TLS bind the header comes before the handshake: `minilb.net.endpoints.listen`
+    wraps the TLS factory itself, so it is left alone here."""
     if bind.accept_proxy and not bind.tls.enabled:
         from minilb.tcp.proxyproto import ProxyHeaderFactory
 
