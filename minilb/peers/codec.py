@@ -399,7 +399,8 @@ def _varint_at(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _read_varint_lines(target: str, indent: str = "    ") -> list[str]:
-    """Source reading one varint into ``target``: values of up to three bytes inline."""
+    """Source reading one varint into ``target``: values of up to four bytes (below
+    about 33 million) inline."""
     return [
         f"{indent}b = data[pos] if pos < end else 256",
         f"{indent}if b < 240:",
@@ -411,6 +412,9 @@ def _read_varint_lines(target: str, indent: str = "    ") -> list[str]:
         f"{indent}elif b < 256 and pos + 2 < end and data[pos + 2] < 128:",
         f"{indent}    {target} = b + (data[pos + 1] << 4) + (data[pos + 2] << 11)",
         f"{indent}    pos += 3",
+        f"{indent}elif b < 256 and pos + 3 < end and data[pos + 3] < 128:",
+        f"{indent}    {target} = b + (data[pos + 1] << 4) + (data[pos + 2] << 11) + (data[pos + 3] << 18)",
+        f"{indent}    pos += 4",
         f"{indent}else:",
         f"{indent}    {target}, pos = varint_at(data, pos)",
     ]
@@ -477,7 +481,7 @@ NO_LIMIT = 1 << 62
 
 def _runner_varint_lines(target: str, indent: str, mask: bool) -> list[str]:
     """Source reading one varint of ``buf`` at ``p`` into ``target``: values of up to
-    three bytes inline, longer ones through `_varint_at` and cut to 32 bits if
+    four bytes inline (below about 33 million, in range for 32 bits), longer ones through `_varint_at` and cut to 32 bits if
     ``mask`` (bounds are checked after the whole message: see `update_runner`)."""
     return [
         f"{indent}b = buf[p]",
@@ -492,6 +496,9 @@ def _runner_varint_lines(target: str, indent: str, mask: bool) -> list[str]:
         f"{indent}    elif buf[p + 2] < 128:",
         f"{indent}        {target} = b + (c << 4) + (buf[p + 2] << 11)",
         f"{indent}        p += 3",
+        f"{indent}    elif buf[p + 3] < 128:",
+        f"{indent}        {target} = b + (c << 4) + (buf[p + 2] << 11) + (buf[p + 3] << 18)",
+        f"{indent}        p += 4",
         f"{indent}    else:",
         f"{indent}        {target}, p = varint_at(buf, p)",
         *([f"{indent}        {target} &= M"] if mask else []),

@@ -1210,6 +1210,12 @@ class StickTable:
         ):
             self._exp[row] = self._exp[before]  # see LEARNED_EXPIRY_SLACK_MS
         else:
+            if row == self._lru_tail and before != NIL and when:
+                # the same slack behind an entry newer than both (one that traffic
+                # keeps touching, at the tail): the learned ones stay in teach order
+                first = self._lru_prev[before]
+                if first != NIL and 0 < _s32(self._exp[first] - when) < LEARNED_EXPIRY_SLACK_MS:
+                    self._exp[row] = self._exp[first]
             self._lru_unlink(row)
             self._lru_insert_by_expiry(row)
         if self._sync and not self._flags[row] & _F_IN_UPDATES:
@@ -1345,7 +1351,14 @@ class StickTable:
             # one entry newer than this one at the tail (typically one that traffic
             # tracks and releases all the time): step in front of it, as
             # `_lru_insert_by_expiry` would after one step, without the calls
-            "        elif when and ((first := lru_prev[before]) == NIL or not 0 < (exp[first] - when) & MASK32 < HALF):",
+            "        elif when and (",
+            "            (first := lru_prev[before]) == NIL",
+            "            or not 0 < (behind := (exp[first] - when) & MASK32) < HALF",
+            "            or behind < SLACK",
+            "        ):",
+            # (within the slack behind the one before it: as old as that one)
+            "            if first != NIL and 0 < behind < HALF:",
+            "                exp[row] = exp[first]",
             "            lru_next[before] = NIL",
             "            table._lru_tail = before",
             "            lru_prev[row] = first",
