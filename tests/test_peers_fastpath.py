@@ -299,28 +299,9 @@ def test_a_full_table_purges_the_same_entries_on_both_paths() -> None:
     assert out["table"][0] == 16
 
 
-def test_learning_behind_an_entry_traffic_keeps_at_the_tail() -> None:
-    """Traffic tracking one entry keeps it the newest (LRU tail): learned entries that
-    expire sooner go in front of it, on both paths alike."""
-    items = [(None, 1000 + i, 0x0A000000 + i, _zeros(), None) for i in range(30)]
-    data = stream(sender_define(), items)
-    clock = task.Clock()
-    clock.advance(5000)
-    ref, out = make_table(clock), make_table(clock)
-    for table in (ref, out):
-        table.release(table.track_key(0x7F000001, True))  # expires in 30 s: the tail
-    expected = generic(ref, data)
-    got = fast(out, data)
-    assert got == expected and snapshot(out) == snapshot(ref)
-    assert snapshot(out)["table"][2][-1] == 0x7F000001
-
-
-def test_learning_a_little_out_of_order_behind_the_tail_keeps_teach_order() -> None:
-    """Behind an entry traffic keeps at the tail, a learned entry expiring a few ms
-    before the one learned just before it (the clocks of a teach are read per batch)
-    takes that one's expiry and its place in teach order, on both paths alike; one
-    expiring seconds before goes to its own place."""
-    expires = [20_000, 20_010, 20_004, 20_030, 19_990, 12_000, 20_040]
+def learned_behind_a_tracked_tail(expires: list[int]) -> dict:
+    """Learn entries 10.0.0.i expiring in ``expires[i]`` ms into a table where traffic
+    keeps 127.0.0.1 the newest entry (LRU tail), on both paths; their common snapshot."""
     items = [(None, e, 0x0A000000 + i, _zeros(), None) for i, e in enumerate(expires)]
     data = stream(sender_define(), items)
     clock = task.Clock()
@@ -331,7 +312,22 @@ def test_learning_a_little_out_of_order_behind_the_tail_keeps_teach_order() -> N
     expected = generic(ref, data)
     got = fast(out, data)
     assert got == expected and snapshot(out) == snapshot(ref)
-    snap = snapshot(out)
+    return snapshot(out)
+
+
+def test_learning_behind_an_entry_traffic_keeps_at_the_tail() -> None:
+    """Traffic tracking one entry keeps it the newest (LRU tail): learned entries that
+    expire sooner go in front of it, on both paths alike."""
+    snap = learned_behind_a_tracked_tail([1000 + i for i in range(30)])
+    assert snap["table"][2][-1] == 0x7F000001
+
+
+def test_learning_a_little_out_of_order_behind_the_tail_keeps_teach_order() -> None:
+    """Behind an entry traffic keeps at the tail, a learned entry expiring a few ms
+    before the one learned just before it (the clocks of a teach are read per batch)
+    takes that one's expiry and its place in teach order, on both paths alike; one
+    expiring seconds before goes to its own place."""
+    snap = learned_behind_a_tracked_tail([20_000, 20_010, 20_004, 20_030, 19_990, 12_000, 20_040])
     lru = snap["table"][2]
     assert lru == [0x0A000005, *(0x0A000000 + i for i in (0, 1, 2, 3, 4, 6)), 0x7F000001]
     assert [snap[0x0A000000 + i][1] for i in (2, 4)] == [20_010, 20_030]  # as old as the one before
