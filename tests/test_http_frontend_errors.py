@@ -342,6 +342,11 @@ class Tracking:
     def on_txn_end(self, txn):
         self.calls.append("txn_end")
 
+    def on_txn_done(self, txn, status, source):
+        if source == "deny":
+            self.on_http_response(txn, status, source)
+        self.on_txn_end(txn)
+
     def on_session_end(self, sess):
         self.calls.append("end")
 

@@ -1021,12 +1021,14 @@ class ClientConnection(protocol.Protocol):
             if fe.tracking is not None and _tracked(self.sess):
                 # a server's status (or its failure) was counted when it came: only a
                 # deny or a tarpit of the rules is left to count (no 503 of the proxy's own)
-                if self.reply_source == "deny":
-                    fe.tracking.on_http_response(txn, self.status, "deny")
-                if fe.count_bytes:
+                if not fe.count_bytes:
+                    fe.tracking.on_txn_done(txn, self.status, self.reply_source)
+                else:
+                    if self.reply_source == "deny":
+                        fe.tracking.on_http_response(txn, self.status, "deny")
                     fe.tracking.on_bytes(self.sess, self.bytes_in, self.bytes_out)
                     self.bytes_in = 0
-                fe.tracking.on_txn_end(txn)
+                    fe.tracking.on_txn_end(txn)
         if fe.httplog and self.head is not None:
             self._emit_log()
         if self.conn is not None:
