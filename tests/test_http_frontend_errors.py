@@ -567,3 +567,35 @@ def test_a_first_request_that_never_came_counts_as_a_request():
     c.readConnectionLost()
     c.connectionLost(None)
     assert tracking.calls.count("request") == 1
+
+
+def test_the_same_rule_reply_is_framed_for_each_request():
+    # one Reply object answers every request: its bytes follow each request's framing
+    # (keep-alive, HEAD without body, HTTP/1.0 keep-alive header, close)
+    from minilb.rules.replies import wire_bytes
+    from minilb.rules.txn import Reply
+    from tests.support.http import FakeRules
+
+    reply = Reply(
+        429,
+        headers=((b"content-type", b"text/plain"),),
+        body=b"slow down\n",
+        reason="Too Many Requests",
+        kind="deny",
+    )
+    h = Harness(rules=FakeRules(http_request=lambda txn: reply))
+    c, ct = h.client()
+    sent = [
+        (b"GET / HTTP/1.1\r\n\r\n", wire_bytes(reply)),
+        (b"GET / HTTP/1.1\r\n\r\n", wire_bytes(reply)),
+        (b"HEAD / HTTP/1.1\r\n\r\n", wire_bytes(reply, head=True)),
+        (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", wire_bytes(reply, version="1.0")),
+        (b"GET / HTTP/1.1\r\n\r\n", wire_bytes(reply)),
+        (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", wire_bytes(reply, close=True)),
+    ]
+    for request, expected in sent:
+        c.dataReceived(request)
+        assert take(ct) == expected
+    assert ct.disconnecting
+    assert b"slow down" not in wire_bytes(reply, head=True)
+    assert b"connection: keep-alive" in wire_bytes(reply, version="1.0")

@@ -186,6 +186,10 @@ class FrontendRuntime(protocol.Factory):
         self.gate = AcceptGate(proxy.maxconn)
         self.monitor_uri = proxy.monitor_uri.encode("latin-1") if proxy.monitor_uri else None
         self.stopping = False
+        # the last rule reply sent and how: (reply, (close, version, method), bytes,
+        # counted size); a rule's Reply is immutable, so the same one framed the same
+        # way gives the same bytes (one entry: bounded, and right for a deny path)
+        self.last_wire: tuple = (None, None, b"", 0)
 
     def buildProtocol(self, addr):
         conn = ClientConnection()
@@ -934,12 +938,21 @@ class ClientConnection(protocol.Protocol):
             self._close_now(abort=True)
             return
         txn = self.txn
-        if txn is not None and self.fe.has_http_after_response and reply.raw is None:
+        fe = self.fe
+        if txn is not None and fe.has_http_after_response and reply.raw is None:
             reply = self._after_response_reply(txn, reply)
-        data = _reply_bytes(reply, close, head)
+        framing = (close, head.version, head.method)
+        last = fe.last_wire
+        if last[0] is reply and last[1] == framing:
+            data = last[2]
+            size = last[3]
+        else:
+            data = _reply_bytes(reply, close, head)
+            size = _htx_size(data) if fe.count_bytes else len(data)
+            fe.last_wire = (reply, framing, data, size)
         if close:
             self.closing = True
-        self.bytes_out += _htx_size(data) if self.fe.count_bytes else len(data)
+        self.bytes_out += size
         self.write(data)
         if self.req_done or close:
             self._finish()
