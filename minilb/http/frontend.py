@@ -473,7 +473,10 @@ class ClientConnection(protocol.Protocol):
             if fe.has_http_request:
                 reply = fe.rules.http_request(txn)
                 if reply is not None:
-                    self._send_reply(reply)
+                    if reply.delay_ms:
+                        self._send_reply(reply)
+                    else:  # what _send_reply does without a delay
+                        self._send_reply_now(reply)
                     return
             be = fe.default_backend
             if fe.has_use_backend:
@@ -1031,7 +1034,10 @@ class ClientConnection(protocol.Protocol):
         if txn is not None:
             if fe.has_http_after_response and not self.after_done:
                 fe.rules.http_after_response(txn)
-            if fe.tracking is not None and _tracked(self.sess):
+            stkctr = self.sess.stkctr
+            if fe.tracking is not None and (
+                stkctr[0] is not None or stkctr[1] is not None or stkctr[2] is not None
+            ):  # _tracked(self.sess), inlined
                 # a server's status (or its failure) was counted when it came: only a
                 # deny or a tarpit of the rules is left to count (no 503 of the proxy's own)
                 if not fe.count_bytes:
