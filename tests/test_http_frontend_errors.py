@@ -599,3 +599,45 @@ def test_the_same_rule_reply_is_framed_for_each_request():
     assert ct.disconnecting
     assert b"slow down" not in wire_bytes(reply, head=True)
     assert b"connection: keep-alive" in wire_bytes(reply, version="1.0")
+
+
+def test_every_request_field_is_back_to_its_default_between_requests():
+    # a request that no backend took resets only the fields it can change: after
+    # denies, tarpits, pipelined and served requests every field has its default
+    from minilb.http.frontend import _REQUEST_DEFAULTS, _SERVER_FIELDS
+    from minilb.rules.txn import Reply
+    from tests.support.http import FakeRules
+
+    assert _SERVER_FIELDS < _REQUEST_DEFAULTS.keys()
+
+    def rules(txn):
+        if txn.path == b"/deny" or txn.path == "/deny":
+            return Reply(429, body=b"no\n", kind="deny")
+        if txn.path in (b"/tarpit", "/tarpit"):
+            return Reply(500, kind="tarpit", delay_ms=100)
+        return None
+
+    h = Harness(rules=FakeRules(http_request=rules))
+    c, ct = h.client()
+
+    def assert_defaults():
+        for name, default in _REQUEST_DEFAULTS.items():
+            assert getattr(c, name) == default, name
+
+    c.dataReceived(b"GET /deny HTTP/1.1\r\n\r\n")
+    assert take(ct).startswith(b"HTTP/1.1 429")
+    assert_defaults()
+    c.dataReceived(b"GET /ok HTTP/1.1\r\n\r\n")  # served: the server fields change
+    conn, st = h.connector.succeed()
+    conn.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+    assert take(ct).endswith(b"hi")
+    assert_defaults()
+    c.dataReceived(b"GET /tarpit HTTP/1.1\r\n\r\nGET /deny HTTP/1.1\r\n\r\n")  # pipelined
+    h.reactor.advance(0.2)
+    assert take(ct).count(b"HTTP/1.1 ") == 2
+    assert_defaults()
+    c.dataReceived(b"HEAD /deny HTTP/1.1\r\n\r\n")
+    c.dataReceived(b"POST /deny HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+    assert take(ct).count(b"HTTP/1.1 429") == 2
+    assert_defaults()
+    assert not ct.disconnecting

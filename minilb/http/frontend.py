@@ -251,6 +251,30 @@ _REQUEST_DEFAULTS = {
 }
 
 
+#: the fields only a request that reached a backend changes (`be` is set before any of
+#: them): a request answered before (a deny) resets the others alone
+_SERVER_FIELDS = frozenset(
+    (
+        "be",
+        "server",
+        "conn",
+        "resp_hooked",
+        "req_hooked",
+        "req_sent",
+        "resp_started",
+        "resp_chunked",
+        "resp_pending",
+        "retries_left",
+        "tried",
+        "stick_stores",
+        "queued",
+        "t_queue",
+        "t_connect",
+        "t_response",
+    )
+)
+
+
 def _field_resetter(defaults: dict):
     """A method that sets each field of ``defaults`` on ``self`` with plain attribute
     stores (cheaper per request than ``self.__dict__.update(defaults)``)."""
@@ -336,6 +360,9 @@ class ClientConnection(protocol.Protocol):
 
     #: every per-request field back to its `_REQUEST_DEFAULTS` value
     _reset_request = _field_resetter(_REQUEST_DEFAULTS)
+    #: the same after a request that no backend took (``be`` is None): the fields of
+    #: `_SERVER_FIELDS` still have their default values
+    _reset_unserved = _field_resetter({k: v for k, v in _REQUEST_DEFAULTS.items() if k not in _SERVER_FIELDS})
 
     # ------------------------------------------------------------------ bytes in
     def dataReceived(self, data: bytes) -> None:
@@ -1057,7 +1084,10 @@ class ClientConnection(protocol.Protocol):
             self.replied = True
             self._close_now()
             return
-        self._reset_request()
+        if self.be is None:
+            self._reset_unserved()
+        else:
+            self._reset_request()
         if self.pending:
             p = self.pending.popleft()
             self._start(p.head, p)
