@@ -342,6 +342,11 @@ class Tracking:
     def on_txn_end(self, txn):
         self.calls.append("txn_end")
 
+    def on_txn_done(self, txn, status, source):
+        if source == "deny":
+            self.on_http_response(txn, status, source)
+        self.on_txn_end(txn)
+
     def on_session_end(self, sess):
         self.calls.append("end")
 
@@ -562,3 +567,77 @@ def test_a_first_request_that_never_came_counts_as_a_request():
     c.readConnectionLost()
     c.connectionLost(None)
     assert tracking.calls.count("request") == 1
+
+
+def test_the_same_rule_reply_is_framed_for_each_request():
+    # one Reply object answers every request: its bytes follow each request's framing
+    # (keep-alive, HEAD without body, HTTP/1.0 keep-alive header, close)
+    from minilb.rules.replies import wire_bytes
+    from minilb.rules.txn import Reply
+    from tests.support.http import FakeRules
+
+    reply = Reply(
+        429,
+        headers=((b"content-type", b"text/plain"),),
+        body=b"slow down\n",
+        reason="Too Many Requests",
+        kind="deny",
+    )
+    h = Harness(rules=FakeRules(http_request=lambda txn: reply))
+    c, ct = h.client()
+    sent = [
+        (b"GET / HTTP/1.1\r\n\r\n", wire_bytes(reply)),
+        (b"GET / HTTP/1.1\r\n\r\n", wire_bytes(reply)),
+        (b"HEAD / HTTP/1.1\r\n\r\n", wire_bytes(reply, head=True)),
+        (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", wire_bytes(reply, version="1.0")),
+        (b"GET / HTTP/1.1\r\n\r\n", wire_bytes(reply)),
+        (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", wire_bytes(reply, close=True)),
+    ]
+    for request, expected in sent:
+        c.dataReceived(request)
+        assert take(ct) == expected
+    assert ct.disconnecting
+    assert b"slow down" not in wire_bytes(reply, head=True)
+    assert b"connection: keep-alive" in wire_bytes(reply, version="1.0")
+
+
+def test_every_request_field_is_back_to_its_default_between_requests():
+    # a request that no backend took resets only the fields it can change: after
+    # denies, tarpits, pipelined and served requests every field has its default
+    from minilb.http.frontend import _REQUEST_DEFAULTS, _SERVER_FIELDS
+    from minilb.rules.txn import Reply
+    from tests.support.http import FakeRules
+
+    assert _SERVER_FIELDS < _REQUEST_DEFAULTS.keys()
+
+    def rules(txn):
+        if txn.path == b"/deny" or txn.path == "/deny":
+            return Reply(429, body=b"no\n", kind="deny")
+        if txn.path in (b"/tarpit", "/tarpit"):
+            return Reply(500, kind="tarpit", delay_ms=100)
+        return None
+
+    h = Harness(rules=FakeRules(http_request=rules))
+    c, ct = h.client()
+
+    def assert_defaults():
+        for name, default in _REQUEST_DEFAULTS.items():
+            assert getattr(c, name) == default, name
+
+    c.dataReceived(b"GET /deny HTTP/1.1\r\n\r\n")
+    assert take(ct).startswith(b"HTTP/1.1 429")
+    assert_defaults()
+    c.dataReceived(b"GET /ok HTTP/1.1\r\n\r\n")  # served: the server fields change
+    conn, st = h.connector.succeed()
+    conn.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+    assert take(ct).endswith(b"hi")
+    assert_defaults()
+    c.dataReceived(b"GET /tarpit HTTP/1.1\r\n\r\nGET /deny HTTP/1.1\r\n\r\n")  # pipelined
+    h.reactor.advance(0.2)
+    assert take(ct).count(b"HTTP/1.1 ") == 2
+    assert_defaults()
+    c.dataReceived(b"HEAD /deny HTTP/1.1\r\n\r\n")
+    c.dataReceived(b"POST /deny HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+    assert take(ct).count(b"HTTP/1.1 429") == 2
+    assert_defaults()
+    assert not ct.disconnecting

@@ -263,3 +263,42 @@ def test_an_entry_expired_while_tracked_goes_when_the_connection_ends(store, kep
     assert len(table) == (1 if kept else 0)
     if kept:
         assert remain(table) == 1000
+
+
+def _state(table):
+    return [(e.key_text, e.expire_in(), e.ref_count, e.update_id, e.wire_values()) for e in table.entries()]
+
+
+@pytest.mark.parametrize("source", ["deny", "server", "internal"])
+@pytest.mark.parametrize(
+    "store, slots",
+    [
+        ("conn_cnt,http_err_cnt", (0,)),
+        ("conn_cur,http_err_rate(10s)", (0,)),
+        ("http_req_rate(10s)", (0,)),
+        ("conn_cnt,http_err_cnt", (0, 1)),  # two trackers: the generic path
+        ("conn_cnt,http_err_cnt", (1,)),
+    ],
+)
+def test_txn_done_does_what_the_response_and_end_hooks_do(store, slots, source):
+    # on_txn_done(txn, status, source) == on_http_response (for a deny) + on_txn_end,
+    # short path (sc0 alone) or not: same counters, expiry, references and ids
+    states = []
+    for combined in (False, True):
+        table, clock = small(store, sync=True, expire=1000)
+        sess = Session(src="10.0.0.1")
+        for slot in slots:
+            tracking.track(sess, slot, table, key(table, f"10.0.0.{slot + 1}"), tracking.PHASE_HTTP)
+        clock.advance(2)
+        txn = request(sess)
+        if combined:
+            tracking.on_txn_done(txn, 429, source)
+        else:
+            if source == "deny":
+                tracking.on_http_response(txn, 429, source)
+            tracking.on_txn_end(txn)
+        assert sess.stkctr == [None, None, None]
+        states.append((_state(table), table.local_update))
+    assert states[0] == states[1]
+    if source == "deny" and "http_err" in store:
+        assert any(v.get("http_err_cnt") == 1 or v.get("http_err_rate") for _, _, _, _, v in states[1][0])

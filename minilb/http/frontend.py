@@ -186,6 +186,10 @@ class FrontendRuntime(protocol.Factory):
         self.gate = AcceptGate(proxy.maxconn)
         self.monitor_uri = proxy.monitor_uri.encode("latin-1") if proxy.monitor_uri else None
         self.stopping = False
+        # the last rule reply sent and how: (reply, (close, version, method), bytes,
+        # counted size); a rule's Reply is immutable, so the same one framed the same
+        # way gives the same bytes (one entry: bounded, and right for a deny path)
+        self.last_wire: tuple = (None, None, b"", 0)
 
     def buildProtocol(self, addr):
         conn = ClientConnection()
@@ -245,6 +249,30 @@ _REQUEST_DEFAULTS = {
     "t_connect": None,
     "t_response": None,
 }
+
+
+#: the fields only a request that reached a backend changes (`be` is set before any of
+#: them): a request answered before (a deny) resets the others alone
+_SERVER_FIELDS = frozenset(
+    (
+        "be",
+        "server",
+        "conn",
+        "resp_hooked",
+        "req_hooked",
+        "req_sent",
+        "resp_started",
+        "resp_chunked",
+        "resp_pending",
+        "retries_left",
+        "tried",
+        "stick_stores",
+        "queued",
+        "t_queue",
+        "t_connect",
+        "t_response",
+    )
+)
 
 
 def _field_resetter(defaults: dict):
@@ -332,6 +360,9 @@ class ClientConnection(protocol.Protocol):
 
     #: every per-request field back to its `_REQUEST_DEFAULTS` value
     _reset_request = _field_resetter(_REQUEST_DEFAULTS)
+    #: the same after a request that no backend took (``be`` is None): the fields of
+    #: `_SERVER_FIELDS` still have their default values
+    _reset_unserved = _field_resetter({k: v for k, v in _REQUEST_DEFAULTS.items() if k not in _SERVER_FIELDS})
 
     # ------------------------------------------------------------------ bytes in
     def dataReceived(self, data: bytes) -> None:
@@ -469,7 +500,10 @@ class ClientConnection(protocol.Protocol):
             if fe.has_http_request:
                 reply = fe.rules.http_request(txn)
                 if reply is not None:
-                    self._send_reply(reply)
+                    if reply.delay_ms:
+                        self._send_reply(reply)
+                    else:  # what _send_reply does without a delay
+                        self._send_reply_now(reply)
                     return
             be = fe.default_backend
             if fe.has_use_backend:
@@ -934,12 +968,21 @@ class ClientConnection(protocol.Protocol):
             self._close_now(abort=True)
             return
         txn = self.txn
-        if txn is not None and self.fe.has_http_after_response and reply.raw is None:
+        fe = self.fe
+        if txn is not None and fe.has_http_after_response and reply.raw is None:
             reply = self._after_response_reply(txn, reply)
-        data = _reply_bytes(reply, close, head)
+        framing = (close, head.version, head.method)
+        last = fe.last_wire
+        if last[0] is reply and last[1] == framing:
+            data = last[2]
+            size = last[3]
+        else:
+            data = _reply_bytes(reply, close, head)
+            size = _htx_size(data) if fe.count_bytes else len(data)
+            fe.last_wire = (reply, framing, data, size)
         if close:
             self.closing = True
-        self.bytes_out += _htx_size(data) if self.fe.count_bytes else len(data)
+        self.bytes_out += size
         self.write(data)
         if self.req_done or close:
             self._finish()
@@ -1018,15 +1061,20 @@ class ClientConnection(protocol.Protocol):
         if txn is not None:
             if fe.has_http_after_response and not self.after_done:
                 fe.rules.http_after_response(txn)
-            if fe.tracking is not None and _tracked(self.sess):
+            stkctr = self.sess.stkctr
+            if fe.tracking is not None and (
+                stkctr[0] is not None or stkctr[1] is not None or stkctr[2] is not None
+            ):  # _tracked(self.sess), inlined
                 # a server's status (or its failure) was counted when it came: only a
                 # deny or a tarpit of the rules is left to count (no 503 of the proxy's own)
-                if self.reply_source == "deny":
-                    fe.tracking.on_http_response(txn, self.status, "deny")
-                if fe.count_bytes:
+                if not fe.count_bytes:
+                    fe.tracking.on_txn_done(txn, self.status, self.reply_source)
+                else:
+                    if self.reply_source == "deny":
+                        fe.tracking.on_http_response(txn, self.status, "deny")
                     fe.tracking.on_bytes(self.sess, self.bytes_in, self.bytes_out)
                     self.bytes_in = 0
-                fe.tracking.on_txn_end(txn)
+                    fe.tracking.on_txn_end(txn)
         if fe.httplog and self.head is not None:
             self._emit_log()
         if self.conn is not None:
@@ -1036,7 +1084,10 @@ class ClientConnection(protocol.Protocol):
             self.replied = True
             self._close_now()
             return
-        self._reset_request()
+        if self.be is None:
+            self._reset_unserved()
+        else:
+            self._reset_request()
         if self.pending:
             p = self.pending.popleft()
             self._start(p.head, p)

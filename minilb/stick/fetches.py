@@ -463,9 +463,12 @@ def _parse_track(slot: int) -> Callable[[A.ActionSpec, Any], Any]:
 
         if getattr(table, "key_type", None) == "ip":
             key_of_str = table.key_from_sample if isinstance(table, StickTable) else None
+            http_request = phase == tracking.PHASE_HTTP
+            stream = phase != tracking.PHASE_CONNECTION
 
             def action(sess, txn):
-                if sess.stkctr[slot] is not None:
+                stkctr = sess.stkctr
+                if stkctr[slot] is not None:
                     return None
                 value = evaluate(sess, txn)
                 if value.__class__ is S.IPv4:
@@ -479,7 +482,10 @@ def _parse_track(slot: int) -> Callable[[A.ActionSpec, Any], Any]:
                     key = sample_key(table, value)
                     if key is None:
                         return None
-                track(sess, slot, table, key, phase)
+                # tracking.track(sess, slot, table, key, phase), inlined
+                row = table._track(key, http_request)
+                if row is not None:
+                    stkctr[slot] = (table, row, stream)
                 return None
         else:
 

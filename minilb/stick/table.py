@@ -302,6 +302,8 @@ class StickTable:
         self._c_http_req_cnt = self._first_array("http_req_cnt")
         self._c_conn_rate = cols.get("conn_rate")
         self._c_http_req_rate = cols.get("http_req_rate")
+        # an http error is counted (and touches the entry) only when either is stored
+        self._counts_http_err = cols.get("http_err_cnt") is not None or cols.get("http_err_rate") is not None
 
         # the hot path, specialised for this table's columns (shadows the methods);
         # the generated functions share one namespace, hence one tick cache

@@ -24,6 +24,8 @@ one is made per tracked request.  The adapters call:
 - `on_http_denied(txn)`: the same for a deny decided by the rules.
 - `on_bytes(sess, bytes_in, bytes_out)`: ``bytes_in/out_cnt`` and rates.
 - `on_txn_end(txn)`: releases the request-level trackers (see `StickTable.release`).
+- `on_txn_done(txn, status, source)`: the deny's ``http_err`` then `on_txn_end`, in
+  one call (a request whose bytes are not counted).
 - `on_session_end(sess)`: releases every remaining tracker.
 
 Expiry follows HAProxy 2.6: an entry expires ``expire`` ms after its last *touch*.
@@ -166,6 +168,26 @@ def on_txn_end(txn: Any) -> None:
         if tr is not None and tr[2]:
             stkctr[slot] = None
             tr[0].release(tr[1], True)
+
+
+def on_txn_done(txn: Any, status: int, source: str) -> None:
+    """What ``on_http_response(txn, status, "deny")`` (only when ``source`` is
+    "deny": a server's status was counted when it came) then ``on_txn_end(txn)``
+    do, in one call: the end of a request whose bytes are not counted.  A request
+    tracked by ``sc0`` alone (the common case) takes a short path doing the same."""
+    stkctr = txn.sess.stkctr
+    tr = stkctr[0]
+    if tr is not None and tr[2] and stkctr[1] is None and stkctr[2] is None:
+        table, row, _ = tr
+        if source == "deny" and table._counts_http_err:
+            _count(table, row, "http_err_cnt", "http_err_rate")
+            table.touch_local(row)
+        stkctr[0] = None
+        table.release(row, True)
+        return
+    if source == "deny":
+        on_http_response(txn, status, source)
+    on_txn_end(txn)
 
 
 def on_session_end(sess: Any) -> None:
