@@ -121,7 +121,7 @@ def is_http_failure(status: int) -> bool:
 
 def on_http_response(txn: Any, status: int, source: str = "server") -> None:
     """Account a response: ``source`` is "server" (a response from a server, or
-    HAProxy's own 502/503/504 for a failed one), "deny" (deny/tarpit/auth
+    HAProxy's own 502/504 for a failed one; its own 503s count nothing), "deny" (deny/tarpit/auth
     failure: always an error) or "internal" (http-request return/redirect:
     not counted)."""
     if source == "deny":
