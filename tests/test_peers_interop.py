@@ -18,6 +18,7 @@ from minilb.peers.service import PeersService
 from minilb.stick.table import StickTable
 from tests.conftest import haproxy_binary, requires_haproxy
 from tests.support.peers import ST_IP_SPEC
+from tests.support.procs import free_port
 
 pytestmark = [requires_haproxy, pytest.mark.interop, pytest.mark.integration]
 
@@ -49,12 +50,6 @@ defaults
 backend st_ip
     stick-table type ip size 1m expire 60s store http_req_rate(10s),gpc0,conn_cnt,http_req_cnt peers mypeers
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cli(path: str, command: str) -> str:

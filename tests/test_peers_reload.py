@@ -4,33 +4,19 @@
 from __future__ import annotations
 
 import random
-import socket
 
+import attrs
 import pytest_twisted
 from twisted.internet import reactor, task
 
-from minilb.config.model import Address, Bind, Peer, PeersSection, StoreItem, TableSpec
+from minilb.config.model import Address, Bind, Peer, PeersSection, StoreItem
 from minilb.errors import BUILTIN
 from minilb.peers.service import PeersService
 from minilb.stick.table import StickTable
+from tests.support.peers import ST_IP_SPEC
+from tests.support.procs import free_port
 
-SPEC = TableSpec(
-    BUILTIN,
-    "st_ip",
-    "st_ip",
-    "ip",
-    4,
-    1000,
-    expire=60000,
-    peers="mypeers",
-    store=(StoreItem("gpc0"), StoreItem("http_req_rate", period=10000)),
-)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+SPEC = attrs.evolve(ST_IP_SPEC, store=(StoreItem("gpc0"), StoreItem("http_req_rate", period=10000)))
 
 
 @pytest_twisted.inlineCallbacks

@@ -16,15 +16,8 @@ from minilb.peers import sync as s
 from minilb.stick.table import StickTable
 from tests.support.peers import ST_IP_SPEC, PeerNet, captured_streams
 
-SPEC = TableSpec(
-    BUILTIN,
-    "st_ip",
-    "st_ip",
-    "ip",
-    4,
-    1000,
-    expire=60000,
-    peers="mypeers",
+SPEC = attrs.evolve(
+    ST_IP_SPEC,
     store=(
         StoreItem("gpc0"),
         StoreItem("conn_cnt"),

@@ -9,7 +9,8 @@ import pytest
 from minilb.config.load import load_config
 from minilb.rules.compile import compile_rules
 from tests.conftest import haproxy_binary, requires_haproxy
-from tests.support.rules import exchange_head, free_port, running_haproxy, session, txn
+from tests.support.procs import free_port
+from tests.support.rules import exchange_head, running_haproxy, session, txn
 from tests.test_rules_acl import HEADER_CASES, LITERAL_CASES, PATH_CASES
 
 #: (expression, request path, extra header lines)

@@ -12,7 +12,8 @@ import time
 import pytest
 
 from tests.support import rules_capture
-from tests.support.rules import exchange_head, free_port, haproxy_replies
+from tests.support.procs import free_port
+from tests.support.rules import exchange_head, haproxy_replies
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import pytest
 
 from minilb.rules import samples as S
 from tests.conftest import haproxy_binary, requires_haproxy
-from tests.support.rules import exchange_head, free_port, running_haproxy, session, txn
+from tests.support.procs import free_port
+from tests.support.rules import exchange_head, running_haproxy, session, txn
 
 REQUEST = (
     b"GET /shop/cart/item.html?id=42&ref=mail&id=43 HTTP/1.1\r\n"

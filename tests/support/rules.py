@@ -91,12 +91,6 @@ def haproxy_replies() -> dict[str, bytes]:
     return {k: v.encode("latin-1") for k, v in data.items()}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def running_haproxy(binary: str, cfg: str | Path, port: int) -> Iterator[None]:
     """A real haproxy on ``cfg`` (checked with -c first), stopped on exit; waits (10 s at

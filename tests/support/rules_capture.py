@@ -134,7 +134,8 @@ frontend origin
 
 
 def capture() -> dict[str, str]:
-    from tests.support.rules import exchange, free_port, running_haproxy
+    from tests.support.procs import free_port
+    from tests.support.rules import exchange, running_haproxy
 
     port, origin_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
