@@ -1,0 +1,616 @@
+"""Benchmark of a full peers resync between real processes over TCP on 127.0.0.1 (issue 5):
+minilb -> minilb, minilb -> haproxy and haproxy -> haproxy, side by side, in one run.
+
+    python scripts/bench_resync.py [--entries 1000000 | --quick] [--rounds 3] [--json OUT]
+
+Two teachers hold N entries of a ``type ip`` table storing ``http_req_rate(10s),gpc0``
+(keys 10.0.0.0 + i, gpc0 = i, http_req_rate = i % 97 + 1, expire 30m):
+- the minilb teacher is `scripts/bench/resync_node.py`, the worker's own objects on the
+  generated haproxy.cfg, its table filled in memory (`StickTable` API, as ``set table``
+  does) before its peer listener opens;
+- the haproxy teacher is filled through its stats socket: one ``prompt`` session with
+  the ``set table`` lines pipelined (written by a thread while the answers are read).
+Both teachers wait until they consider their own start-up resync over (``show peers``
+flags 0x2), as a long-running process would.  Then, for each round and each pair, a
+fresh empty learner is started (minilb: resync_node.py without fill; haproxy: ``haproxy
+-db``), it dials the teacher and asks for a full resync, and is stopped afterwards.
+
+What is timed, per pair: from the moment the first TCP connection between learner and
+teacher is established and accepted by the listening side (/proc/net/tcp polled every
+2 ms after the learner is started; whichever side dialled) until the first ``show table`` on the learner's stats socket (polled every 10 ms) that
+answers ``used:N``; the answer's arrival time counts, so a learner too busy to answer
+is charged for it.  The time from the learner's start is shown too.  CPU seconds are
+each process's user + system time (/proc/PID/stat, all threads) over the same window.
+The longest stall of a minilb side is the latest a 10 ms reactor timer fired in that
+window (resync_node.py's lag probe; shown when at least 5 ms, else "<5").
+
+After each pair, a few keys (the first, the last and some random ones) are read with
+``show table bench key K`` on the teacher, the learner, then the teacher again: gpc0
+must be equal and the learner's rate within the two teacher readings (+/- 1), and the
+learner must hold exactly N entries.  The exit status is 1 when any of that fails.
+Every process is killed and the temporary directory removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench import procs  # noqa: E402
+
+TABLE = "bench"
+NODE = HERE / "bench" / "resync_node.py"
+CONN_POLL_S = 0.002
+USED_POLL_S = 0.010
+CLI_TIMEOUT_S = 10.0
+FILL_CHUNK = 256 * 1024  # bytes of ``set table`` lines written at once
+MAX_CLI_REPLY = 1 << 20
+
+CONFIG = """\
+global
+    stats socket {sock} level admin
+{threads}
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+
+peers {section}
+{peers}
+
+backend {table}
+    stick-table type ip size {size} expire 30m store http_req_rate(10s),gpc0 peers {section}
+"""
+
+
+def key_text(i: int) -> str:
+    return f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+
+
+# ---------------------------------------------------------------------------- nodes
+class Node:
+    """One process of the benchmark: its name (the local peer name), kind, config and
+    stats socket, and the process once started."""
+
+    def __init__(self, name: str, kind: str, tmp: Path):
+        self.name = name
+        self.kind = kind  # "minilb" or "haproxy"
+        self.port = procs.free_port()
+        self.sock = str(tmp / f"{name}.sock")
+        self.cfg = tmp / f"{name}.cfg"
+        self.managed: procs.Managed | None = None
+        self.starts = 0
+        self.pids: list[int] = []  # of every start
+
+    def start(self, registry: procs.ProcessRegistry, argv: list[str]) -> None:
+        """Start this node's process (a learner is started once per round: each start
+        gets its own log, where resync_node.py's events are read)."""
+        self.starts += 1
+        self.managed = registry.start(f"{self.name}-{self.starts}", argv, cwd=str(HERE.parent))
+        self.pids.append(self.managed.pid)
+
+    @property
+    def pid(self) -> int:
+        assert self.managed is not None
+        return self.managed.pid
+
+    def write_config(self, section: str, members: list[Node], size: int, threads: int | None) -> None:
+        peers = "\n".join(f"    peer {m.name} 127.0.0.1:{m.port}" for m in members)
+        self.cfg.write_text(
+            CONFIG.format(
+                sock=self.sock,
+                threads=f"    nbthread {threads}" if threads and self.kind == "haproxy" else "",
+                section=section,
+                peers=peers,
+                table=TABLE,
+                size=size,
+            )
+        )
+
+    def events(self) -> list[dict]:
+        """The JSON lines a resync_node.py printed so far."""
+        out = []
+        if self.managed is None:
+            return out
+        try:
+            text = self.managed.log_path.read_text(errors="replace")
+        except OSError:
+            return out
+        for line in text.splitlines():
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    continue
+        return out
+
+
+def cli(path: str, command: str, timeout: float = CLI_TIMEOUT_S) -> str:
+    """One command on a stats socket (HAProxy's or minilb's), its whole answer."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(command.encode() + b"\n")
+        out = bytearray()
+        while chunk := s.recv(65536):
+            out += chunk
+            if len(out) > MAX_CLI_REPLY:
+                raise RuntimeError(f"answer to {command!r} over {MAX_CLI_REPLY} bytes")
+    return out.decode(errors="replace")
+
+
+USED = re.compile(r"# table: (\S+), .*used:(\d+)")
+
+
+def table_used(node: Node) -> int | None:
+    """``used:N`` of the bench table from ``show table`` (headers only); None when the
+    socket does not answer yet."""
+    try:
+        text = cli(node.sock, "show table")
+    except OSError:
+        return None
+    for name, used in USED.findall(text):
+        if name == TABLE:
+            return int(used)
+    return None
+
+
+SECTION_FLAGS = re.compile(r"id=(\S+) disabled=\d+ flags=0x([0-9a-fA-F]+)")
+
+
+def resync_done(node: Node, section: str) -> bool:
+    """Whether ``show peers`` gives the section the flag 0x2 (remote resync over)."""
+    try:
+        text = cli(node.sock, f"show peers {section}")
+    except OSError:
+        return False
+    for name, flags in SECTION_FLAGS.findall(text):
+        if name == section:
+            return bool(int(flags, 16) & 0x2)
+    return False
+
+
+FIELD = re.compile(r" (gpc0|http_req_rate\(\d+\))=(\d+)")
+
+
+def read_entry(node: Node, key: str) -> dict[str, int] | None:
+    text = cli(node.sock, f"show table {TABLE} key {key}")
+    for line in text.splitlines():
+        if f"key={key} " in line:
+            return {name.split("(")[0]: int(value) for name, value in FIELD.findall(line)}
+    return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = procs.parse_proc_stat(f.read())
+    except OSError:
+        return None
+    return stat.own_ticks / procs.CLOCK_TICKS_PER_S
+
+
+def accepted_between(ports: set[int]) -> bool:
+    """Whether /proc/net/tcp holds an ESTABLISHED connection to one of the listening
+    ``ports`` that its process has accepted (a socket still in the listen backlog has
+    inode 0: a learner binds its listener before its reactor runs)."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[3] != "01" or fields[9] == "0":
+                continue
+            if int(fields[1].rsplit(":", 1)[1], 16) in ports:
+                return True
+    return False
+
+
+# ---------------------------------------------------------------------------- starting
+def start_haproxy(registry: procs.ProcessRegistry, node: Node, haproxy: str, wait: bool = True) -> None:
+    node.start(registry, [haproxy, "-f", str(node.cfg), "-L", node.name, "-db"])
+    if wait:
+        wait_for_cli(node, 20.0)
+
+
+def wait_for_cli(node: Node, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if table_used(node) is not None:
+            return
+        if node.managed is not None and node.managed.popen.poll() is not None:
+            raise procs.StartError(f"{node.name} exited:\n{node.managed.log_tail()}")
+        time.sleep(0.02)
+    raise procs.StartError(f"{node.name}: no stats socket within {timeout:.0f} s")
+
+
+def fill_haproxy(node: Node, count: int) -> float:
+    """``count`` ``set table`` commands on one ``prompt`` session, written by a thread while
+    the prompts are read back; returns the seconds it took."""
+    began = time.monotonic()
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(60)
+        s.connect(node.sock)
+        s.sendall(b"prompt\n")
+        failure: list[BaseException] = []
+
+        def writer() -> None:
+            try:
+                lines: list[str] = []
+                size = 0
+                for i in range(count):
+                    line = (
+                        f"set table {TABLE} key {key_text(i)} data.gpc0 {i} data.http_req_rate {i % 97 + 1}\n"
+                    )
+                    lines.append(line)
+                    size += len(line)
+                    if size >= FILL_CHUNK:
+                        s.sendall("".join(lines).encode())
+                        lines, size = [], 0
+                s.sendall(("".join(lines) + "quit\n").encode())
+            except OSError as exc:
+                failure.append(exc)
+
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        prompts = 0
+        other = bytearray()
+        tail = b""
+        while chunk := s.recv(1 << 20):
+            data = tail + chunk
+            prompts += data.count(b"\n> ") - tail.count(b"\n> ")
+            tail = data[-2:]
+            if len(other) < 4096:
+                other += chunk.replace(b"\n> ", b"").replace(b"> ", b"").strip()[:4096]
+        thread.join(timeout=60)
+    if failure:
+        raise RuntimeError(f"filling {node.name} failed: {failure[0]}")
+    if other.strip():
+        raise RuntimeError(f"filling {node.name}: set table answered {bytes(other[:300])!r}")
+    used = table_used(node)
+    if used != count:
+        raise RuntimeError(f"filling {node.name}: {used} entries instead of {count} ({prompts} prompts)")
+    return time.monotonic() - began
+
+
+def wait_resync_done(node: Node, section: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if resync_done(node, section):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# ---------------------------------------------------------------------------- one resync
+def longest_lag(node: Node, since: float, until: float) -> float | None:
+    """The longest lag (ms) a minilb node's probe reported overlapping [since, until];
+    0.0 when none reached the report threshold; None for haproxy."""
+    if node.kind != "minilb":
+        return None
+    worst = 0.0
+    for event in node.events():
+        if event.get("event") != "lag":
+            continue
+        end, lag = event["end"], event["lag_ms"] / 1000
+        if end >= since and end - lag <= until:
+            worst = max(worst, lag)
+    return worst * 1000
+
+
+def sample_keys(count: int, samples: int, rng: random.Random) -> list[int]:
+    picks = {0, count - 1}
+    while len(picks) < min(count, samples):
+        picks.add(rng.randrange(count))
+    return sorted(picks)
+
+
+def compare(teacher: Node, learner: Node, keys: list[int]) -> list[str]:
+    """Mismatches between teacher and learner on the given keys (see the module docstring)."""
+    problems = []
+    for i in keys:
+        key = key_text(i)
+        before = read_entry(teacher, key)
+        learned = read_entry(learner, key)
+        after = read_entry(teacher, key)
+        if before is None or after is None:
+            problems.append(f"{key}: missing on the teacher")
+            continue
+        if learned is None:
+            problems.append(f"{key}: missing on the learner")
+            continue
+        if learned.get("gpc0") != before.get("gpc0") or before.get("gpc0") != i:
+            problems.append(f"{key}: gpc0 {learned.get('gpc0')} learned, {before.get('gpc0')} taught")
+        low = min(before["http_req_rate"], after["http_req_rate"]) - 1
+        high = max(before["http_req_rate"], after["http_req_rate"]) + 1
+        if not low <= learned.get("http_req_rate", -10) <= high:
+            problems.append(
+                f"{key}: http_req_rate {learned.get('http_req_rate')} learned, "
+                f"{before['http_req_rate']}..{after['http_req_rate']} taught"
+            )
+    return problems
+
+
+def resync(
+    registry: procs.ProcessRegistry,
+    teacher: Node,
+    learner: Node,
+    section: str,
+    *,
+    entries: int,
+    haproxy: str,
+    timeout: float,
+    keys: list[int],
+) -> dict:
+    """Start ``learner`` empty, time its full resync from ``teacher``, check it, stop it."""
+    Path(learner.sock).unlink(missing_ok=True)
+    ports = {teacher.port, learner.port}
+    started = time.monotonic()
+    if learner.kind == "minilb":
+        argv = [sys.executable, str(NODE), "-f", str(learner.cfg), "-L", learner.name]
+        learner.start(registry, argv)
+    else:
+        start_haproxy(registry, learner, haproxy, wait=False)
+    result: dict = {
+        "pair": f"{teacher.kind} -> {learner.kind}",
+        "teacher": teacher.name,
+        "learner": learner.name,
+        "entries": entries,
+    }
+    try:
+        deadline = started + timeout
+        connected = done = None
+        cpu0 = cpu1 = (None, None)
+        used = None
+        while time.monotonic() < deadline:
+            if learner.managed.popen.poll() is not None:
+                raise RuntimeError(f"{learner.name} exited:\n{learner.managed.log_tail()}")
+            if connected is None:
+                if accepted_between(ports):
+                    connected = time.monotonic()
+                    cpu0 = (cpu_seconds(teacher.pid), cpu_seconds(learner.pid))
+                else:
+                    time.sleep(CONN_POLL_S)
+                continue
+            used = table_used(learner)
+            if used is not None and used >= entries:
+                done = time.monotonic()
+                cpu1 = (cpu_seconds(teacher.pid), cpu_seconds(learner.pid))
+                break
+            time.sleep(USED_POLL_S)
+        if done is None:
+            result["error"] = (
+                f"not complete within {timeout:.0f} s (used {used}, connected {connected is not None})"
+            )
+            return result
+        result["seconds"] = done - connected
+        result["from_start"] = done - started
+        if None not in cpu0 and None not in cpu1:
+            result["teacher_cpu"] = cpu1[0] - cpu0[0]
+            result["learner_cpu"] = cpu1[1] - cpu0[1]
+        result["synced"] = wait_resync_done(learner, section, 10.0)
+        result["mismatches"] = compare(teacher, learner, keys)
+        result["sampled"] = len(keys)
+        result["used"] = table_used(learner)
+        if learner.kind == "minilb":
+            synced = [e["t"] for e in learner.events() if e.get("event") == "synced"]
+            if synced:
+                result["synced_after"] = synced[0] - connected
+        result["teacher_stall_ms"] = longest_lag(teacher, connected, done)
+        result["learner_stall_ms"] = longest_lag(learner, connected, done)
+        result["learner_speedups"] = speedups_of(learner)
+        return result
+    finally:
+        registry.stop(learner.managed)
+
+
+def speedups_of(node: Node) -> dict[str, bool] | None:
+    """``{name: compiled}`` of every `minilb.speedups.load` a minilb node made."""
+    if node.kind != "minilb":
+        return None
+    return {e["name"]: e["compiled"] for e in node.events() if e.get("event") == "speedup"}
+
+
+# ---------------------------------------------------------------------------- report
+PAIRS = ("minilb -> minilb", "minilb -> haproxy", "haproxy -> haproxy")
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _stall(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "<5" if value < 5 else f"{value:.0f}"
+
+
+def median_of(rows: list[dict], field: str) -> float | None:
+    values = [r[field] for r in rows if r.get(field) is not None]
+    return statistics.median(values) if values else None
+
+
+def report(results: list[dict], entries: int, rounds: int) -> str:
+    by_pair = {pair: [r for r in results if r["pair"] == pair and "seconds" in r] for pair in PAIRS}
+    reference = median_of(by_pair["haproxy -> haproxy"], "seconds")
+    lines = [
+        f"full resync of {entries:,} entries over TCP on 127.0.0.1, median of {rounds} round(s); "
+        "wall s from connect to used:N; CPU s over that window; stall: longest late 10 ms timer (ms)",
+        f"{'pair':<20} {'wall s':>7} {'x haproxy':>9} {'from start':>10} {'teacher CPU':>11} "
+        f"{'learner CPU':>11} {'stall T/L ms':>12}",
+    ]
+    for pair in PAIRS:
+        rows = by_pair[pair]
+        if not rows:
+            lines.append(f"{pair:<20} {'failed':>7}")
+            continue
+        wall = median_of(rows, "seconds")
+        ratio = f"{wall / reference:.2f}x" if reference else "-"
+        stall_t = max(
+            (r["teacher_stall_ms"] for r in rows if r.get("teacher_stall_ms") is not None), default=None
+        )
+        stall_l = max(
+            (r["learner_stall_ms"] for r in rows if r.get("learner_stall_ms") is not None), default=None
+        )
+        lines.append(
+            f"{pair:<20} {wall:>7.2f} {ratio:>9} {_fmt(median_of(rows, 'from_start'), '.2f'):>10} "
+            f"{_fmt(median_of(rows, 'teacher_cpu'), '.2f'):>11} {_fmt(median_of(rows, 'learner_cpu'), '.2f'):>11} "
+            f"{_stall(stall_t) + '/' + _stall(stall_l):>12}"
+        )
+    return "\n".join(lines)
+
+
+def describe_speedups(loads: dict[str, bool] | None) -> str:
+    if not loads:
+        why = "MINILB_PURE is set" if os.environ.get("MINILB_PURE") else "no compiled module was asked for"
+        return f"pure Python ({why})"
+    parts = [f"{name} {'compiled' if ok else 'pure'}" for name, ok in sorted(loads.items())]
+    if os.environ.get("MINILB_PURE"):
+        parts.append("MINILB_PURE is set")
+    return ", ".join(parts)
+
+
+# ---------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--entries", type=int, default=1_000_000)
+    ap.add_argument("--quick", action="store_true", help="100,000 entries")
+    ap.add_argument("--rounds", type=int, default=3, help="learners started per pair (median shown)")
+    ap.add_argument("--samples", type=int, default=8, help="keys compared after each resync")
+    ap.add_argument("--timeout", type=float, default=120.0, help="seconds one resync may take")
+    ap.add_argument(
+        "--haproxy",
+        default=os.environ.get("MINILB_HAPROXY") or shutil.which("haproxy"),
+        help="the haproxy binary (default: $MINILB_HAPROXY, else haproxy on the PATH)",
+    )
+    ap.add_argument("--haproxy-threads", type=int, help="nbthread of the haproxy processes")
+    ap.add_argument("--json", help="write every round's results to this file")
+    args = ap.parse_args(argv)
+    entries = 100_000 if args.quick else args.entries
+    if entries < 1:
+        ap.error("--entries must be at least 1")
+    if not args.haproxy:
+        ap.error("no haproxy binary (install haproxy or pass --haproxy)")
+    size = max(entries + entries // 4, 1000)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-resync-"))
+    registry = procs.ProcessRegistry(tmp)
+    rng = random.Random(5)
+    results: list[dict] = []
+    nodes: list[Node] = []
+    try:
+        m_teach, m_learn = Node("mteach", "minilb", tmp), Node("mlearn", "minilb", tmp)
+        h_learn_m = Node("hlearn_m", "haproxy", tmp)
+        h_teach, h_learn = Node("hteach", "haproxy", tmp), Node("hlearn", "haproxy", tmp)
+        mesh = [m_teach, m_learn, h_learn_m]
+        nodes = [*mesh, h_teach, h_learn]
+        for node in mesh:
+            node.write_config("mpeers", mesh, size, args.haproxy_threads)
+        for node in (h_teach, h_learn):
+            node.write_config("hpeers", [h_teach, h_learn], size, args.haproxy_threads)
+
+        # the minilb teacher fills itself while haproxy's is filled through its socket
+        argv = [sys.executable, str(NODE), "-f", str(m_teach.cfg), "-L", m_teach.name]
+        m_teach.start(registry, [*argv, "--fill", str(entries), "--table", TABLE])
+        start_haproxy(registry, h_teach, args.haproxy)
+        took = fill_haproxy(h_teach, entries)
+        print(
+            f"haproxy teacher: {entries:,} entries set in {took:.1f} s "
+            f"(set table lines pipelined on one prompt session of its stats socket)",
+            flush=True,
+        )
+        ready = start_minilb_wait(m_teach, timeout=max(60.0, entries / 20_000))
+        print(
+            f"minilb teacher: {entries:,} entries filled in memory in {ready['fill_s']:.1f} s "
+            f"(StickTable.get_or_create/set/touch_local before the peers start)",
+            flush=True,
+        )
+        for node, section in ((m_teach, "mpeers"), (h_teach, "hpeers")):
+            if not wait_resync_done(node, section, 15.0):
+                raise RuntimeError(f"{node.name}: its own start-up resync did not end within 15 s")
+        print(f"minilb teacher speed-ups: {describe_speedups(speedups_of(m_teach))}", flush=True)
+
+        for round_no in range(1, args.rounds + 1):
+            keys = sample_keys(entries, args.samples, rng)
+            for teacher, learner, section in (
+                (m_teach, m_learn, "mpeers"),
+                (m_teach, h_learn_m, "mpeers"),
+                (h_teach, h_learn, "hpeers"),
+            ):
+                row = resync(
+                    registry,
+                    teacher,
+                    learner,
+                    section,
+                    entries=entries,
+                    haproxy=args.haproxy,
+                    timeout=args.timeout,
+                    keys=keys,
+                )
+                row["round"] = round_no
+                results.append(row)
+                print(round_line(row), flush=True)
+        learner_loads = next((r["learner_speedups"] for r in results if r.get("learner_speedups")), None)
+        print(f"minilb learner speed-ups: {describe_speedups(learner_loads)}", flush=True)
+        print(report(results, entries, args.rounds), flush=True)
+    finally:
+        registry.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if args.json:
+            pids = [pid for node in nodes for pid in node.pids]
+            Path(args.json).write_text(
+                json.dumps({"entries": entries, "results": results, "pids": pids, "tmp": str(tmp)}, indent=1)
+            )
+    ok = len(results) == 3 * args.rounds and all(
+        "seconds" in r and r.get("used") == entries and not r.get("mismatches") for r in results
+    )
+    return 0 if ok else 1
+
+
+def start_minilb_wait(node: Node, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in node.events():
+            if event.get("event") == "ready":
+                return event
+        if node.managed.popen.poll() is not None:
+            raise procs.StartError(f"{node.name} exited:\n{node.managed.log_tail()}")
+        time.sleep(0.05)
+    raise procs.StartError(f"{node.name} not ready within {timeout:.0f} s:\n{node.managed.log_tail()}")
+
+
+def round_line(row: dict) -> str:
+    head = f"round {row['round']} {row['pair']:<18}"
+    if "seconds" not in row:
+        return f"{head} FAILED: {row.get('error')}"
+    extra = []
+    if row.get("synced_after") is not None:
+        extra.append(f"resync finished +{row['synced_after']:.2f} s")
+    if row.get("mismatches"):
+        extra.append(f"MISMATCHES: {'; '.join(row['mismatches'][:3])}")
+    if row.get("used") != row["entries"]:
+        extra.append(f"WRONG COUNT: {row.get('used')}")
+    return (
+        f"{head} {row['seconds']:.2f} s from connect ({row['from_start']:.2f} s from start); CPU teacher "
+        f"{_fmt(row.get('teacher_cpu'), '.2f')} s, learner {_fmt(row.get('learner_cpu'), '.2f')} s; stall "
+        f"teacher {_stall(row.get('teacher_stall_ms'))} ms, learner {_stall(row.get('learner_stall_ms'))} ms; "
+        f"{row['sampled']} keys equal: {not row['mismatches']}; learner synced: {row['synced']}"
+        + ("; " + "; ".join(extra) if extra else "")
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
