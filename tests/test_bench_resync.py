@@ -66,6 +66,10 @@ def test_every_pair_learns_every_entry_with_equal_values(run):
         assert row["sampled"] == 6, (pair, row)
         assert row["mismatches"] == [], (pair, row)
         assert row["synced"] is True, (pair, row)
+        assert row["rates_checked"] + len(row["rate_drift"]) == 6, (pair, row)
+    # the first pairs run a few seconds after the fill: their rates are still in their
+    # first 10 s period, so they are compared exactly
+    assert sum(row["rates_checked"] for row in rows.values()) > 0
     # the minilb sides report their stalls, the haproxy sides cannot
     assert rows["minilb -> minilb"]["learner_stall_ms"] is not None
     assert rows["minilb -> haproxy"]["teacher_stall_ms"] is not None

@@ -15,8 +15,9 @@ It reports on stdout, one JSON object per line (``event`` says which):
   whether the compiled module came back), as it happens;
 - ``ready``: the pid, the fill's count and seconds, once the reactor runs;
 - ``lag``: every time a 10 ms timer of the reactor fired at least ``--lag-report-ms``
-  late (``lag_ms``; ``end``, the `time.monotonic` of that late tick, which is the same
-  clock in every process of the machine): the reactor was busy meanwhile;
+  late (``lag_ms``; ``cpu_ms``, how much of that the reactor's thread spent on the CPU,
+  see `LagProbe`; ``end``, the `time.monotonic` of that late tick, which is the same
+  clock in every process of the machine);
 - ``synced``: once every peers section has its resync done (``t``, monotonic).
 The rest of the output is the worker's log.  SIGTERM stops at once.
 """
@@ -70,7 +71,10 @@ def fill(table, count: int) -> float:
 
 class LagProbe:
     """A timer every ``interval`` s that reports (`emit`) how late it fired when that is
-    at least ``report`` s: the time the reactor spent on something else in one go."""
+    at least ``report`` s: the reactor was busy meanwhile, or the process was not
+    scheduled (a busy machine).  ``cpu_ms`` tells them apart: the CPU time the reactor's
+    thread used since the previous tick, capped at the lateness (an upper bound of the
+    work that delayed the timer)."""
 
     def __init__(self, reactor, interval: float, report: float, on_tick=None):
         self.reactor = reactor
@@ -78,20 +82,25 @@ class LagProbe:
         self.report = report
         self.on_tick = on_tick
         self._due = 0.0
+        self._cpu = 0.0
 
     def start(self) -> None:
+        self._schedule()
+
+    def _schedule(self) -> None:
         self._due = time.monotonic() + self.interval
+        self._cpu = time.thread_time()
         self.reactor.callLater(self.interval, self._tick)
 
     def _tick(self) -> None:
         now = time.monotonic()
         late = now - self._due
         if late >= self.report:
-            emit("lag", lag_ms=round(late * 1000, 2), end=now)
+            cpu = min(late, time.thread_time() - self._cpu)
+            emit("lag", lag_ms=round(late * 1000, 2), cpu_ms=round(cpu * 1000, 2), end=now)
         if self.on_tick is not None:
             self.on_tick(now)
-        self._due = time.monotonic() + self.interval
-        self.reactor.callLater(self.interval, self._tick)
+        self._schedule()
 
 
 def main(argv: list[str] | None = None) -> int:
