@@ -20,7 +20,9 @@ teacher is established and accepted by the listening side (/proc/net/tcp polled 
 2 ms after the learner is started; whichever side dialled) until the first ``show
 table`` on the learner's stats socket (polled every 10 ms) that answers ``used:N``; the
 answer's arrival time counts, so a learner too busy to answer is charged for it.  The time from the learner's start is shown too.  CPU seconds are
-each process's user + system time (/proc/PID/stat, all threads) over the same window.
+each process's user + system time (/proc/PID/stat, all threads) over the same window;
+"others" is the share of the machine's CPUs (/proc/stat) that other processes took
+meanwhile (the machine is shared: read wall times with it).
 The longest stall of a minilb side is the latest a 10 ms reactor timer fired in that
 window (resync_node.py's lag probe; "<5" below 5 ms), with in brackets the CPU time the
 reactor's thread spent meanwhile: on a busy machine a timer is also late because the
@@ -212,6 +214,15 @@ def cpu_seconds(pid: int) -> float | None:
     return stat.own_ticks / procs.CLOCK_TICKS_PER_S
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs together so far (/proc/stat's ``cpu`` line;
+    busy counts user, nice, system and hypervisor steal, as `procs.CpuTimes` does)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    times = procs.CpuTimes(*(int(v) for v in fields[1:9]))
+    return times.running_tasks, times.total
+
+
 def accepted_between(ports: set[int]) -> bool:
     """Whether /proc/net/tcp holds an ESTABLISHED connection to one of the listening
     ``ports`` that its process has accepted (a socket still in the listen backlog has
@@ -395,6 +406,7 @@ def resync(
                 if accepted_between(ports):
                     connected = time.monotonic()
                     cpu0 = (cpu_seconds(teacher.pid), cpu_seconds(learner.pid))
+                    machine0 = machine_ticks()
                 else:
                     time.sleep(CONN_POLL_S)
                 continue
@@ -402,6 +414,7 @@ def resync(
             if used is not None and used >= entries:
                 done = time.monotonic()
                 cpu1 = (cpu_seconds(teacher.pid), cpu_seconds(learner.pid))
+                machine1 = machine_ticks()
                 break
             time.sleep(USED_POLL_S)
         if done is None:
@@ -414,6 +427,10 @@ def resync(
         if None not in cpu0 and None not in cpu1:
             result["teacher_cpu"] = cpu1[0] - cpu0[0]
             result["learner_cpu"] = cpu1[1] - cpu0[1]
+            busy, total = (after - before for after, before in zip(machine1, machine0, strict=True))
+            ours = (result["teacher_cpu"] + result["learner_cpu"]) * procs.CLOCK_TICKS_PER_S
+            if total > 0:
+                result["others"] = min(1.0, max(0.0, (busy - ours) / total))
         result["synced"] = wait_resync_done(learner, section, 10.0)
         result["mismatches"], result["rates_checked"], result["rate_drift"] = compare(teacher, learner, keys)
         result["sampled"] = len(keys)
@@ -467,6 +484,10 @@ def _stall(row: dict, side: str) -> str:
     return f"{wall:.0f}({cpu:.0f})"
 
 
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share * 100:.0f}%"
+
+
 def median_of(rows: list[dict], field: str) -> float | None:
     values = [r[field] for r in rows if r.get(field) is not None]
     return statistics.median(values) if values else None
@@ -484,9 +505,10 @@ def report(results: list[dict], entries: int, rounds: int) -> str:
     lines = [
         f"full resync of {entries:,} entries over TCP on 127.0.0.1, median of {rounds} round(s): wall s "
         "from connect to used:N, CPU s over that window, longest stall of a minilb reactor over all rounds "
-        "(ms late of a 10 ms timer, in brackets the CPU it spent meanwhile)",
+        "(ms late of a 10 ms timer, in brackets the CPU it spent meanwhile); others: the share of the "
+        "machine's CPUs other processes took meanwhile",
         f"{'pair':<20} {'wall s':>7} {'x haproxy':>9} {'from start':>10} {'teacher CPU':>11} "
-        f"{'learner CPU':>11} {'stall teacher':>13} {'stall learner':>13}",
+        f"{'learner CPU':>11} {'others':>6} {'stall teacher':>13} {'stall learner':>13}",
     ]
     for pair in PAIRS:
         rows = by_pair[pair]
@@ -498,6 +520,7 @@ def report(results: list[dict], entries: int, rounds: int) -> str:
         lines.append(
             f"{pair:<20} {wall:>7.2f} {ratio:>9} {_fmt(median_of(rows, 'from_start'), '.2f'):>10} "
             f"{_fmt(median_of(rows, 'teacher_cpu'), '.2f'):>11} {_fmt(median_of(rows, 'learner_cpu'), '.2f'):>11} "
+            f"{_percent(median_of(rows, 'others')):>6} "
             f"{_stall(worst_stall(rows, 'teacher'), 'teacher'):>13} "
             f"{_stall(worst_stall(rows, 'learner'), 'learner'):>13}"
         )
@@ -636,7 +659,8 @@ def round_line(row: dict) -> str:
     if row.get("used") != row["entries"]:
         extra.append(f"WRONG COUNT: {row.get('used')}")
     return (
-        f"{head} {row['seconds']:.2f} s from connect ({row['from_start']:.2f} s from start); CPU teacher "
+        f"{head} {row['seconds']:.2f} s from connect ({row['from_start']:.2f} s from start); "
+        f"other processes took {_percent(row.get('others'))} of the CPUs; CPU teacher "
         f"{_fmt(row.get('teacher_cpu'), '.2f')} s, learner {_fmt(row.get('learner_cpu'), '.2f')} s; stall ms "
         f"teacher {_stall(row, 'teacher')}, learner {_stall(row, 'learner')}; {row['sampled']} keys: "
         f"{'equal' if not row['mismatches'] else 'DIFFERENT'} ({row['rates_checked']} rates still exact); "
