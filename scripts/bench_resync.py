@@ -223,18 +223,19 @@ def machine_ticks() -> tuple[int, int]:
     return times.running_tasks, times.total
 
 
-def accepted_between(ports: set[int]) -> bool:
-    """Whether /proc/net/tcp holds an ESTABLISHED connection to one of the listening
-    ``ports`` that its process has accepted (a socket still in the listen backlog has
-    inode 0: a learner binds its listener before its reactor runs)."""
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            fields = line.split()
-            if fields[3] != "01" or fields[9] == "0":
-                continue
-            if int(fields[1].rsplit(":", 1)[1], 16) in ports:
-                return True
+def accepted_between(ports: set[int], proc_net_tcp: str | None = None) -> bool:
+    """Whether /proc/net/tcp (or the text given) holds an ESTABLISHED connection to one
+    of the listening ``ports`` that its process has accepted (a socket still in the
+    listen backlog has inode 0: a learner binds its listener before its reactor runs)."""
+    if proc_net_tcp is None:
+        with open("/proc/net/tcp") as f:
+            proc_net_tcp = f.read()
+    for line in proc_net_tcp.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 10 or fields[3] != "01" or fields[9] == "0":
+            continue
+        if int(fields[1].rsplit(":", 1)[1], 16) in ports:
+            return True
     return False
 
 

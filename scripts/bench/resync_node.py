@@ -76,11 +76,24 @@ class LagProbe:
     thread used since the previous tick, capped at the lateness (an upper bound of the
     work that delayed the timer)."""
 
-    def __init__(self, reactor, interval: float, report: float, on_tick=None):
+    def __init__(
+        self,
+        reactor,
+        interval: float,
+        report: float,
+        on_tick=None,
+        *,
+        emit=emit,
+        clock=time.monotonic,
+        cpu=time.thread_time,
+    ):
         self.reactor = reactor
         self.interval = interval
         self.report = report
         self.on_tick = on_tick
+        self.emit = emit
+        self.clock = clock  # the machine-wide monotonic clock the benchmark compares with
+        self.cpu = cpu  # CPU time of the reactor's thread
         self._due = 0.0
         self._cpu = 0.0
 
@@ -88,16 +101,16 @@ class LagProbe:
         self._schedule()
 
     def _schedule(self) -> None:
-        self._due = time.monotonic() + self.interval
-        self._cpu = time.thread_time()
+        self._due = self.clock() + self.interval
+        self._cpu = self.cpu()
         self.reactor.callLater(self.interval, self._tick)
 
     def _tick(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         late = now - self._due
         if late >= self.report:
-            cpu = min(late, time.thread_time() - self._cpu)
-            emit("lag", lag_ms=round(late * 1000, 2), cpu_ms=round(cpu * 1000, 2), end=now)
+            spent = min(late, self.cpu() - self._cpu)
+            self.emit("lag", lag_ms=round(late * 1000, 2), cpu_ms=round(spent * 1000, 2), end=now)
         if self.on_tick is not None:
             self.on_tick(now)
         self._schedule()
