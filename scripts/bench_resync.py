@@ -555,8 +555,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write every round's results to this file")
     args = ap.parse_args(argv)
     entries = 100_000 if args.quick else args.entries
-    if entries < 1:
-        ap.error("--entries must be at least 1")
+    if not 1 <= entries <= 1 << 24:
+        ap.error("--entries must be between 1 and 16777216 (the keys are 10.0.0.0/8)")
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     if not args.haproxy:
         ap.error("no haproxy binary (install haproxy or pass --haproxy)")
     size = max(entries + entries // 4, 1000)
