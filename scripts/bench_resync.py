@@ -450,8 +450,8 @@ def resync(
 
 def settled_count(node: Node, entries: int, timeout: float = 3.0) -> int | None:
     """The learner's entry count once it reads ``entries`` (within ``timeout``), else the
-    last reading: haproxy counts an update of an existing key as a new entry for a
-    moment (and its teacher pushes every entry once more after the resync)."""
+    last reading: haproxy counts an update of an existing key as one more entry for a
+    moment, and a haproxy teacher pushes every entry once more after the resync."""
     deadline = time.monotonic() + timeout
     used = table_used(node)
     while used != entries and time.monotonic() < deadline:
