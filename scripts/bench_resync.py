@@ -428,6 +428,7 @@ def resync(
         if None not in cpu0 and None not in cpu1:
             result["teacher_cpu"] = cpu1[0] - cpu0[0]
             result["learner_cpu"] = cpu1[1] - cpu0[1]
+            result["cpu_floor"] = max(result["teacher_cpu"], result["learner_cpu"])
             busy, total = (after - before for after, before in zip(machine1, machine0, strict=True))
             ours = (result["teacher_cpu"] + result["learner_cpu"]) * procs.CLOCK_TICKS_PER_S
             if total > 0:
@@ -500,26 +501,33 @@ def worst_stall(rows: list[dict], side: str) -> dict:
     return max(rows, key=lambda r: r[f"{side}_stall_ms"]) if rows else {}
 
 
+def _ratio(value: float | None, reference: float | None) -> str:
+    return f"{value / reference:.2f}x" if value is not None and reference else "-"
+
+
 def report(results: list[dict], entries: int, rounds: int) -> str:
+    """The summary table: per pair the medians over the rounds, the worst stalls."""
     by_pair = {pair: [r for r in results if r["pair"] == pair and "seconds" in r] for pair in PAIRS}
     reference = median_of(by_pair["haproxy -> haproxy"], "seconds")
+    reference_floor = median_of(by_pair["haproxy -> haproxy"], "cpu_floor")
     lines = [
         f"full resync of {entries:,} entries over TCP on 127.0.0.1, median of {rounds} round(s): wall s "
-        "from connect to used:N, CPU s over that window, longest stall of a minilb reactor over all rounds "
-        "(ms late of a 10 ms timer, in brackets the CPU it spent meanwhile); others: the share of the "
-        "machine's CPUs other processes took meanwhile",
-        f"{'pair':<20} {'wall s':>7} {'x haproxy':>9} {'from start':>10} {'teacher CPU':>11} "
-        f"{'learner CPU':>11} {'others':>6} {'stall teacher':>13} {'stall learner':>13}",
+        "from connect to used:N; CPU floor: the larger of teacher and learner CPU s over that window (the "
+        "wall time on two otherwise idle cores if neither waited for the other); others: the share of the "
+        "machine's CPUs other processes took meanwhile; longest stall of a minilb reactor over all rounds "
+        "(ms late of a 10 ms timer, in brackets the CPU it spent meanwhile)",
+        f"{'pair':<20} {'wall s':>7} {'x haproxy':>9} {'CPU floor':>9} {'x haproxy':>9} {'from start':>10} "
+        f"{'teacher CPU':>11} {'learner CPU':>11} {'others':>6} {'stall teacher':>13} {'stall learner':>13}",
     ]
     for pair in PAIRS:
         rows = by_pair[pair]
         if not rows:
             lines.append(f"{pair:<20} {'failed':>7}")
             continue
-        wall = median_of(rows, "seconds")
-        ratio = f"{wall / reference:.2f}x" if reference else "-"
+        wall, floor = median_of(rows, "seconds"), median_of(rows, "cpu_floor")
         lines.append(
-            f"{pair:<20} {wall:>7.2f} {ratio:>9} {_fmt(median_of(rows, 'from_start'), '.2f'):>10} "
+            f"{pair:<20} {wall:>7.2f} {_ratio(wall, reference):>9} {_fmt(floor, '.2f'):>9} "
+            f"{_ratio(floor, reference_floor):>9} {_fmt(median_of(rows, 'from_start'), '.2f'):>10} "
             f"{_fmt(median_of(rows, 'teacher_cpu'), '.2f'):>11} {_fmt(median_of(rows, 'learner_cpu'), '.2f'):>11} "
             f"{_percent(median_of(rows, 'others')):>6} "
             f"{_stall(worst_stall(rows, 'teacher'), 'teacher'):>13} "

@@ -131,3 +131,46 @@ def test_the_longest_stall_is_taken_over_the_window_only():
     assert bench_resync.longest_lag(node, 20.0, 21.0) == (0.0, 0.0)
     node.kind = "haproxy"
     assert bench_resync.longest_lag(node, 10.0, 12.0) == (None, None)
+
+
+def row(pair: str, seconds: float, teacher_cpu: float, learner_cpu: float, **extra) -> dict:
+    return {
+        "pair": pair,
+        "seconds": seconds,
+        "from_start": seconds + 1,
+        "teacher_cpu": teacher_cpu,
+        "learner_cpu": learner_cpu,
+        "cpu_floor": max(teacher_cpu, learner_cpu),
+        "others": 0.25,
+        **extra,
+    }
+
+
+def test_the_report_gives_medians_and_ratios_to_haproxy():
+    results = [
+        row("minilb -> minilb", 4.0, 2.0, 3.0, teacher_stall_ms=12.0, teacher_stall_cpu_ms=9.0),
+        row("minilb -> minilb", 6.0, 2.5, 4.0, teacher_stall_ms=60.4, teacher_stall_cpu_ms=20.2),
+        row("minilb -> minilb", 5.0, 2.2, 3.5, learner_stall_ms=3.0, learner_stall_cpu_ms=3.0),
+        row("haproxy -> haproxy", 0.5, 0.3, 0.7),
+        row("haproxy -> haproxy", 0.5, 0.3, 0.7),
+        {"pair": "haproxy -> haproxy", "error": "not complete"},  # a failed round is left out
+    ]
+    lines = bench_resync.report(results, 1000, 3).splitlines()
+    by_pair = {line[:20].strip(): line[20:].split() for line in lines[2:]}
+    # wall, x, floor, x, from start, teacher CPU, learner CPU, others, stalls
+    assert by_pair["minilb -> minilb"] == [
+        "5.00", "10.00x", "3.50", "5.00x", "6.00", "2.20", "3.50", "25%", "60(20)", "<5",
+    ]  # fmt: skip
+    assert by_pair["haproxy -> haproxy"] == [
+        "0.50",
+        "1.00x",
+        "0.70",
+        "1.00x",
+        "1.50",
+        "0.30",
+        "0.70",
+        "25%",
+        "-",
+        "-",
+    ]
+    assert by_pair["minilb -> haproxy"] == ["failed"]
