@@ -26,7 +26,8 @@ meanwhile (the machine is shared: read wall times with it).
 The longest stall of a minilb side is the latest a 10 ms reactor timer fired in that
 window (resync_node.py's lag probe; "<5" below 5 ms), with in brackets the CPU time the
 reactor's thread spent meanwhile: on a busy machine a timer is also late because the
-process was not scheduled, which only the wall figure counts.
+process was not scheduled, which only the wall figure counts.  The longest pause of
+the cycle collector in the window is shown per round (one cause of stalls).
 
 After each pair, a few keys (the first, the last and some random ones) are read with
 ``show table bench key K`` on the teacher, the learner, then the teacher again.  The
@@ -333,6 +334,19 @@ def longest_lag(node: Node, since: float, until: float) -> tuple[float, float] |
     return wall, cpu
 
 
+def longest_gc(node: Node, since: float, until: float) -> float | None:
+    """The longest cycle-collector pause (ms) a minilb node reported inside [since,
+    until] (0.0 when none reached the report threshold); None for haproxy."""
+    if node.kind != "minilb":
+        return None
+    pauses = [
+        e["ms"]
+        for e in node.events()
+        if e.get("event") == "gc" and since <= e["end"] and e["end"] - e["ms"] / 1000 <= until
+    ]
+    return max(pauses, default=0.0)
+
+
 def sample_keys(count: int, samples: int, rng: random.Random) -> list[int]:
     picks = {0, count - 1}
     while len(picks) < min(count, samples):
@@ -424,6 +438,7 @@ def resync(
             )
             return result
         result["seconds"] = done - connected
+        result["connected_at"], result["done_at"] = connected, done  # time.monotonic()
         result["from_start"] = done - started
         if None not in cpu0 and None not in cpu1:
             result["teacher_cpu"] = cpu1[0] - cpu0[0]
@@ -443,6 +458,8 @@ def resync(
                 result["synced_after"] = synced[0] - connected
         result["teacher_stall_ms"], result["teacher_stall_cpu_ms"] = longest_lag(teacher, connected, done)
         result["learner_stall_ms"], result["learner_stall_cpu_ms"] = longest_lag(learner, connected, done)
+        result["teacher_gc_ms"] = longest_gc(teacher, connected, done)
+        result["learner_gc_ms"] = longest_gc(learner, connected, done)
         result["learner_speedups"] = speedups_of(learner)
         return result
     finally:
@@ -484,6 +501,12 @@ def _stall(row: dict, side: str) -> str:
     if wall < 5:
         return "<5"
     return f"{wall:.0f}({cpu:.0f})"
+
+
+def _gc(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    return "<5" if ms < 5 else f"{ms:.0f}"
 
 
 def _percent(share: float | None) -> str:
@@ -673,7 +696,8 @@ def round_line(row: dict) -> str:
         f"{head} {row['seconds']:.2f} s from connect ({row['from_start']:.2f} s from start); "
         f"other processes took {_percent(row.get('others'))} of the CPUs; CPU teacher "
         f"{_fmt(row.get('teacher_cpu'), '.2f')} s, learner {_fmt(row.get('learner_cpu'), '.2f')} s; stall ms "
-        f"teacher {_stall(row, 'teacher')}, learner {_stall(row, 'learner')}; {row['sampled']} keys: "
+        f"teacher {_stall(row, 'teacher')}, learner {_stall(row, 'learner')}; longest GC pause ms teacher "
+        f"{_gc(row.get('teacher_gc_ms'))}, learner {_gc(row.get('learner_gc_ms'))}; {row['sampled']} keys: "
         f"{'equal' if not row['mismatches'] else 'DIFFERENT'} ({row['rates_checked']} rates still exact); "
         f"learner synced: {row['synced']}" + ("; " + "; ".join(extra) if extra else "")
     )

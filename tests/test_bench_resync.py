@@ -74,6 +74,8 @@ def test_every_pair_learns_every_entry_with_equal_values(run):
     assert rows["minilb -> minilb"]["learner_stall_ms"] is not None
     assert rows["minilb -> haproxy"]["teacher_stall_ms"] is not None
     assert rows["haproxy -> haproxy"]["teacher_stall_ms"] is None
+    assert rows["minilb -> minilb"]["learner_gc_ms"] is not None
+    assert rows["haproxy -> haproxy"]["learner_gc_ms"] is None
 
 
 def test_the_report_names_the_pairs_and_the_speedups(run):

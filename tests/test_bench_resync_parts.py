@@ -125,12 +125,32 @@ def test_the_longest_stall_is_taken_over_the_window_only():
             {"event": "lag", "lag_ms": 30.0, "cpu_ms": 5.0, "end": 10.02},  # began before, ended inside
             {"event": "lag", "lag_ms": 20.0, "cpu_ms": 12.0, "end": 11.0},
             {"event": "lag", "lag_ms": 70.0, "cpu_ms": 70.0, "end": 12.5},  # began after
+            {"event": "gc", "gen": 2, "ms": 35.0, "end": 10.01},  # began before, ended inside
+            {"event": "gc", "gen": 2, "ms": 80.0, "end": 12.5},  # began after
         ]
     )
     assert bench_resync.longest_lag(node, 10.0, 12.0) == (30.0, 12.0)
+    assert bench_resync.longest_gc(node, 10.0, 12.0) == 35.0
+    assert bench_resync.longest_gc(node, 20.0, 21.0) == 0.0
     assert bench_resync.longest_lag(node, 20.0, 21.0) == (0.0, 0.0)
     node.kind = "haproxy"
     assert bench_resync.longest_lag(node, 10.0, 12.0) == (None, None)
+    assert bench_resync.longest_gc(node, 10.0, 12.0) is None
+
+
+def test_collections_of_the_cycle_collector_are_timed():
+    events = []
+    clock = FakeTime()
+    pauses = resync_node.GcPauses(
+        0.005, emit=lambda event, **fields: events.append((event, fields)), clock=clock, monotonic=lambda: 7.0
+    )
+    pauses("start", {"generation": 0})
+    clock.now += 0.001
+    pauses("stop", {"generation": 0})  # 1 ms: under the threshold
+    pauses("start", {"generation": 2})
+    clock.now += 0.040
+    pauses("stop", {"generation": 2})
+    assert events == [("gc", {"gen": 2, "ms": 40.0, "end": 7.0})]
 
 
 def row(pair: str, seconds: float, teacher_cpu: float, learner_cpu: float, **extra) -> dict:

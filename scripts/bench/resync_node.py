@@ -18,6 +18,8 @@ It reports on stdout, one JSON object per line (``event`` says which):
   late (``lag_ms``; ``cpu_ms``, how much of that the reactor's thread spent on the CPU,
   see `LagProbe`; ``end``, the `time.monotonic` of that late tick, which is the same
   clock in every process of the machine);
+- ``gc``: every collection of the cycle collector that took at least
+  ``--lag-report-ms`` (``gen``, ``ms``, ``end``): one cause of a late timer;
 - ``synced``: once every peers section has its resync done (``t``, monotonic).
 The rest of the output is the worker's log.  SIGTERM stops at once.
 """
@@ -25,6 +27,7 @@ The rest of the output is the worker's log.  SIGTERM stops at once.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -116,6 +119,26 @@ class LagProbe:
         self._schedule()
 
 
+class GcPauses:
+    """Reports (`emit`) every collection of the cycle collector that took at least
+    ``report`` s: ``gc`` events with the generation, ``ms`` and ``end`` (monotonic)."""
+
+    def __init__(self, report: float, *, emit=emit, clock=time.perf_counter, monotonic=time.monotonic):
+        self.report = report
+        self.emit = emit
+        self.clock = clock
+        self.monotonic = monotonic
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._began = self.clock()
+            return
+        took = self.clock() - self._began
+        if took >= self.report:
+            self.emit("gc", gen=info.get("generation"), ms=round(took * 1000, 2), end=self.monotonic())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-f", dest="config", required=True)
@@ -174,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def started() -> None:
         probe.start()
+        gc.callbacks.append(GcPauses(args.lag_report_ms / 1000))
         emit("ready", pid=os.getpid(), filled=args.fill, fill_s=round(filled_s, 3))
 
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # the benchmark is over: no hand-over
