@@ -27,7 +27,11 @@ The longest stall of a minilb side is the latest a 10 ms reactor timer fired in 
 window (resync_node.py's lag probe; "<5" below 5 ms), with in brackets the CPU time the
 reactor's thread spent meanwhile: on a busy machine a timer is also late because the
 process was not scheduled, which only the wall figure counts.  The longest pause of
-the cycle collector in the window is shown per round (one cause of stalls).
+the cycle collector in the window is shown per round: for a new minilb learner that is
+the worker's one-off start-up ``gc.collect()`` + ``gc.freeze()``
+(`minilb.tcp.reactor.tune_collector`), which runs in the reactor's first turn while the
+first connection comes up; the lag probe starts behind it, so the stall column does
+not count it.
 
 After each pair, a few keys (the first, the last and some random ones) are read with
 ``show table bench key K`` on the teacher, the learner, then the teacher again.  The
