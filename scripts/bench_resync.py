@@ -53,6 +53,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import statistics
 import sys
@@ -599,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
     size = max(entries + entries // 4, 1000)
     tmp = Path(tempfile.mkdtemp(prefix="bench-resync-"))
     registry = procs.ProcessRegistry(tmp)
+    # SIGTERM (a harness stopping us) unwinds like Ctrl-C: the finally below stops every process
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rng = random.Random(5)
     results: list[dict] = []
     nodes: list[Node] = []
