@@ -41,7 +41,8 @@ already decaying is not compared, only reported ("learned - taught"): the learne
 an entry by the age the teacher wrote when it encoded it, so the time the bytes spent
 in socket buffers and queues makes the learned rate younger (higher) by that much.
 The exit status is 1 when any check fails.  Every process is killed and the temporary
-directory removed at the end.  haproxy runs with its default nbthread unless
+directory removed at the end (``--keep-workdir`` keeps it: each process's log, with the
+lag and gc events of the minilb ones).  haproxy runs with its default nbthread unless
 ``--haproxy-threads`` says otherwise.
 """
 
@@ -589,6 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--haproxy-threads", type=int, help="nbthread of the haproxy processes")
     ap.add_argument("--json", help="write every round's results to this file")
+    ap.add_argument("--keep-workdir", action="store_true", help="keep the generated configs and the logs")
     args = ap.parse_args(argv)
     entries = 100_000 if args.quick else args.entries
     if not 1 <= entries <= 1 << 24:
@@ -662,7 +664,10 @@ def main(argv: list[str] | None = None) -> int:
         print(report(results, entries, args.rounds), flush=True)
     finally:
         registry.stop_all()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep_workdir:
+            print(f"configs and logs (resync_node.py's lag and gc events) kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
         if args.json:
             pids = [pid for node in nodes for pid in node.pids]
             Path(args.json).write_text(
