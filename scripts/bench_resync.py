@@ -19,10 +19,11 @@ What is timed, per pair: from the moment the first TCP connection between learne
 teacher is established and accepted by the listening side (/proc/net/tcp polled every
 2 ms after the learner is started; whichever side dialled) until the first ``show
 table`` on the learner's stats socket (polled every 10 ms) that answers ``used:N``; the
-answer's arrival time counts, so a learner too busy to answer is charged for it.  The time from the learner's start is shown too.  CPU seconds are
-each process's user + system time (/proc/PID/stat, all threads) over the same window;
-"others" is the share of the machine's CPUs (/proc/stat) that other processes took
-meanwhile (the machine is shared: read wall times with it).
+answer's arrival time counts, so a learner too busy to answer is charged for it.  The
+time from the learner's start is shown too.  CPU seconds are each process's user +
+system time (/proc/PID/stat, all threads) over the same window; the CPU floor is the
+larger of the two; "others" is the share of the machine's CPUs (/proc/stat) that other
+processes took meanwhile (the machine is shared: read wall times with it).
 The longest stall of a minilb side is the latest a 10 ms reactor timer fired in that
 window (resync_node.py's lag probe; "<5" below 5 ms), with in brackets the CPU time the
 reactor's thread spent meanwhile: on a busy machine a timer is also late because the
