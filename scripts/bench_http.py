@@ -99,7 +99,7 @@ harness, not a dependency of minilb) during an extra run of the plain scenario, 
 
 Run by `python scripts/bench_http.py` after the HTTP scenarios in a full run, as far as the 15-minute
 budget allows (an extra is not started with less time left than it usually takes), or on their own with
-`python scripts/bench_http.py --scenarios none --extras stick,peers,reload`. Each script belongs to its
+`python scripts/bench_http.py --scenarios none --extras stick,peers,resync,reload`. Each script belongs to its
 own area and prints its own figures and targets; its output is kept here verbatim.
 
 <!-- bench_stick:begin -->
@@ -109,6 +109,10 @@ own area and prints its own figures and targets; its output is kept here verbati
 <!-- bench_peers:begin -->
 (not run yet)
 <!-- bench_peers:end -->
+
+<!-- bench_resync:begin -->
+(not run yet)
+<!-- bench_resync:end -->
 
 <!-- bench_reload:begin -->
 (not run yet)

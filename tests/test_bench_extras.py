@@ -35,3 +35,12 @@ def test_missing_script_is_skipped(tmp_path):
         extras.run_extra(extras.EXTRAS_BY_NAME["peers"], registry=None, repo=tmp_path, cpu=0, timeout_s=1)
         is None
     )
+
+
+def test_the_resync_between_processes_runs_unpinned_and_says_so():
+    extra = extras.EXTRAS_BY_NAME["resync"]
+    assert extra.script == "scripts/bench_resync.py"
+    assert not extra.pinned
+    text = extras.render_extra(extras.ExtraResult(extra, "table\n", 0, 80.0), when="w", commit="c")
+    assert "(not pinned: its processes on any CPU; 80 s)" in text
+    assert "Command: `python scripts/bench_resync.py`" in text

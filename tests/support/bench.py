@@ -9,6 +9,17 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
-from bench import configs, extras, probe, procs, profile, report, runner, stats, wrk  # noqa: E402
+from bench import configs, extras, probe, procs, profile, report, resync_node, runner, stats, wrk  # noqa: E402
 
-__all__ = ["configs", "extras", "probe", "procs", "profile", "report", "runner", "stats", "wrk"]
+__all__ = [
+    "configs",
+    "extras",
+    "probe",
+    "procs",
+    "profile",
+    "report",
+    "resync_node",
+    "runner",
+    "stats",
+    "wrk",
+]
