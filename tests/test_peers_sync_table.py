@@ -377,3 +377,25 @@ def test_a_teach_over_mostly_free_rows_goes_in_bounded_steps(teach_impl) -> None
     taught = sorted(x.key for x in msgs if isinstance(x, m.Update))
     assert taught == [0x0A000000 + i for i in range(197, 200)]
 
+
+def test_a_step_of_a_full_teach_takes_more_entries_with_the_compiled_encoder(teach_impl) -> None:
+    """By default a step of a full teach encodes TEACH_BATCH entries with the generated
+    encoder and COMPILED_TEACH_BATCH with the compiled one (about as long a step)."""
+    clock = task.Clock()
+    clock.advance(1000)
+    table = StickTable(attrs.evolve(SPEC_ENC, size=5000), clock)
+    a = s.PeersSync("hapA", ("hapA", "hapB"), [table], clock, random.Random(1), 1)
+    a.local_done = a.remote_done = True
+    entries = s.TEACH_BATCH + 500
+    assert s.COMPILED_TEACH_BATCH > entries
+    for i in range(entries):
+        set_local(table, 0x0A000000 + i, gpc0=i)
+    link = a.incoming()
+    a.data_received(link, b"HAProxyS 2.1\nhapA\nhapB 7 1\n\x00\x00")
+    decoder = codec.Decoder(raw_ip_keys=True)
+    first = [x for x in decoder.feed(link.data_to_send()[4:]) if isinstance(x, m.Update)]
+    assert len(first) == (entries if teach_impl == "compiled" else s.TEACH_BATCH)
+    a.tick()
+    rest = decoder.feed(link.data_to_send())
+    assert len(first) + len([x for x in rest if isinstance(x, m.Update)]) == entries
+    assert m.ResyncFinished() in rest
