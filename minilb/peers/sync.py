@@ -59,10 +59,10 @@ JITTER_MAX_MS = 2050
 #: entries a full teach encodes per call (about 2 ms: long enough to amortise a reactor
 #: turn, short enough not to stall traffic)
 TEACH_BATCH = 2000
-#: the same with the compiled teach encoder (``minilb_speedups.teach``, about 0.2 us an
-#: entry against 2.2 for the generated one): a step of about the same 2-5 ms, which
-#: keeps the reactor turn, the write and the ACKs under 5% of a teach (at 2000 entries
-#: they were a fifth of it), and about 170 KB of output per step
+#: the same with the compiled teach encoder (``minilb_speedups.teach``, 0.2-0.3 us an
+#: entry against 2.2 for the generated one): a step of about the same 2-5 ms as one of
+#: TEACH_BATCH generated, so the same longest stall in five times fewer reactor turns
+#: (timer, write, ACKs); about 170 KB of output a step for the benchmark's table
 COMPILED_TEACH_BATCH = 10000
 #: stop pushing to a link whose unsent output exceeds this (the adapter drains it)
 MAX_PENDING_OUTPUT = 256 * 1024
@@ -657,8 +657,8 @@ class PeersSync:
                 batch = self.compiled_teach_batch if getattr(teach, "compiled", False) else self.teach_batch
                 row, end = 0, table.row_end
                 while row < end:
-                    # a free row costs a quarter of a live one or less (compiled: a
-                    # dict lookup of a cached key): bounded steps even in a table
+                    # a free row costs a quarter of a live one or less (about an
+                    # eighth with either encoder): bounded steps even in a table
                     # whose rows are mostly free
                     stop = min(end, row + 4 * batch)
                     start = row
