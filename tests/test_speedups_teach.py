@@ -19,7 +19,6 @@ from minilb.config.model import StoreItem, TableSpec
 from minilb.errors import BUILTIN
 from minilb.peers import codec, varint
 from minilb.peers.sync import table_define
-from minilb.speedups import load
 from minilb.stick.table import StickTable
 from tests.support.speedups import choose
 
@@ -388,8 +387,8 @@ def test_random_tables_encode_alike(ops, steps, window, budget, previous, ids):
     and clock moves: both teach encoders give the same steps (bytes, row, previous,
     count), for a full walk and for arbitrary windows, and both per-entry encoders the
     same messages."""
-    if load("teach", 1) is None:
-        pytest.skip("minilb_speedups.teach is not built (pip install . builds it)")
+    with pytest.MonkeyPatch.context() as mp:  # (a fixture would be shared by the examples)
+        choose("compiled", "teach", 1, mp)
     twin = Twin(SMALL_SPEC)
     for op in ops:
         if op[0] == "advance":
