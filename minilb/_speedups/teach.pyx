@@ -267,7 +267,9 @@ cdef class Teach(_Columns):
     up to ``budget`` live entries from ``row`` (below ``end``) in row order as the
     update messages of a full teach, as the generated `StickTable.wire_teach_encoder`
     (which documents the arguments).  A row is live when the key dict of its key's
-    shard maps that key to it."""
+    shard maps that key to it, which is known without a lookup (most of the cost of a
+    big table: cache misses) for a row in the table's update list: only live entries
+    are there (the steady pushes rely on it too), and a freed row's flags are cleared."""
 
     compiled = True
 
@@ -336,13 +338,16 @@ cdef class Teach(_Columns):
                     row += 1
                     continue
                 key = keys[row]
-                found = PyDict_GetItemWithError(self.shards[key & self.shard_mask], key)
-                if found == NULL or not (
-                    PyLong_AsSsize_t(found) == row if PyLong_CheckExact(found) else not (<object>found != row)
-                ):
-                    row += 1  # a free row, or freed and not reused
-                    continue
                 fl = flags[row]
+                # in the update list: live (the table keeps only live entries there
+                # and clears a freed row's flags); else live if its key's dict says so
+                if not fl & self.in_updates:
+                    found = PyDict_GetItemWithError(self.shards[key & self.shard_mask], key)
+                    if found == NULL or not (
+                        PyLong_AsSsize_t(found) == row if PyLong_CheckExact(found) else not (<object>found != row)
+                    ):
+                        row += 1  # a free row, or freed and not reused
+                        continue
                 if fl & self.in_updates:
                     uid = (useq[row] + HALF32) & MASK32 if fl & self.remote else useq[row]
                 else:

@@ -59,10 +59,11 @@ JITTER_MAX_MS = 2050
 #: entries a full teach encodes per call (about 2 ms: long enough to amortise a reactor
 #: turn, short enough not to stall traffic)
 TEACH_BATCH = 2000
-#: the same with the compiled teach encoder (``minilb_speedups.teach``, 0.2-0.3 us an
-#: entry against 2.2 for the generated one): a step of about the same 2-5 ms as one of
-#: TEACH_BATCH generated, so the same longest stall in five times fewer reactor turns
-#: (timer, write, ACKs); about 170 KB of output a step for the benchmark's table
+#: the same with the compiled teach encoder (``minilb_speedups.teach``: about 0.03 us
+#: an entry numbered for the peers, 0.3 one that is not, against 2.2 for the generated
+#: one): a step of at most about 3 ms, five times fewer reactor turns (timer, write,
+#: ACKs) than TEACH_BATCH; larger steps would gain little and outgrow
+#: MAX_PENDING_OUTPUT (about 170 KB a step for the benchmark's table)
 COMPILED_TEACH_BATCH = 10000
 #: stop pushing to a link whose unsent output exceeds this (the adapter drains it)
 MAX_PENDING_OUTPUT = 256 * 1024

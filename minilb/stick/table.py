@@ -1513,7 +1513,7 @@ class StickTable:
         the id of the entry sent before), all in one bytes; it returns where to go on,
         the last id sent and how many entries it encoded.  None for other tables.
         The compiled ``minilb_speedups.teach.Teach`` instead when it is built (same
-        bytes, about ten times faster; its ``compiled`` attribute is true)."""
+        bytes, tens of times faster; its ``compiled`` attribute is true)."""
         if self._wire_teach is not False:
             return self._wire_teach
         self._wire_teach = None
