@@ -343,6 +343,7 @@ _ops = st.lists(
         st.tuples(st.just("remove"), st.integers(0, 200)),
         st.tuples(st.just("touch"), st.integers(0, 200)),
         st.tuples(st.just("advance"), st.integers(0, 700_000)),
+        st.tuples(st.just("expire"), st.integers(1, 20)),
     ),
     max_size=80,
 )
@@ -363,6 +364,8 @@ def _apply(table: StickTable, op: tuple) -> object:
     if kind == "remote":
         _, key, gpc0, rate, expire_ms = op
         return table.apply_remote(key, {"gpc0": gpc0, "http_req_rate": rate}, expire_ms)
+    if kind == "expire":
+        return table.expire_step(op[1])
     rows = sorted(table.rows())
     if not rows:
         return None
@@ -383,8 +386,8 @@ def _apply(table: StickTable, op: tuple) -> object:
     ids=st.tuples(st.one_of(st.none(), st.integers(0, M)), st.one_of(st.none(), st.integers(0, M))),
 )
 def test_random_tables_encode_alike(ops, steps, window, budget, previous, ids):
-    """Random creations, learned entries, removals, purges (a table of 48), touches
-    and clock moves: both teach encoders give the same steps (bytes, row, previous,
+    """Random creations, learned entries, removals, expiry, purges (a table of 48),
+    touches and clock moves: both teach encoders give the same steps (bytes, row, previous,
     count), for a full walk and for arbitrary windows, and both per-entry encoders the
     same messages."""
     with pytest.MonkeyPatch.context() as mp:  # (a fixture would be shared by the examples)
