@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import attrs
+import pytest
 from twisted.internet import task
 
 from minilb.config.model import StoreItem, TableSpec
@@ -15,6 +16,7 @@ from minilb.peers import messages as m
 from minilb.peers import sync as s
 from minilb.stick.table import StickTable
 from tests.support.peers import ST_IP_SPEC, PeerNet, captured_streams
+from tests.support.speedups import IMPLS, choose
 
 SPEC = attrs.evolve(
     ST_IP_SPEC,
@@ -216,7 +218,14 @@ SPEC_ENC = TableSpec(
 )
 
 
-def test_generated_wire_encoder_gives_the_bytes_of_encode_entry():
+@pytest.fixture(params=IMPLS)
+def teach_impl(request, monkeypatch) -> str:
+    """The table encoders under test: generated, or compiled (minilb_speedups.teach)."""
+    choose(request.param, "teach", 1, monkeypatch)
+    return request.param
+
+
+def test_generated_wire_encoder_gives_the_bytes_of_encode_entry(teach_impl):
     """The teach/push fast path of ip tables of counters and rates: every message
     variant (UPDATE, INCREMENTAL, both TIMED) equals the generic encoder's bytes,
     including multi-byte varints and an untouched rate."""
@@ -225,6 +234,7 @@ def test_generated_wire_encoder_gives_the_bytes_of_encode_entry():
     table = StickTable(SPEC_ENC, clock)
     encode = table.wire_encoder()
     assert encode is not None
+    assert getattr(encode, "compiled", False) == (teach_impl == "compiled")
     rows = []
     for i, gpc0 in enumerate((0, 1, 239, 240, 2287, 2288, 70_000, 264_431, 264_432, 2**32 - 1)):
         row = table.get_or_create(0x0A000000 + i * 77_777)
@@ -245,7 +255,7 @@ def test_generated_wire_encoder_gives_the_bytes_of_encode_entry():
     assert StickTable(other, clock).wire_encoder() is None
 
 
-def test_teach_encoder_gives_the_bytes_of_the_entry_by_entry_teach():
+def test_teach_encoder_gives_the_bytes_of_the_entry_by_entry_teach(teach_impl):
     """The batched teach (`wire_teach_encoder`) equals one `wire_encoder` message per
     live row with the entry's id (INCREMENTAL after its predecessor) and remaining
     expiry: local ids with gaps, a remote id, a never numbered entry, a freed row, an
@@ -279,6 +289,7 @@ def test_teach_encoder_gives_the_bytes_of_the_entry_by_entry_teach():
         assert len(want) == 13
         for budget in (1, 3, 1000):
             teach = table.wire_teach_encoder()
+            assert getattr(teach, "compiled", False) == (teach_impl == "compiled")
             got, row, previous, sent = [], 0, None, 0
             while row < table.row_end:
                 data, row, previous, count = teach(row, table.row_end, budget, timed, previous)
@@ -340,7 +351,7 @@ def test_a_handover_that_stalls_for_5s_is_given_up() -> None:
     assert link.should_close and link.close_reason == "hand-over timed out"
 
 
-def test_a_teach_over_mostly_free_rows_goes_in_bounded_steps() -> None:
+def test_a_teach_over_mostly_free_rows_goes_in_bounded_steps(teach_impl) -> None:
     """Rows freed (expired, purged) still have to be scanned: a step of the teach scans
     at most four rows per entry of its batch, so a table of mostly free rows is not
     walked in one reactor call."""
@@ -365,3 +376,26 @@ def test_a_teach_over_mostly_free_rows_goes_in_bounded_steps() -> None:
     assert steps >= 200 // (4 * 5)
     taught = sorted(x.key for x in msgs if isinstance(x, m.Update))
     assert taught == [0x0A000000 + i for i in range(197, 200)]
+
+
+def test_a_step_of_a_full_teach_takes_more_entries_with_the_compiled_encoder(teach_impl) -> None:
+    """By default a step of a full teach encodes TEACH_BATCH entries with the generated
+    encoder and COMPILED_TEACH_BATCH with the compiled one (about as long a step)."""
+    clock = task.Clock()
+    clock.advance(1000)
+    table = StickTable(attrs.evolve(SPEC_ENC, size=5000), clock)
+    a = s.PeersSync("hapA", ("hapA", "hapB"), [table], clock, random.Random(1), 1)
+    a.local_done = a.remote_done = True
+    entries = s.TEACH_BATCH + 500
+    assert s.COMPILED_TEACH_BATCH > entries
+    for i in range(entries):
+        set_local(table, 0x0A000000 + i, gpc0=i)
+    link = a.incoming()
+    a.data_received(link, b"HAProxyS 2.1\nhapA\nhapB 7 1\n\x00\x00")
+    decoder = codec.Decoder(raw_ip_keys=True)
+    first = [x for x in decoder.feed(link.data_to_send()[4:]) if isinstance(x, m.Update)]
+    assert len(first) == (entries if teach_impl == "compiled" else s.TEACH_BATCH)
+    a.tick()
+    rest = decoder.feed(link.data_to_send())
+    assert len(first) + len([x for x in rest if isinstance(x, m.Update)]) == entries
+    assert m.ResyncFinished() in rest
