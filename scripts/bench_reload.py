@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -50,9 +51,14 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def fill(master: Master, count: int) -> float:
+def fill(stats: str, count: int) -> float:
+    """Write ``count`` entries with ``set table`` on the worker's stats socket: prompt
+    mode keeps one connection, lines of `BATCH` commands go out `WINDOW` at a time
+    ahead of their answers (the socket holds at most 64 unanswered lines), and every
+    answer must be the bare prompt."""
     t0 = time.monotonic()
-    batch = 100  # one line stays under the CLI line limit (16 KiB)
+    batch, window = 100, 16  # a line stays under the CLI line limit (16 KiB)
+    lines = []
     for start in range(0, count, batch):
         cmds = []
         for i in range(start, min(start + batch, count)):
@@ -61,9 +67,23 @@ def fill(master: Master, count: int) -> float:
                 f"set table mypeers/t key {key} data.gpc0 {i} data.http_req_cnt {i * 3 + 1} "
                 f"data.http_req_rate {i % 97 + 1} data.conn_cnt {i % 13}"
             )
-        answer = master.command("@1 " + ";".join(cmds), timeout=60)
-        if answer.strip():
-            raise SystemExit(f"set table failed: {answer[:300]}")
+        lines.append((";".join(cmds) + "\n").encode())
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(60)
+        s.connect(stats)
+        s.sendall(b"prompt\n")
+        prompts, owed, sent, buf = 0, 1 + count, 0, b""
+        while prompts < owed:
+            while sent < len(lines) and sent - (prompts - 1) // batch < window:
+                s.sendall(lines[sent])
+                sent += 1
+            data = s.recv(1 << 16)
+            if not data:
+                raise SystemExit("the stats socket closed during the fill")
+            done, _, buf = (buf + data).rpartition(b"\n> ")
+            if done.replace(b"\n> ", b"") or not b"\n> ".startswith(buf):
+                raise SystemExit(f"set table failed: {(done + buf)[:300]!r}")
+            prompts += (done.count(b"\n> ") + 1) if _ else 0
     return time.monotonic() - t0
 
 
@@ -129,12 +149,13 @@ def main() -> int:
         f"store http_req_rate({args.rate_period}),gpc0,http_req_cnt,conn_cnt"
     )
     cfg = tmp / "lb.cfg"
-    cfg.write_text(config_text(port, peer_port=peer, table=table))
+    stats = str(tmp / "stats.sock")
+    cfg.write_text(config_text(port, peer_port=peer, table=table, stats=stats))
     master = Master(tmp, cfg)
     try:
         master.wait_for("worker #1 (pid")
-        took = fill(master, args.entries)
-        print(f"filled {args.entries} entries in {took:.1f}s through the master CLI")
+        took = fill(stats, args.entries)
+        print(f"filled {args.entries} entries in {took:.1f}s through the stats socket")
         before = dump(master)
         assert len(before) == args.entries, len(before)
         probe = Probe(port)
