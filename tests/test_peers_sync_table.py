@@ -365,3 +365,49 @@ def test_a_teach_over_mostly_free_rows_goes_in_bounded_steps() -> None:
     assert steps >= 200 // (4 * 5)
     taught = sorted(x.key for x in msgs if isinstance(x, m.Update))
     assert taught == [0x0A000000 + i for i in range(197, 200)]
+
+
+def test_a_slow_handover_keeps_the_successor_off_remote_peers_until_it_ends() -> None:
+    """The successor's 5 s wait for an old process bounds silence, not the lesson: a
+    hand-over longer than 5 s that keeps moving is learned to its end before the
+    remote peer is dialled (issue 6)."""
+    clock = task.Clock()
+    clock.advance(100)
+    old, link = _start_handover(clock, 150)
+    new = make("hapA", clock, has_old_process=True)
+    peer_link = new.incoming()
+    new.data_received(peer_link, link.data_to_send())
+    for _ in range(40):
+        clock.advance(2)
+        old.tick()
+        new.tick()
+        if not old.handover_done:
+            assert not new.local_done and new.dials_due() == []
+        new.data_received(peer_link, link.data_to_send())
+        old.data_received(link, peer_link.data_to_send())
+        if old.handover_done:
+            break
+    assert clock.seconds() > 100 + 10
+    assert old.handover_ok and len(new.tables[0].table) == 150
+    assert new.local_done and new.dials_due() == ["hapB"]
+
+
+def test_a_handover_silent_for_5s_sends_the_successor_to_remote_peers() -> None:
+    clock = task.Clock()
+    clock.advance(100)
+    old, link = _start_handover(clock, 150)
+    new = make("hapA", clock, has_old_process=True)
+    peer_link = new.incoming()
+    new.data_received(peer_link, link.data_to_send())
+    clock.advance(4)
+    old.tick()
+    new.data_received(peer_link, link.data_to_send())  # a batch, then nothing more
+    clock.advance(1)
+    new.tick()  # 5 s after start: the lesson moved meanwhile
+    assert not new.local_done and new.dials_due() == []
+    clock.advance(4.9)
+    new.tick()
+    assert not new.local_done
+    clock.advance(0.1)
+    new.tick()
+    assert new.local_done and new.dials_due() == ["hapB"]
