@@ -15,6 +15,7 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
+from minilb import reloadtrace
 from minilb.peers.sync import Link, PeersSync
 
 #: bytes of one read applied per reactor turn (about 500 entry updates)
@@ -33,6 +34,8 @@ class PeerProtocol(Protocol):
         self._closing = False
         self._backlog: list[bytes] = []
         self._draining = False
+        #: reads, bytes read, slices applied, writes, bytes written (for the trace)
+        self.counts = [0, 0, 0, 0, 0]
 
     def connectionMade(self) -> None:
         if self.peer_name is not None:
@@ -50,6 +53,9 @@ class PeerProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self.link is None or self._closing:
             return
+        counts = self.counts
+        counts[0] += 1
+        counts[1] += len(data)
         if self._draining:  # keep the order: behind what is still waiting
             self._backlog.append(data)
             return
@@ -83,11 +89,18 @@ class PeerProtocol(Protocol):
     def _receive(self, data: bytes) -> None:
         if self.link is None:
             return
+        self.counts[2] += 1
         self.sync.data_received(self.link, data)
         self.flush()
         self.owner.changed()
 
     def connectionLost(self, reason: Any = None) -> None:
+        if reloadtrace.ENABLED and self.link is not None:
+            reads, read, slices, writes, written = self.counts
+            reloadtrace.mark(
+                f"peers link to {self.link.peer.name if self.link.peer else '?'} closed: "
+                f"{reads} reads, {read} bytes, {slices} slices applied; {writes} writes, {written} bytes"
+            )
         if self.link is not None:
             self.link.wake = None
             self.sync.connection_lost(self.link)
@@ -101,6 +114,8 @@ class PeerProtocol(Protocol):
             return
         data = link.data_to_send()
         if data:
+            self.counts[3] += 1
+            self.counts[4] += len(data)
             self.transport.write(data)
         if link.should_close and not self._closing:
             self._closing = True
