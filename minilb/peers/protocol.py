@@ -18,8 +18,12 @@ from zope.interface import implementer
 from minilb import reloadtrace
 from minilb.peers.sync import Link, PeersSync
 
-#: bytes of one read applied per reactor turn (about 500 entry updates)
+#: a big read is applied in slices of this many bytes (about 500 entry updates)...
 RECEIVE_SLICE = 16384
+#: ...slice after slice for at most this long (seconds) per reactor turn: long enough
+#: that a fast decoder does not spend its time turning the reactor (a full resync is
+#: thousands of slices), short enough that traffic keeps flowing (no long stall)
+RECEIVE_TURN = 0.004
 
 
 @implementer(IPushProducer)
@@ -63,28 +67,31 @@ class PeerProtocol(Protocol):
         if reactor is None or len(data) <= RECEIVE_SLICE:
             self._receive(data)
             return
-        # a big read (a full resync) is applied a slice per reactor turn, with the
-        # transport paused meanwhile, so that traffic keeps flowing (no long stall)
-        self._receive(data[:RECEIVE_SLICE])
-        self._backlog.append(data[RECEIVE_SLICE:])
-        if not self._draining:
-            self._draining = True
-            self.transport.pauseProducing()
-            reactor.callLater(0, self._drain, reactor)
+        # a big read (a full resync) is applied a slice at a time, `RECEIVE_TURN` per
+        # reactor turn, with the transport paused meanwhile (see `_drain`)
+        self._backlog.append(data)
+        self._draining = True
+        self.transport.pauseProducing()
+        self._drain(reactor)
 
     def _drain(self, reactor: Any) -> None:
-        if self.link is None or self._closing or not self._backlog:
-            self._backlog.clear()
-            self._draining = False
-            if self.transport is not None and self.link is not None:
-                self.transport.resumeProducing()
-            return
-        data = self._backlog.pop(0)
-        if len(data) > RECEIVE_SLICE:
-            self._backlog.insert(0, data[RECEIVE_SLICE:])
-            data = data[:RECEIVE_SLICE]
-        self._receive(data)
-        reactor.callLater(0, self._drain, reactor)
+        backlog = self._backlog
+        until = reactor.seconds() + RECEIVE_TURN
+        while self.link is not None and not self._closing and backlog:
+            data = backlog[0]
+            if len(data) > RECEIVE_SLICE:
+                backlog[0] = data[RECEIVE_SLICE:]
+                data = data[:RECEIVE_SLICE]
+            else:
+                backlog.pop(0)
+            self._receive(data)
+            if backlog and reactor.seconds() >= until:
+                reactor.callLater(0, self._drain, reactor)
+                return
+        backlog.clear()
+        self._draining = False
+        if self.transport is not None and self.link is not None:
+            self.transport.resumeProducing()
 
     def _receive(self, data: bytes) -> None:
         if self.link is None:
