@@ -204,12 +204,14 @@ def tune_collector(reactor) -> None:
     new connections.  Here the youngest generation collects after `YOUNG_THRESHOLD`
     allocations (far more than a worker holds in flight; a cycle left by some other
     path waits at most that long), and once the loop runs, what start-up built is
-    collected once and frozen out of later collections (``gc.freeze``)."""
+    collected once and frozen out of later collections (``gc.freeze``).  That
+    collection (tens of ms) waits for the second turn of the loop, after the writes of
+    the first: a worker's ``ready`` goes out before it, not behind it."""
     import gc
 
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)
-    reactor.callLater(0, _freeze_start_up)
+    reactor.callLater(0, reactor.callLater, 0, _freeze_start_up)
 
 
 def _freeze_start_up() -> None:
