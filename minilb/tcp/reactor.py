@@ -203,19 +203,15 @@ def tune_collector(reactor) -> None:
     the configuration, tables and modules too: a tenth of the CPU of a worker taking
     new connections.  Here the youngest generation collects after `YOUNG_THRESHOLD`
     allocations (far more than a worker holds in flight; a cycle left by some other
-    path waits at most that long), and once the loop runs, what start-up built is
-    collected once and frozen out of later collections (``gc.freeze``).  That
-    collection (tens of ms) waits for the second turn of the loop, after the writes of
-    the first: a worker's ``ready`` goes out before it, not behind it."""
+    path waits at most that long).  What start-up built is frozen out of later
+    collections (``gc.freeze``) once the loop runs; the one full collection before
+    it runs here, at install time, when the imports are done but a worker's stick
+    tables (lists of millions of slots that a collection walks: 30-100 ms) do not
+    exist yet, rather than on the loop's first turn, where it delayed the worker's
+    ``ready`` and then its answer to the old worker's hand-over."""
     import gc
 
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)
-    reactor.callLater(0, reactor.callLater, 0, _freeze_start_up)
-
-
-def _freeze_start_up() -> None:
-    import gc
-
     gc.collect()
-    gc.freeze()
+    reactor.callLater(0, gc.freeze)
