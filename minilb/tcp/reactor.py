@@ -203,15 +203,13 @@ def tune_collector(reactor) -> None:
     the configuration, tables and modules too: a tenth of the CPU of a worker taking
     new connections.  Here the youngest generation collects after `YOUNG_THRESHOLD`
     allocations (far more than a worker holds in flight; a cycle left by some other
-    path waits at most that long).  What start-up built is frozen out of later
-    collections (``gc.freeze``) once the loop runs; the one full collection before
-    it runs here, at install time, when the imports are done but a worker's stick
-    tables (lists of millions of slots that a collection walks: 30-100 ms) do not
-    exist yet, rather than on the loop's first turn, where it delayed the worker's
-    ``ready`` and then its answer to the old worker's hand-over."""
+    path waits at most that long), and once the loop runs, what start-up built is
+    frozen out of later collections (``gc.freeze``).  No full collection comes before
+    the freeze: it walks every start-up object (15-30 ms) to free a few hundred, and
+    a new worker's start-up is on the path of a reload's hand-over (it delayed the
+    worker's ``ready``, or its answer to the old worker's connection)."""
     import gc
 
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)
-    gc.collect()
     reactor.callLater(0, gc.freeze)
