@@ -38,6 +38,7 @@ class PeerProtocol(Protocol):
         self._closing = False
         self._backlog: list[bytes] = []
         self._draining = False
+        self._paused = False  # we paused the transport while a big read drains
         #: reads, bytes read, slices applied, writes, bytes written (for the trace)
         self.counts = [0, 0, 0, 0, 0]
 
@@ -68,10 +69,9 @@ class PeerProtocol(Protocol):
             self._receive(data)
             return
         # a big read (a full resync) is applied a slice at a time, `RECEIVE_TURN` per
-        # reactor turn, with the transport paused meanwhile (see `_drain`)
+        # reactor turn; a read that takes more turns pauses the transport meanwhile
         self._backlog.append(data)
         self._draining = True
-        self.transport.pauseProducing()
         self._drain(reactor)
 
     def _drain(self, reactor: Any) -> None:
@@ -86,11 +86,15 @@ class PeerProtocol(Protocol):
                 backlog.pop(0)
             self._receive(data)
             if backlog and reactor.seconds() >= until:
+                if not self._paused and self.transport is not None:
+                    self._paused = True
+                    self.transport.pauseProducing()
                 reactor.callLater(0, self._drain, reactor)
                 return
         backlog.clear()
         self._draining = False
-        if self.transport is not None and self.link is not None:
+        if self._paused and self.transport is not None and self.link is not None:
+            self._paused = False
             self.transport.resumeProducing()
 
     def _receive(self, data: bytes) -> None:
