@@ -264,6 +264,9 @@ def main() -> int:
             if args.steps:
                 for label, at, cpu, who in steps:
                     print(f"    {at:6.3f}s  {label} ({who} CPU {cpu:.2f}s)")
+                for pid, wall, _, event in TRACE.findall(master.output):
+                    if float(wall) >= t0_wall and "peers link to" in event and int(pid) in (old_pid, new_pid):
+                        print(f"    {'new' if int(pid) == new_pid else 'old'} worker: {event}")
             print(
                 f"reload {gen - 1:2d}: ready {ready:.2f}s, tables handed over {handover:.2f}s "
                 f"after the signal; longest probe answer {stall * 1000:.0f} ms; CPU from ready to "
