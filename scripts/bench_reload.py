@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -50,9 +51,14 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def fill(master: Master, count: int) -> float:
+def fill(stats: str, count: int) -> float:
+    """Write ``count`` entries with ``set table`` on the worker's stats socket: prompt
+    mode keeps one connection, lines of `BATCH` commands go out `WINDOW` at a time
+    ahead of their answers (the socket holds at most 64 unanswered lines), and every
+    answer must be the bare prompt."""
     t0 = time.monotonic()
-    batch = 100  # one line stays under the CLI line limit (16 KiB)
+    batch, window = 100, 16  # a line stays under the CLI line limit (16 KiB)
+    lines = []
     for start in range(0, count, batch):
         cmds = []
         for i in range(start, min(start + batch, count)):
@@ -61,9 +67,23 @@ def fill(master: Master, count: int) -> float:
                 f"set table mypeers/t key {key} data.gpc0 {i} data.http_req_cnt {i * 3 + 1} "
                 f"data.http_req_rate {i % 97 + 1} data.conn_cnt {i % 13}"
             )
-        answer = master.command("@1 " + ";".join(cmds), timeout=60)
-        if answer.strip():
-            raise SystemExit(f"set table failed: {answer[:300]}")
+        lines.append((";".join(cmds) + "\n").encode())
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(60)
+        s.connect(stats)
+        s.sendall(b"prompt\n")
+        prompts, owed, sent, buf = 0, 1 + count, 0, b""
+        while prompts < owed:
+            while sent < len(lines) and sent - (prompts - 1) // batch < window:
+                s.sendall(lines[sent])
+                sent += 1
+            data = s.recv(1 << 16)
+            if not data:
+                raise SystemExit("the stats socket closed during the fill")
+            done, _, buf = (buf + data).rpartition(b"\n> ")
+            if done.replace(b"\n> ", b"") or not b"\n> ".startswith(buf):
+                raise SystemExit(f"set table failed: {(done + buf)[:300]!r}")
+            prompts += (done.count(b"\n> ") + 1) if _ else 0
     return time.monotonic() - t0
 
 
@@ -116,11 +136,76 @@ class Probe:
         self._thread.join(timeout=10)
 
 
+TRACE = re.compile(r"^\[TRACE\] \((\d+)\) ([\d.]+) ([\d.]+) (.*)$", re.M)
+
+#: the steps of a reload in the order they happen: (label, whose mark, event text);
+#: "new"/"old" are the new and the old worker, their marks name the generation
+STEPS = (
+    ("master wakes up on the signal", "master", "master: reload"),
+    ("master checked the configuration", "master", "master: configuration checked"),
+    ("master spawned the new worker", "master", "master: worker #{new} spawned"),
+    ("new worker process exists (exec)", "new", "process started"),
+    ("new worker: interpreter up, main()", "new", "worker #{new}: main"),
+    ("new worker checked the configuration", "new", "worker #{new}: configuration checked"),
+    ("new worker: imports done", "new", "worker #{new}: imports done"),
+    ("new worker: services built", "new", "worker #{new}: services built"),
+    ("new worker listens, ready sent", "new", "worker #{new}: ready sent"),
+    ("master got ready", "master", "master: worker #{new} ready"),
+    ("master told the old worker to soft-stop", "master", "master: worker #{old} told to soft-stop"),
+    ("old worker soft-stops", "old", "worker #{old}: soft stop"),
+    ("old worker's hand-over link established", "old", "local link established"),
+    ("new worker's learning link established", "new", "local link established"),
+    ("old worker queued its last teach batch", "old", "teach: all queued"),
+    ("new worker got resync finished", "new", "learn: local phase over"),
+    ("old worker got the confirm", "old", "handed over"),
+    ("old worker exits", "old", "worker #{old}: exit"),
+)
+
+
+def breakdown(output: str, since: float, pids: dict[str, int], old: int, new: int) -> list[tuple]:
+    """The reload's steps from the trace lines (``MINILB_RELOAD_TRACE``): (label,
+    seconds after ``since`` (wall), CPU seconds of that process then) per step seen."""
+    marks = []
+    for pid, wall, cpu, event in TRACE.findall(output):
+        if float(wall) >= since - 0.001:
+            marks.append((int(pid), float(wall), float(cpu), event))
+    rows = []
+    for label, who, text in STEPS:
+        text = text.format(old=old, new=new)
+        for pid, wall, cpu, event in marks:
+            if pid == pids[who] and text in event:
+                if text == "process started":
+                    wall = float(event.rsplit(" ", 1)[1].rstrip(")"))
+                    cpu = 0.0
+                rows.append((label, wall - since, cpu, who))
+                break
+    return rows
+
+
+def print_breakdown(steps_seen: list[list[tuple]]) -> None:
+    """Median time of each step after the signal, and the median time since the step
+    before (what each step costs), over the reloads."""
+    at: dict[str, list[float]] = {}
+    gap: dict[str, list[float]] = {}
+    for steps in steps_seen:
+        previous = 0.0
+        for label, when, _, _ in steps:
+            at.setdefault(label, []).append(when)
+            gap.setdefault(label, []).append(when - previous)
+            previous = when
+    print("breakdown (median over the reloads; seconds after the signal, and since the step before):")
+    for label, _, _ in STEPS:
+        if label in at:
+            whens, gaps = sorted(at[label]), sorted(gap[label])
+            print(f"  {whens[len(whens) // 2]:6.3f}s  (+{gaps[len(gaps) // 2]:.3f}s)  {label}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--entries", type=int, default=200_000)
     ap.add_argument("--reloads", type=int, default=20)
     ap.add_argument("--rate-period", default="1h")
+    ap.add_argument("--steps", action="store_true", help="print each reload's steps, not only the medians")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-reload-"))
     port, peer = free_port(), free_port()
@@ -129,23 +214,26 @@ def main() -> int:
         f"store http_req_rate({args.rate_period}),gpc0,http_req_cnt,conn_cnt"
     )
     cfg = tmp / "lb.cfg"
-    cfg.write_text(config_text(port, peer_port=peer, table=table))
+    stats = str(tmp / "stats.sock")
+    cfg.write_text(config_text(port, peer_port=peer, table=table, stats=stats))
+    os.environ["MINILB_RELOAD_TRACE"] = "1"  # the breakdown (minilb.reloadtrace)
     master = Master(tmp, cfg)
     try:
         master.wait_for("worker #1 (pid")
-        took = fill(master, args.entries)
-        print(f"filled {args.entries} entries in {took:.1f}s through the master CLI")
+        took = fill(stats, args.entries)
+        print(f"filled {args.entries} entries in {took:.1f}s through the stats socket")
         before = dump(master)
         assert len(before) == args.entries, len(before)
         probe = Probe(port)
         probe.start()
         fds = len(os.listdir(f"/proc/{master.pid}/fd"))
         rows = []
+        steps_seen: list[list[tuple]] = []
         for gen in range(2, args.reloads + 2):
             handed = master.output.count("tables handed over")
             old_pid = int(dict(WORKER_PID.findall(master.output))[str(gen - 1)])
             old_cpu = old_cpu0 = cpu_seconds(old_pid)
-            t0 = time.monotonic()
+            t0, t0_wall = time.monotonic(), time.time()
             os.kill(master.pid, signal.SIGUSR2)
             ready = handover = new_pid = new_cpu_ready = new_cpu = None
             deadline = t0 + 60
@@ -169,6 +257,16 @@ def main() -> int:
             learn = (new_cpu or 0) - (new_cpu_ready or 0)
             teach = (old_cpu or 0) - (old_cpu0 or 0)
             rows.append((gen, ready, handover, stall, learn, teach))
+            steps = breakdown(
+                master.output, t0_wall, {"master": master.pid, "old": old_pid, "new": new_pid}, gen - 1, gen
+            )
+            steps_seen.append(steps)
+            if args.steps:
+                for label, at, cpu, who in steps:
+                    print(f"    {at:6.3f}s  {label} ({who} CPU {cpu:.2f}s)")
+                for pid, wall, _, event in TRACE.findall(master.output):
+                    if float(wall) >= t0_wall and "peers link to" in event and int(pid) in (old_pid, new_pid):
+                        print(f"    {'new' if int(pid) == new_pid else 'old'} worker: {event}")
             print(
                 f"reload {gen - 1:2d}: ready {ready:.2f}s, tables handed over {handover:.2f}s "
                 f"after the signal; longest probe answer {stall * 1000:.0f} ms; CPU from ready to "
@@ -200,6 +298,7 @@ def main() -> int:
             f"hand-over CPU (median): new worker {learns[len(learns) // 2]:.2f}s from ready, "
             f"old worker {teaches[len(teaches) // 2]:.2f}s from the signal"
         )
+        print_breakdown(steps_seen)
         print(
             f"probe: {len(probe.samples)} requests, {len(probe.failures)} failed, "
             f"{probe.retried} retried after an idle close"

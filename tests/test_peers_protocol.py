@@ -214,7 +214,9 @@ def test_section_tables_own_tables_first_then_proxy_tables() -> None:
     assert [t.spec.wire_name for t in section_tables(section, tables)] == ["/t_int", "st_str"]
 
 
-def test_big_reads_are_applied_a_slice_per_reactor_turn() -> None:
+def _big_read_setup(slice_cost: float):
+    """A learner fed a 3000-update read whose every slice takes ``slice_cost`` seconds
+    of its reactor's clock: (reactor, protocol, transport, table, wire)."""
     from minilb.peers import codec
     from minilb.peers import messages as m
     from minilb.peers.protocol import RECEIVE_SLICE
@@ -227,6 +229,13 @@ def test_big_reads_are_applied_a_slice_per_reactor_turn() -> None:
     owner = Owner()
     owner.reactor = reactor
     proto = PeerFactory(sync, owner).buildProtocol(None)
+    receive = proto._receive
+
+    def costly_receive(data: bytes) -> None:
+        receive(data)
+        reactor.rightNow += slice_cost
+
+    proto._receive = costly_receive
     transport = StringTransport()
     proto.makeConnection(transport)
     enc = codec.Encoder()
@@ -234,6 +243,13 @@ def test_big_reads_are_applied_a_slice_per_reactor_turn() -> None:
     wire = b"HAProxyS 2.1\nhapA\nhapB 1 1\n" + enc.encode(define)
     wire += b"".join(enc.encode(m.Update(i + 1, None, 0x0B000000 + i, (("gpc0", i),))) for i in range(3000))
     assert len(wire) > 2 * RECEIVE_SLICE
+    return reactor, proto, transport, sync, wire
+
+
+def test_big_reads_are_applied_in_slices_over_reactor_turns() -> None:
+    from minilb.peers.protocol import RECEIVE_TURN
+
+    reactor, proto, transport, sync, wire = _big_read_setup(RECEIVE_TURN / 2)
     proto.dataReceived(wire[:100])
     proto.dataReceived(wire[100:])
     table = sync.tables[0].table
@@ -244,3 +260,10 @@ def test_big_reads_are_applied_a_slice_per_reactor_turn() -> None:
         reactor.advance(0)
     assert len(table) == 3000 and transport.producerState == "producing"
     assert sync.peers["hapB"].rx_heartbeats == 1
+
+
+def test_slices_that_cost_little_are_applied_in_the_same_turn() -> None:
+    reactor, proto, transport, sync, wire = _big_read_setup(0.0)
+    proto.dataReceived(wire)
+    assert len(sync.tables[0].table) == 3000 and not reactor.getDelayedCalls()
+    assert transport.producerState == "producing"

@@ -313,18 +313,29 @@ def _start_handover(clock: task.Clock, entries: int):
     return old, link
 
 
-def test_a_handover_that_keeps_moving_is_not_cut_after_5s() -> None:
-    """A slow successor: each batch of the teach takes it 2 s; the 5 s limit bounds
-    the wait for progress, not the whole transfer (over 10 s here)."""
+def _successor_learning(entries: int):
+    """A hand-over under way: (clock, old, its link, the successor, the successor's link)."""
     clock = task.Clock()
     clock.advance(100)
-    old, link = _start_handover(clock, 150)
+    old, link = _start_handover(clock, entries)
     new = make("hapA", clock, has_old_process=True)
     peer_link = new.incoming()
     new.data_received(peer_link, link.data_to_send())
+    return clock, old, link, new, peer_link
+
+
+def test_a_handover_that_keeps_moving_is_not_cut_after_5s() -> None:
+    """A slow successor: each batch of the teach takes it 2 s; the 5 s limits bound
+    the wait for progress, not the whole transfer (over 10 s here): the old process
+    does not give up, and the successor learns to the end before it dials its remote
+    peer (issue 6)."""
+    clock, old, link, new, peer_link = _successor_learning(150)
     for _ in range(40):
         clock.advance(2)
         old.tick()
+        new.tick()
+        if not old.handover_done:
+            assert not new.local_done and new.dials_due() == []
         new.data_received(peer_link, link.data_to_send())
         old.data_received(link, peer_link.data_to_send())
         if old.handover_done:
@@ -332,6 +343,7 @@ def test_a_handover_that_keeps_moving_is_not_cut_after_5s() -> None:
     assert clock.seconds() > 100 + 10
     assert old.handover_done and old.handover_ok and link.close_reason == "hand-over confirmed"
     assert len(new.tables[0].table) == 150
+    assert new.local_done and new.dials_due() == ["hapB"]
 
 
 def test_a_handover_that_stalls_for_5s_is_given_up() -> None:
@@ -399,3 +411,19 @@ def test_a_step_of_a_full_teach_takes_more_entries_with_the_compiled_encoder(tea
     rest = decoder.feed(link.data_to_send())
     assert len(first) + len([x for x in rest if isinstance(x, m.Update)]) == entries
     assert m.ResyncFinished() in rest
+
+
+def test_a_handover_silent_for_5s_sends_the_successor_to_remote_peers() -> None:
+    clock, old, link, new, peer_link = _successor_learning(150)
+    clock.advance(4)
+    old.tick()
+    new.data_received(peer_link, link.data_to_send())  # a batch, then nothing more
+    clock.advance(1)
+    new.tick()  # 5 s after start: the lesson moved meanwhile
+    assert not new.local_done and new.dials_due() == []
+    clock.advance(4.9)
+    new.tick()
+    assert not new.local_done
+    clock.advance(0.1)
+    new.tick()
+    assert new.local_done and new.dials_due() == ["hapB"]

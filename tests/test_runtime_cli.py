@@ -6,8 +6,10 @@ import pathlib
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from minilb.runtime.cli import CommandProcessor, _inetaddr_host, tokenize
+from minilb.runtime.cli import CommandProcessor, _inetaddr_host, _tokenize_escaped, tokenize
 from minilb.stick.table import StickTable
 from minilb.timebase import ManualClock
 from tests.support.stick import spec
@@ -164,6 +166,12 @@ def test_registered_commands_respect_levels():
 )
 def test_tokenize(line, expected):
     assert tokenize(line) == expected
+    assert _tokenize_escaped(line) == expected
+
+
+@given(st.text(alphabet=" \t;ab\n\r.", max_size=40))
+def test_tokenize_without_escapes_splits_as_the_character_loop(line):
+    assert tokenize(line) == _tokenize_escaped(line)
 
 
 @pytest.mark.parametrize(

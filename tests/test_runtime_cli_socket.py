@@ -114,6 +114,17 @@ def test_big_dump_is_written_in_chunks():
     assert tr.disconnecting
 
 
+def test_a_line_of_many_commands_is_answered_in_one_write():
+    proto, tr, table = connect(size=1000)
+    tr.writes = []
+    write = tr.write
+    tr.write = lambda data: (tr.writes.append(data), write(data))
+    cmds = ";".join(f"set table fe key 10.0.0.{i} data.gpc0 {i}" for i in range(200))
+    proto.dataReceived(cmds.encode() + b"\n")
+    assert tr.writes == [b"\n" * 200]
+    assert len(table) == 200 and tr.disconnecting
+
+
 def test_lines_received_during_a_dump_wait_their_turn():
     table = StickTable(spec("fe", "ip", 100, 60000, "gpc0"), ManualClock(1000.0))
     proto = StatsSocketFactory(CommandProcessor([table]), "admin").buildProtocol(None)

@@ -38,6 +38,7 @@ from twisted.internet import defer, error, protocol
 from twisted.protocols.basic import LineOnlyReceiver
 
 import minilb
+from minilb import reloadtrace
 from minilb.config.model import Address
 from minilb.master import generations as g
 from minilb.master.control import (
@@ -231,7 +232,9 @@ class MasterService(service.Service):
         """Re-read the configuration and start a new generation on it (if valid)."""
         if self.exit_code is not None:
             return
+        reloadtrace.mark("master: reload")
         config, problems = self._check()
+        reloadtrace.mark("master: configuration checked")
         if config is None:
             self.failed_reloads += 1
             self._apply(self.generations.reload(None, problems))
@@ -257,6 +260,7 @@ class MasterService(service.Service):
                 self._spawn(action.gen, action.config)
             elif isinstance(action, g.SoftStop):
                 self._send(action.gen, SOFT_STOP)
+                reloadtrace.mark(f"master: worker #{action.gen} told to soft-stop")
             elif isinstance(action, g.HardStop):
                 self._hard_stop(action.gen)
             elif isinstance(action, g.Exit):
@@ -340,6 +344,7 @@ class MasterService(service.Service):
         self.started_at[gen] = self.reactor.seconds()
         self.reloads_at_spawn[gen] = self.reloads
         self.generations.worker_started(gen, transport.pid)
+        reloadtrace.mark(f"master: worker #{gen} spawned (pid {transport.pid})")
 
     def _send(self, gen: int, text: str) -> None:
         transport = self.processes.get(gen)
@@ -371,6 +376,7 @@ class MasterService(service.Service):
     # ------------------------------------------------------------------ events
     def _control_line(self, gen: int, line: str) -> None:
         if line == READY:
+            reloadtrace.mark(f"master: worker #{gen} ready")
             self._apply(self.generations.worker_ready(gen))
         elif line.startswith("log "):
             level, _, message = line[4:].partition(" ")

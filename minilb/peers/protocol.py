@@ -15,10 +15,15 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
+from minilb import reloadtrace
 from minilb.peers.sync import Link, PeersSync
 
-#: bytes of one read applied per reactor turn (about 500 entry updates)
+#: a big read is applied in slices of this many bytes (about 500 entry updates)...
 RECEIVE_SLICE = 16384
+#: ...slice after slice for at most this long (seconds) per reactor turn: long enough
+#: that a fast decoder does not spend its time turning the reactor (a full resync is
+#: thousands of slices), short enough that traffic keeps flowing (no long stall)
+RECEIVE_TURN = 0.004
 
 
 @implementer(IPushProducer)
@@ -33,6 +38,9 @@ class PeerProtocol(Protocol):
         self._closing = False
         self._backlog: list[bytes] = []
         self._draining = False
+        self._paused = False  # we paused the transport while a big read drains
+        #: reads, bytes read, slices applied, writes, bytes written (for the trace)
+        self.counts = [0, 0, 0, 0, 0]
 
     def connectionMade(self) -> None:
         if self.peer_name is not None:
@@ -50,6 +58,9 @@ class PeerProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self.link is None or self._closing:
             return
+        counts = self.counts
+        counts[0] += 1
+        counts[1] += len(data)
         if self._draining:  # keep the order: behind what is still waiting
             self._backlog.append(data)
             return
@@ -57,37 +68,50 @@ class PeerProtocol(Protocol):
         if reactor is None or len(data) <= RECEIVE_SLICE:
             self._receive(data)
             return
-        # a big read (a full resync) is applied a slice per reactor turn, with the
-        # transport paused meanwhile, so that traffic keeps flowing (no long stall)
-        self._receive(data[:RECEIVE_SLICE])
-        self._backlog.append(data[RECEIVE_SLICE:])
-        if not self._draining:
-            self._draining = True
-            self.transport.pauseProducing()
-            reactor.callLater(0, self._drain, reactor)
+        # a big read (a full resync) is applied a slice at a time, `RECEIVE_TURN` per
+        # reactor turn; a read that takes more turns pauses the transport meanwhile
+        self._backlog.append(data)
+        self._draining = True
+        self._drain(reactor)
 
     def _drain(self, reactor: Any) -> None:
-        if self.link is None or self._closing or not self._backlog:
-            self._backlog.clear()
-            self._draining = False
-            if self.transport is not None and self.link is not None:
-                self.transport.resumeProducing()
-            return
-        data = self._backlog.pop(0)
-        if len(data) > RECEIVE_SLICE:
-            self._backlog.insert(0, data[RECEIVE_SLICE:])
-            data = data[:RECEIVE_SLICE]
-        self._receive(data)
-        reactor.callLater(0, self._drain, reactor)
+        backlog = self._backlog
+        until = reactor.seconds() + RECEIVE_TURN
+        while self.link is not None and not self._closing and backlog:
+            data = backlog[0]
+            if len(data) > RECEIVE_SLICE:
+                backlog[0] = data[RECEIVE_SLICE:]
+                data = data[:RECEIVE_SLICE]
+            else:
+                backlog.pop(0)
+            self._receive(data)
+            if backlog and reactor.seconds() >= until:
+                if not self._paused and self.transport is not None:
+                    self._paused = True
+                    self.transport.pauseProducing()
+                reactor.callLater(0, self._drain, reactor)
+                return
+        backlog.clear()
+        self._draining = False
+        if self._paused and self.transport is not None and self.link is not None:
+            self._paused = False
+            self.transport.resumeProducing()
 
     def _receive(self, data: bytes) -> None:
         if self.link is None:
             return
+        self.counts[2] += 1
         self.sync.data_received(self.link, data)
         self.flush()
         self.owner.changed()
 
     def connectionLost(self, reason: Any = None) -> None:
+        if reloadtrace.ENABLED and self.link is not None:
+            reads, read, slices, writes, written = self.counts
+            reloadtrace.mark(
+                f"peers link to {self.link.peer.name if self.link.peer else '?'} closed: "
+                f"{reads} reads, {read} bytes, {slices} slices applied; {writes} writes, {written} bytes"
+            )
         if self.link is not None:
             self.link.wake = None
             self.sync.connection_lost(self.link)
@@ -101,6 +125,8 @@ class PeerProtocol(Protocol):
             return
         data = link.data_to_send()
         if data:
+            self.counts[3] += 1
+            self.counts[4] += len(data)
             self.transport.write(data)
         if link.should_close and not self._closing:
             self._closing = True

@@ -20,6 +20,7 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
+from minilb import reloadtrace
 from minilb.config.model import PeersSection
 from minilb.net import endpoints
 from minilb.peers.protocol import PeerFactory
@@ -70,6 +71,7 @@ class PeersService(Service):
         self._due: float | None = None
         self._dials: dict[str, defer.Deferred] = {}
         self._handover: defer.Deferred | None = None
+        self._traced: tuple = ()
         for table in tables:
             table.on_local_update = self._local_update
 
@@ -113,6 +115,8 @@ class PeersService(Service):
 
     def changed(self) -> None:
         """Something happened: start due dials and re-arm the timer."""
+        if reloadtrace.ENABLED:
+            self._trace()
         if self._handover is not None and self.sync.handover_done and not self._handover.called:
             self._handover.callback(self.sync.handover_ok)
         if self.section.disabled or not self.running:
@@ -122,6 +126,27 @@ class PeersService(Service):
         deadline = self.sync.next_deadline()
         if deadline is not None:
             self._arm(deadline)
+
+    def _trace(self) -> None:
+        """Mark the steps of a hand-over (see `minilb.reloadtrace`), each once."""
+        sync = self.sync
+        local = sync.peers[self.local_name].link
+        up = local is not None and local.session.established
+        state = (
+            sync.local_done,
+            up,
+            up and local.teach is None and local.awaiting_confirm,
+            sync.handover_done,
+        )
+        if state == self._traced:
+            return
+        names = ("learn: local phase over", "local link established", "teach: all queued", "handed over")
+        for name, now, before in zip(names, state, self._traced or (True, False, False, False), strict=True):
+            if now and not before:
+                role = "teach" if sync.stopping else "learn"
+                rows = sum(len(t.table) for t in sync.tables)
+                reloadtrace.mark(f"peers {self.section.name}: {name} ({role}, {rows} entries)")
+        self._traced = state
 
     def _arm(self, when: float) -> None:
         if self._timer is not None and self._timer.active():

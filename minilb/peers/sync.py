@@ -844,7 +844,16 @@ class PeersSync:
         if self.synced:
             self.resync_deadline_ms = None
         elif not self.local_done:
-            self._local_phase_over(now)
+            source = self.source
+            if source is not None and source.peer.is_local and source.rx_since_check:
+                # the old process is teaching us and its lesson moved in the last 5 s:
+                # wait for its end (HAProxy does not give up an assigned lesson either),
+                # so that remote peers come only after the hand-over (issue 6); a
+                # lesson silent for 5 s is given up below
+                source.rx_since_check = False
+                self.resync_deadline_ms = now + RESYNC_MS
+            else:
+                self._local_phase_over(now)
         elif not self.remote_done:
             if self.source is None:
                 self.remote_done = True

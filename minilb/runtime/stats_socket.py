@@ -25,6 +25,8 @@ from zope.interface import implementer
 from minilb.runtime.cli import CliSession, CommandProcessor
 
 MAX_PENDING_LINES = 64
+#: characters of answer gathered into one write (a table dump chunk is bigger alone)
+WRITE_CHUNK = 4096
 
 
 @implementer(IPullProducer)
@@ -71,10 +73,20 @@ class StatsSocketProtocol(LineOnlyReceiver):
         output = self._output
         if output is None:
             return
+        # small chunks (one per command of a ``;`` list) go out together, up to about
+        # `WRITE_CHUNK` bytes per call: one write and one reactor turn per command
+        # made a batch of ``set table`` commands crawl
+        parts: list[str] = []
+        size = 0
         for chunk in output:
             if chunk:
-                self.transport.write(chunk.encode("utf-8", "replace"))
-                return
+                parts.append(chunk)
+                size += len(chunk)
+                if size >= WRITE_CHUNK:
+                    self.transport.write("".join(parts).encode("utf-8", "replace"))
+                    return
+        if parts:
+            self.transport.write("".join(parts).encode("utf-8", "replace"))
         # this line is answered
         self._output = None
         self.transport.unregisterProducer()

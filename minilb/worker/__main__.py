@@ -53,6 +53,10 @@ def _private_control_fds(stdout_fd: int | None) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    from minilb import reloadtrace
+
+    if reloadtrace.ENABLED:
+        reloadtrace.mark(f"worker #{args.gen}: main (process started at {reloadtrace.process_started():.6f})")
     from minilb.master.control import decode_fd_map
 
     fds = decode_fd_map(args.fds)
@@ -64,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     from minilb.config.render import render_diagnostic
 
     result = check_config(args.paths, localpeer=args.localpeer, environ=os.environ, hostname=args.hostname)
+    reloadtrace.mark(f"worker #{args.gen}: configuration checked")
     if not result.ok:
         for diag in result.diagnostics:
             _log("alert", render_diagnostic(diag))
@@ -77,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     from minilb.worker.control import ControlProtocol
     from minilb.worker.process import WorkerProcess
 
+    reloadtrace.mark(f"worker #{args.gen}: imports done")
     state = {"code": 0, "stopping": False, "exiting": False}
 
     def exit_now(code: int) -> None:
@@ -93,11 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         exit_now(0)
 
     worker = WorkerProcess(result.config, reactor, fds, has_old_process=args.old_worker, log=_log)
+    reloadtrace.mark(f"worker #{args.gen}: services built")
 
     def soft_stop() -> None:
         if state["stopping"]:
             return
         state["stopping"] = True
+        reloadtrace.mark(f"worker #{args.gen}: soft stop")
         d = worker.soft_stop()
         d.addBoth(lambda _: exit_now(0))
 
@@ -111,11 +119,13 @@ def main(argv: list[str] | None = None) -> int:
             exit_now(1)
             return
         control.send("ready")
+        reloadtrace.mark(f"worker #{args.gen}: ready sent")
 
     stdio.StandardIO(control, stdin=ctl_in, stdout=ctl_out, reactor=reactor)
     signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(hard_stop, "SIGTERM"))
     reactor.callWhenRunning(start)
     reactor.run(installSignalHandlers=False)
+    reloadtrace.mark(f"worker #{args.gen}: exit")
     return state["code"]
 
 
