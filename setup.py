@@ -29,6 +29,8 @@ class OptionalBuildExt(build_ext):
     """build_ext that warns instead of failing: the pure-Python code stands in."""
 
     def run(self) -> None:
+        if self.inplace:  # `build_ext --inplace` copies into minilb_speedups/, which a checkout lacks
+            (HERE / "minilb_speedups").mkdir(exist_ok=True)
         try:
             super().run()
         except Exception as exc:  # noqa: BLE001 - no compiler at all: pure Python it is
