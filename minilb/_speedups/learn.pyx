@@ -56,6 +56,8 @@ cdef enum:
 cdef Py_ssize_t NIL = -1
 cdef object NIL_OBJ = -1
 cdef uint32_t HALF = 0x80000000
+cdef uint32_t EVEN = 0xFFFFFFFE  # a rate's tick is even (`counters.from_age`)
+cdef uint64_t LOW32 = 0xFFFFFFFF
 cdef uint8_t IN_UPDATES = 1
 cdef uint8_t IN_UPDATES_REMOTE = 3
 cdef Py_ssize_t MAX_ROWS = 0x7FFFFFFF  # the update list links are 32-bit
@@ -285,14 +287,14 @@ cdef class Runner:
                     if self.kinds[i] == K_RATE:
                         ok = (read_varint(b, &p, lim, v) and read_varint(b, &p, lim, v + 1)
                               and read_varint(b, &p, lim, v + 2))
-                        v[0] &= 0xFFFFFFFF
-                        v[1] &= 0xFFFFFFFF
-                        v[2] &= 0xFFFFFFFF
+                        v[0] &= LOW32
+                        v[1] &= LOW32
+                        v[2] &= LOW32
                         v += 3
                     else:
                         ok = read_varint(b, &p, lim, v)
                         if self.kinds[i] == K_U32:
-                            v[0] &= 0xFFFFFFFF
+                            v[0] &= LOW32
                         v += 1
                     if not ok:
                         break
@@ -341,7 +343,7 @@ cdef class Runner:
                         j = self.first_array[i]
                         if self.kinds[i] == K_RATE:
                             if j >= 0:
-                                (<uint32_t*>views.ptr[j])[row] = (now - <uint32_t>v[0]) & 0xFFFFFFFE
+                                (<uint32_t*>views.ptr[j])[row] = (now - <uint32_t>v[0]) & EVEN
                                 (<uint32_t*>views.ptr[j + 1])[row] = <uint32_t>v[1]
                                 (<uint32_t*>views.ptr[j + 2])[row] = <uint32_t>v[2]
                             v += 3
