@@ -351,6 +351,7 @@ def test_tables_the_compiled_runner_does_not_take_fall_back_to_the_generated_one
     assert LEARN.make_runner(env, kinds, None) is not None
     assert LEARN.make_runner({**env, "keys": list(env["keys"])}, kinds, None) is None
     assert LEARN.make_runner({**env, "shards": env["shards"][:3]}, kinds, None) is None
+    assert LEARN.make_runner({**env, "shards": env["shards"][::-1]}, kinds, None) is None  # other dicts
     assert LEARN.make_runner(env, ("u32", "s32"), None) is None
     del env["SYNC"]
     assert LEARN.make_runner(env, kinds, None) is None

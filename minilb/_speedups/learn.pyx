@@ -461,6 +461,11 @@ def make_runner(env, kinds, fallback):
         return None
     if any(type(shard) is not dict for shard in shards):
         return None
+    # the key's dict, chosen as the table chooses it (`StickTable._shard_of`)
+    shard_of = getattr(env["table"], "_shard_of", None)
+    for key in (0, 1, 7, 15, 16, 0xFF, 0x1234, 0x10000, 0xABCDEF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF):
+        if shard_of is None or shard_of(key) is not shards[key & (len(shards) - 1)]:
+            return None
     for name in ("free", "lru_prev", "lru_next"):
         if type(env[name]) is not list:
             return None
