@@ -343,6 +343,23 @@ def test_lists_hold_the_rows_of_the_key_dicts() -> None:
                 assert table._lru_next[prev] is row
 
 
+def test_a_table_choosing_the_key_dict_by_other_bits() -> None:
+    """The compiled runner finds the key's dict as the table does, whichever bits of
+    the key choose it."""
+
+    def by_bits_16_to_19(table: StickTable) -> None:
+        table._shard_of = lambda key: table._shards[(key >> 16) & 15]
+        table._shard_expr = lambda key: f"({key} >> 16) & 15"
+
+    items = [(None, 1000 + i, 0x0A000000 + 4099 * i, some_values(SENT_BITS, i)) for i in range(100)]
+    items += [(None, 9000, 0x0A000000 + 4099 * i, zeros(SENT_BITS)) for i in range(0, 100, 7)]
+    tables = twins(by_bits_16_to_19)
+    walk_both(encode_updates(DEFINE, items), DEFINE, tables)
+    assert sum(1 for shard in tables[1]._shards if shard) > 4
+    for shard_no, shard in enumerate(tables[1]._shards):
+        assert all((key >> 16) & 15 == shard_no for key in shard)
+
+
 def test_tables_the_compiled_runner_does_not_take_fall_back_to_the_generated_one() -> None:
     clock = task.Clock()
     table = make_table(clock)
@@ -352,6 +369,9 @@ def test_tables_the_compiled_runner_does_not_take_fall_back_to_the_generated_one
     assert LEARN.make_runner({**env, "keys": list(env["keys"])}, kinds, None) is None
     assert LEARN.make_runner({**env, "shards": env["shards"][:3]}, kinds, None) is None
     assert LEARN.make_runner({**env, "shards": env["shards"][::-1]}, kinds, None) is None  # other dicts
+    table._shard_of = lambda key: table._shards[hash(str(key)) & 15]  # not some bits of the key
+    assert LEARN.make_runner(env, kinds, None) is None
+    del table._shard_of
     assert LEARN.make_runner(env, ("u32", "s32"), None) is None
     del env["SYNC"]
     assert LEARN.make_runner(env, kinds, None) is None

@@ -190,6 +190,7 @@ cdef class Runner:
     cdef object fallback
     cdef list shards
     cdef Py_ssize_t shard_mask
+    cdef int shard_shift
     cdef list free
     cdef list lru_prev
     cdef list lru_next
@@ -303,7 +304,7 @@ cdef class Runner:
 
                 # --- the store (remote_apply_source) ---
                 key_obj = key
-                shard = <object>PyList_GET_ITEM(self.shards, key & self.shard_mask)
+                shard = <object>PyList_GET_ITEM(self.shards, (key >> self.shard_shift) & self.shard_mask)
                 if PyList_GET_SIZE(free) and sc.used < self.size:
                     # a free row at hand: one dict probe finds the key or stores it
                     row_obj = <object>PyList_GET_ITEM(free, PyList_GET_SIZE(free) - 1)
@@ -461,11 +462,18 @@ def make_runner(env, kinds, fallback):
         return None
     if any(type(shard) is not dict for shard in shards):
         return None
-    # the key's dict, chosen as the table chooses it (`StickTable._shard_of`)
+    # the key's dict, chosen as the table chooses it (`StickTable._shard_of`): some bits
+    # of the key, ``(key >> shift) & mask``
     shard_of = getattr(env["table"], "_shard_of", None)
-    for key in (0, 1, 7, 15, 16, 0xFF, 0x1234, 0x10000, 0xABCDEF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF):
-        if shard_of is None or shard_of(key) is not shards[key & (len(shards) - 1)]:
-            return None
+    if shard_of is None:
+        return None
+    mask = len(shards) - 1
+    samples = (0, 0xFFFFFFFF, 0x12345678, 0x9ABCDEF0, *(1 << bit for bit in range(32)))
+    for shift in range(32):
+        if all(shard_of(key) is shards[(key >> shift) & mask] for key in samples):
+            break
+    else:
+        return None
     for name in ("free", "lru_prev", "lru_next"):
         if type(env[name]) is not list:
             return None
@@ -505,7 +513,8 @@ def make_runner(env, kinds, fallback):
     runner.seconds = env["seconds"]
     runner.fallback = fallback
     runner.shards = shards
-    runner.shard_mask = len(shards) - 1
+    runner.shard_mask = mask
+    runner.shard_shift = shift
     runner.free = env["free"]
     runner.lru_prev = env["lru_prev"]
     runner.lru_next = env["lru_next"]
