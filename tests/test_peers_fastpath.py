@@ -1,9 +1,11 @@
 """The learner's fast path (`codec.update_runner` over the table's
 `remote_apply_source`) against the generic decoder + `StickTable.apply_remote` on the
-same bytes: same table contents, same update ids, same errors, whatever the feeding."""
+same bytes: same table contents, same update ids, same errors, whatever the feeding;
+each with the generated runner (pure) and the compiled one (``minilb_speedups.learn``)."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet import task
@@ -12,8 +14,20 @@ from minilb.config.model import StoreItem, TableSpec
 from minilb.errors import BUILTIN
 from minilb.peers import codec
 from minilb.peers import messages as m
+from minilb.speedups import load
 from minilb.stick.datatypes import BY_BIT, BY_NAME
 from minilb.stick.table import StickTable
+
+LEARN = load("learn", 1)
+NEEDS_LEARN = pytest.mark.skipif(
+    LEARN is None, reason="minilb_speedups.learn is not built (pip install . builds it)"
+)
+#: the test runs with the generated runner, and with the compiled one where it is built
+#: (the Hypothesis tests have a compiled twin instead: pytest-twisted does not run
+#: parametrized Hypothesis tests)
+RUNNERS = pytest.mark.parametrize(
+    "compiled", [pytest.param(None, id="pure"), pytest.param(LEARN, id="compiled", marks=NEEDS_LEARN)]
+)
 
 #: every type the fast path decodes: counters (u32, u64, the local conn_cur) and rates
 FAST_BITS = tuple(bit for bit, dt in sorted(BY_BIT.items()) if dt.kind in ("u32", "u64", "rate"))
@@ -70,9 +84,9 @@ def generic(table: StickTable, data: bytes, chunk: int | None = None) -> tuple[l
     return _run(decoder, table, data, chunk)
 
 
-def fast(table: StickTable, data: bytes, chunk: int | None = None) -> tuple[list, dict]:
+def fast(table: StickTable, data: bytes, chunk: int | None = None, compiled=None) -> tuple[list, dict]:
     def runner_for(define: m.Define):
-        return codec.update_runner(define, table.remote_apply_source(codec.update_plan(define)))
+        return codec.update_runner(define, table.remote_apply_source(codec.update_plan(define)), compiled)
 
     decoder = codec.Decoder(raw_ip_keys=True, runner_for=runner_for)
     return _run(decoder, table, data, chunk)
@@ -155,34 +169,64 @@ def stream(define: m.Define, items) -> bytes:
     return b"".join(out)
 
 
-def both(data: bytes, key_type: str = "ip", chunk: int | None = None, store=STORED, size: int = 100_000):
+def both(
+    data: bytes,
+    key_type: str = "ip",
+    chunk: int | None = None,
+    store=STORED,
+    size: int = 100_000,
+    compiled=None,
+):
     clock = task.Clock()
     clock.advance(5000)
     ref, out = make_table(clock, key_type, store, size), make_table(clock, key_type, store, size)
     expected = generic(ref, data)
-    got = fast(out, data, chunk)
+    got = fast(out, data, chunk, compiled)
     return expected, snapshot(ref), got, snapshot(out)
+
+
+def stores_what_the_generic_decoder_stores(items, key_type, compiled) -> None:
+    wire_type = m.KEY_IPV4 if key_type == "ip" else m.KEY_INTEGER
+    data = stream(sender_define(wire_type), items)
+    expected, ref, got, out = both(data, key_type, compiled=compiled)
+    assert got == expected and out == ref
+    assert len(out) - 1 == len({key for _, _, key, _, _ in items})
 
 
 @settings(max_examples=60, deadline=None)
 @given(items=updates, key_type=st.sampled_from(["ip", "integer"]))
 def test_fast_path_stores_what_the_generic_decoder_stores(items, key_type) -> None:
-    wire_type = m.KEY_IPV4 if key_type == "ip" else m.KEY_INTEGER
-    data = stream(sender_define(wire_type), items)
-    expected, ref, got, out = both(data, key_type)
+    stores_what_the_generic_decoder_stores(items, key_type, None)
+
+
+@NEEDS_LEARN
+@settings(max_examples=60, deadline=None)
+@given(items=updates, key_type=st.sampled_from(["ip", "integer"]))
+def test_compiled_fast_path_stores_what_the_generic_decoder_stores(items, key_type) -> None:
+    stores_what_the_generic_decoder_stores(items, key_type, LEARN)
+
+
+def fed_byte_by_byte_stores_the_same(items, compiled) -> None:
+    data = stream(sender_define(), items)
+    expected, ref, got, out = both(data, chunk=1, compiled=compiled)
     assert got == expected and out == ref
-    assert len(out) - 1 == len({key for _, _, key, _, _ in items})
 
 
 @settings(max_examples=25, deadline=None)
 @given(items=updates)
 def test_fast_path_fed_byte_by_byte_stores_the_same(items) -> None:
-    data = stream(sender_define(), items)
-    expected, ref, got, out = both(data, chunk=1)
-    assert got == expected and out == ref
+    fed_byte_by_byte_stores_the_same(items, None)
 
 
-def test_fast_path_handles_the_benchmark_table_and_reports_batches() -> None:
+@NEEDS_LEARN
+@settings(max_examples=25, deadline=None)
+@given(items=updates)
+def test_compiled_fast_path_fed_byte_by_byte_stores_the_same(items) -> None:
+    fed_byte_by_byte_stores_the_same(items, LEARN)
+
+
+@RUNNERS
+def test_fast_path_handles_the_benchmark_table_and_reports_batches(compiled) -> None:
     """The issue's table (http_req_rate(10s), gpc0): one `Applied` per run of updates,
     ids resolved across incremental and TIMED variants."""
     define = sender_define(bits=(2, 10), table_id=1)
@@ -194,7 +238,7 @@ def test_fast_path_handles_the_benchmark_table_and_reports_batches() -> None:
         (900, None, 0x0B000000, (1, (1, 1, 1)), None),
     ]
     data = stream(define, items)
-    expected, ref, got, out = both(data, store=store)
+    expected, ref, got, out = both(data, store=store, compiled=compiled)
     assert got == expected and out == ref
     assert got[0][0] == define
     assert got[0][1:] == [("update", 306, 302), m.Heartbeat(), ("update", 900, 1)]
@@ -202,7 +246,7 @@ def test_fast_path_handles_the_benchmark_table_and_reports_batches() -> None:
     decoder = codec.Decoder(
         raw_ip_keys=True,
         runner_for=lambda d: codec.update_runner(
-            d, make_table(clock, store=store).remote_apply_source(codec.update_plan(d))
+            d, make_table(clock, store=store).remote_apply_source(codec.update_plan(d)), compiled
         ),
     )
     msgs = decoder.feed(data)
@@ -255,16 +299,18 @@ def _corrupt_cases() -> dict[str, bytes]:
     return {name: good + bad + tail for name, bad in cases.items()}
 
 
-def test_malformed_updates_give_the_generic_error_and_store_nothing_of_them() -> None:
+@RUNNERS
+def test_malformed_updates_give_the_generic_error_and_store_nothing_of_them(compiled) -> None:
     for name, data in _corrupt_cases().items():
         for chunk in (None, 1, 7):
-            expected, ref, got, out = both(data, chunk=chunk)
+            expected, ref, got, out = both(data, chunk=chunk, compiled=compiled)
             assert got == expected and out == ref, (name, chunk)
             assert got[0][-1][0] == "error", name
             assert sorted(k for k in out if k != "table") == [0x0A000000, 0x0A000001, 0x0A000002], name
 
 
-def test_an_expiry_slightly_out_of_order_takes_the_newer_one_on_both_paths() -> None:
+@RUNNERS
+def test_an_expiry_slightly_out_of_order_takes_the_newer_one_on_both_paths(compiled) -> None:
     """Teach batches read the clocks once each, so learned expiries can step back a
     few ms: within `LEARNED_EXPIRY_SLACK_MS` the entry keeps its predecessor's expiry
     (no walk through the LRU list); further back it is placed by its own."""
@@ -276,30 +322,31 @@ def test_an_expiry_slightly_out_of_order_takes_the_newer_one_on_both_paths() -> 
         (None, 20_000, 0x0A000004, (4,), None),
     ]
     data = stream(define, items)
-    expected, ref, got, out = both(data, store=(StoreItem("gpc0"),))
+    expected, ref, got, out = both(data, store=(StoreItem("gpc0"),), compiled=compiled)
     assert got == expected and out == ref
     left = {key: entry[1] for key, entry in out.items() if key != "table"}
     assert left == {0x0A000001: 10_000, 0x0A000002: 10_000, 0x0A000003: 5_000, 0x0A000004: 20_000}
     clock = task.Clock()
     clock.advance(5)
     table = make_table(clock, store=(StoreItem("gpc0"),))
-    fast(table, data)
+    fast(table, data, compiled=compiled)
     clock.advance(5.001)
     table.expire_step()
     assert sorted(table.entry(r).key for r in table.rows()) == [0x0A000001, 0x0A000002, 0x0A000004]
 
 
-def test_a_full_table_purges_the_same_entries_on_both_paths() -> None:
+@RUNNERS
+def test_a_full_table_purges_the_same_entries_on_both_paths(compiled) -> None:
     """More learned keys than the table holds: the oldest go, as `get_or_create` purges."""
     items = [(None, 1000 + 10 * i, 0x0A000000 + i, _zeros(), None) for i in range(40)]
     items += [(None, 5000, 0x0A000003, _zeros(), None), (None, 900, 0x0B000000, _zeros(), None)]
     data = stream(sender_define(), items)
-    expected, ref, got, out = both(data, size=16)
+    expected, ref, got, out = both(data, size=16, compiled=compiled)
     assert got == expected and out == ref
     assert out["table"][0] == 16
 
 
-def learned_behind_a_tracked_tail(expires: list[int]) -> dict:
+def learned_behind_a_tracked_tail(expires: list[int], compiled) -> dict:
     """Learn entries 10.0.0.i expiring in ``expires[i]`` ms into a table where traffic
     keeps 127.0.0.1 the newest entry (LRU tail), on both paths; their common snapshot."""
     items = [(None, e, 0x0A000000 + i, _zeros(), None) for i, e in enumerate(expires)]
@@ -310,24 +357,26 @@ def learned_behind_a_tracked_tail(expires: list[int]) -> dict:
     for table in (ref, out):
         table.release(table.track_key(0x7F000001, True))  # expires in 30 s: the tail
     expected = generic(ref, data)
-    got = fast(out, data)
+    got = fast(out, data, compiled=compiled)
     assert got == expected and snapshot(out) == snapshot(ref)
     return snapshot(out)
 
 
-def test_learning_behind_an_entry_traffic_keeps_at_the_tail() -> None:
+@RUNNERS
+def test_learning_behind_an_entry_traffic_keeps_at_the_tail(compiled) -> None:
     """Traffic tracking one entry keeps it the newest (LRU tail): learned entries that
     expire sooner go in front of it, on both paths alike."""
-    snap = learned_behind_a_tracked_tail([1000 + i for i in range(30)])
+    snap = learned_behind_a_tracked_tail([1000 + i for i in range(30)], compiled)
     assert snap["table"][2][-1] == 0x7F000001
 
 
-def test_learning_a_little_out_of_order_behind_the_tail_keeps_teach_order() -> None:
+@RUNNERS
+def test_learning_a_little_out_of_order_behind_the_tail_keeps_teach_order(compiled) -> None:
     """Behind an entry traffic keeps at the tail, a learned entry expiring a few ms
     before the one learned just before it (the clocks of a teach are read per batch)
     takes that one's expiry and its place in teach order, on both paths alike; one
     expiring seconds before goes to its own place."""
-    snap = learned_behind_a_tracked_tail([20_000, 20_010, 20_004, 20_030, 19_990, 12_000, 20_040])
+    snap = learned_behind_a_tracked_tail([20_000, 20_010, 20_004, 20_030, 19_990, 12_000, 20_040], compiled)
     lru = snap["table"][2]
     assert lru == [0x0A000005, *(0x0A000000 + i for i in (0, 1, 2, 3, 4, 6)), 0x7F000001]
     assert [snap[0x0A000000 + i][1] for i in (2, 4)] == [20_010, 20_030]  # as old as the one before

@@ -28,6 +28,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from minilb import speedups
 from minilb.errors import ProtocolError
 from minilb.peers import messages as m
 from minilb.peers import varint
@@ -477,6 +478,9 @@ def _fast_update_decoder(plan: tuple, key_type: int, raw_ip: bool) -> Callable[.
 _RUNNER_STOP = (IndexError, struct.error, _Truncated, _BadField)
 #: no limit on the updates one runner call stores (a feed is bounded by its data)
 NO_LIMIT = 1 << 62
+#: the compiled runner (``minilb_speedups.learn``: `update_runner`'s generated code
+#: as C), or None: not built, or ``MINILB_PURE`` set
+LEARN = speedups.load("learn", 1)
 
 
 def _runner_varint_lines(target: str, indent: str, mask: bool) -> list[str]:
@@ -505,7 +509,9 @@ def _runner_varint_lines(target: str, indent: str, mask: bool) -> list[str]:
     ]
 
 
-def update_runner(define: m.Define, source: tuple[dict, list, list]) -> Callable[..., tuple] | None:
+def update_runner(
+    define: m.Define, source: tuple[dict, list, list], compiled: Any = LEARN
+) -> Callable[..., tuple] | None:
     """The learner's fast path for the updates of one sender table: a generated
     ``run(buf, pos, end, last_id, max_count) -> (pos, last_id, count)`` that decodes
     the consecutive UPDATE / INCREMENTAL / TIMED messages found in ``buf[pos:end]``
@@ -520,6 +526,10 @@ def update_runner(define: m.Define, source: tuple[dict, list, list]) -> Callable
     gives the same result or the protocol error, so nothing of a bad message is
     stored.  ``last_id`` is the last update id received (for implicit ids); None for
     tables with other keys than IPv4/integer or values other than counters and rates.
+
+    With ``compiled`` (the `LEARN` module by default) the run returned is its
+    equivalent of the generated one (same stores, same stops), the generated one
+    standing behind it for calls outside what `Decoder` passes.
     """
     plan = _plan(define)[0]
     if define.key_type not in (m.KEY_IPV4, m.KEY_INTEGER) or source is None:
@@ -587,7 +597,12 @@ def update_runner(define: m.Define, source: tuple[dict, list, list]) -> Callable
         "    return pos, last_id, count",
     ]
     exec("\n".join(lines), env)  # noqa: S102 - generated from the table definition
-    return env["run"]
+    run = env["run"]
+    if compiled is not None:
+        fast = compiled.make_runner(table_env, tuple(kind for _, kind, _ in plan), run)
+        if fast is not None:
+            return fast
+    return run
 
 
 def _params_consistent(define: m.Define) -> bool:

@@ -1300,6 +1300,8 @@ class StickTable:
             "expire": self.expire,
             "HALF": HALF32,
             "SLACK": LEARNED_EXPIRY_SLACK_MS,
+            # whether ``lines`` number the entry (for a compiled equivalent of them)
+            "SYNC": self._sync,
         }
         prologue = ["now = int(seconds() * 1000) & MASK32"]
         body = [
