@@ -638,8 +638,6 @@ def main(argv: list[str] | None = None) -> int:
         for node, section in ((m_teach, "mpeers"), (h_teach, "hpeers")):
             if not wait_resync_done(node, section, 15.0):
                 raise RuntimeError(f"{node.name}: its own start-up resync did not end within 15 s")
-        print(f"minilb teacher speed-ups: {describe_speedups(speedups_of(m_teach))}", flush=True)
-
         for round_no in range(1, args.rounds + 1):
             keys = sample_keys(entries, args.samples, rng)
             for teacher, learner, section in (
@@ -660,6 +658,8 @@ def main(argv: list[str] | None = None) -> int:
                 row["round"] = round_no
                 results.append(row)
                 print(round_line(row), flush=True)
+        # after the rounds: the teach encoders are loaded when the first teach begins
+        print(f"minilb teacher speed-ups: {describe_speedups(speedups_of(m_teach))}", flush=True)
         learner_loads = next((r["learner_speedups"] for r in results if r.get("learner_speedups")), None)
         print(f"minilb learner speed-ups: {describe_speedups(learner_loads)}", flush=True)
         print(report(results, entries, args.rounds), flush=True)
