@@ -277,10 +277,11 @@ def _make_sc_rate(name: str, slot: int) -> Callable[..., Any]:
             return None
         if table is None:
             t, row, _ = tracker
-            readers = t._rate_readers  # generated for the table's stored rates
-            if name in readers:
-                return readers[name](row)
-            return metric(t, row)
+            try:
+                read = t._rate_readers[name]  # generated (or compiled) for the table's stored rates
+            except KeyError:
+                return metric(t, row)
+            return read(row)
         return _sc_value(metric, sess, slot, table, ())
 
     return fetch

@@ -774,23 +774,28 @@ class StickTable:
     def _lru_to_tail_source(self, indent: str) -> list[str]:
         """Source moving ``row`` to the LRU tail (appending it when detached), for the
         generated hot paths (`_lru_to_tail` inlined)."""
+        # rows are >= 0, NIL and DETACHED negative; a row in the list that is not its
+        # tail has a next one, and the list it leaves is not empty
         return [
             f"{indent}tail = table._lru_tail",
             f"{indent}if row != tail:",
             f"{indent}    before = lru_prev[row]",
-            f"{indent}    if before != DETACHED:",
+            f"{indent}    if before >= 0:",
             f"{indent}        after = lru_next[row]",
-            f"{indent}        if before == NIL:",
-            f"{indent}            table._lru_head = after",
-            f"{indent}        else:",
-            f"{indent}            lru_next[before] = after",
+            f"{indent}        lru_next[before] = after",
             f"{indent}        lru_prev[after] = before",
-            f"{indent}    lru_prev[row] = tail",
-            f"{indent}    lru_next[row] = NIL",
-            f"{indent}    if tail == NIL:",
+            f"{indent}        lru_next[tail] = row",
+            f"{indent}    elif before == NIL:",
+            f"{indent}        after = lru_next[row]",
+            f"{indent}        table._lru_head = after",
+            f"{indent}        lru_prev[after] = NIL",
+            f"{indent}        lru_next[tail] = row",
+            f"{indent}    elif tail == NIL:",
             f"{indent}        table._lru_head = row",
             f"{indent}    else:",
             f"{indent}        lru_next[tail] = row",
+            f"{indent}    lru_prev[row] = tail",
+            f"{indent}    lru_next[row] = NIL",
             f"{indent}    table._lru_tail = row",
         ]
 
