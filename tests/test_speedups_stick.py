@@ -131,3 +131,28 @@ def test_counters_wrap_at_32_bits_as_the_generated_code_does():
         assert table.columns["http_req_cnt"].arrays[0][row] == 0
         assert table.columns["http_req_rate"].arrays[1][row] == 0
         assert table.columns["conn_cnt"].arrays[0][row] == 0
+
+
+def test_the_compiled_rate_fetch_answers_as_the_python_one():
+    from minilb.rules.txn import Session
+    from minilb.stick import fetches, tracking
+
+    rates, other = make(True, False, 8, STORED)[0], make(True, False, 8, "gpc0,conn_rate(1s)")[0]
+    no_rate = make(True, False, 8, "gpc0")[0]
+    for slot in range(3):
+        pure = fetches._make_sc_rate("http_req_rate", slot, compiled=False)
+        fast = fetches._make_sc_rate("http_req_rate", slot)
+        assert fast is not pure and not isinstance(fast, type(pure))
+        sessions = [Session(src="10.0.0.1") for _ in range(4)]
+        tracking.track(sessions[1], slot, rates, 5)
+        tracking.track(sessions[1], slot, rates, 5)  # the slot is taken: nothing more
+        tracking.track(sessions[2], slot, no_rate, 5)
+        tracking.track(sessions[3], slot, other, 6)
+        rates._track(6, True)
+        for sess in sessions:
+            for table in (None, rates, other, no_rate):
+                assert pure(sess, None, table) == fast(sess, None, table)
+            assert pure(sess, None) == fast(sess, None)
+        assert fast(sessions[1], None) == slot + 1  # key 5 counted once per slot
+        assert fast(sessions[3], None, rates) == slot + 1
+        assert fast(sessions[0], None) is None

@@ -117,7 +117,8 @@ cdef class Rate:
 
 
 cdef class RateReader:
-    """``read(row)``: what the generated ``read_<rate>`` gives; the table's
+    """``read(row)`` (a method: called without an argument tuple): what the
+    generated ``read_<rate>`` gives; the table's
     ``read_rate(col, row)`` past the current period or off the arrays."""
 
     cdef Tick tick
@@ -130,7 +131,7 @@ cdef class RateReader:
         self.read_rate = read_rate
         self.col = col
 
-    def __call__(self, Py_ssize_t row):
+    def read(self, Py_ssize_t row):
         cdef Rate r = self.rate
         cdef unsigned int now = self.tick.read()
         cdef long long elapsed, period = r.period
@@ -245,3 +246,30 @@ cdef class TrackPath:
                 raise IndexError("array index out of range")
             _inc(arr, row)
         return 0
+
+
+cdef class ScRate:
+    """``fetch(sess, txn, table=None)``: the ``scN_<rate>`` fetch of
+    `minilb.stick.fetches._make_sc_rate` (the same steps, without a Python frame)."""
+
+    cdef object name, metric, other
+    cdef Py_ssize_t slot
+
+    def __cinit__(self, name, Py_ssize_t slot, metric, other):
+        self.name = name
+        self.slot = slot
+        self.metric = metric
+        self.other = other
+
+    def fetch(self, sess, txn, table=None):
+        tracker = sess.stkctr[self.slot]
+        if tracker is None:
+            return None
+        if table is None:
+            t, row, _ = tracker
+            try:
+                read = t._rate_readers[self.name]
+            except KeyError:
+                return self.metric(t, row)
+            return read(row)
+        return self.other(self.metric, sess, self.slot, table, ())

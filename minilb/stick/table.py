@@ -966,9 +966,8 @@ class StickTable:
             exec("\n".join(body), env)  # noqa: S102 - generated from this table's own columns
             readers[name] = env[f"read_{name}"]
             if self._tick is not None:
-                readers[name] = _speedups.RateReader(
-                    self._tick, self._compiled_rate(col), self.read_rate, col
-                )
+                reader = _speedups.RateReader(self._tick, self._compiled_rate(col), self.read_rate, col)
+                readers[name] = reader.read
         return readers
 
     def _compiled_rate(self, col: Column | None) -> Any:
