@@ -4,15 +4,21 @@ expiry and purge steps, at 1,000,000 IPv4 entries storing
 
     python scripts/bench_stick.py [--entries 1000000] [--requests 200000]
 
-Prints a small table.  RSS is read from /proc/self/statm: "per entry" is the growth
+Prints a small table; run it once as it is and once with ``MINILB_PURE=1`` (the
+first line says whether the compiled hot paths were used).  RSS is read from /proc/self/statm: "per entry" is the growth
 while the table fills, divided by the number of entries (the interpreter's own
-baseline is reported apart).  Times use time.perf_counter on a manual clock; the
-machine's load affects them, so run it on a quiet machine and keep the median of
-a few runs.
+baseline is reported apart).  Per-request figures are CPU time of this process
+(``time.process_time``), the median over rounds of 10,000 requests (one per client),
+so that other processes on the cores and a slow round do not count; the longest
+steps are wall and CPU time on a manual clock.
 
-On a busy machine, count instructions instead: ``--loop ROUNDS`` only runs the
-requests loop of `bench_requests` (2,000 clients, ROUNDS times), its track + rate
-check part through ``map`` so that callgrind can collect just that part::
+On a busy machine, count instructions instead: ``--instructions`` runs the requests
+loop under callgrind twice (2 and 7 rounds of 2,000 clients) and prints the
+instructions of one track + rate check, the difference of the two runs divided by
+the 10,000 requests between them.  By hand, ``--loop ROUNDS`` runs only that loop,
+its track + rate check part through ``map`` so that callgrind can collect just that
+part, on a clock that stands still (under callgrind a request takes longer than a
+millisecond, and the tick cache would be recomputed on every call)::
 
     PY=$(python -c 'import sys; print(sys.executable)')
     for n in 2 7; do valgrind --tool=callgrind --toggle-collect=map_next \
@@ -25,9 +31,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import os
 import sys
 import time
+from statistics import median
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -36,6 +44,7 @@ from minilb.errors import SourceLocation  # noqa: E402
 from minilb.rules import samples as S  # noqa: E402
 from minilb.rules.txn import Session  # noqa: E402
 from minilb.stick import fetches, tracking  # noqa: E402
+from minilb.stick import table as table_module  # noqa: E402
 from minilb.stick.table import StickTable  # noqa: E402
 from minilb.timebase import ManualClock  # noqa: E402
 
@@ -114,13 +123,14 @@ def bench_requests(requests: int, clients: int = 10_000) -> tuple[float, float]:
     """(us for track + sc0_http_req_rate check, us for the release at the request's end).
 
     CPU time of this process (``time.process_time``), so other processes competing
-    for the cores do not count; each batch tracks ``clients`` sessions, checks their
-    rate, then releases them all in a second timed loop.  The clients' entries exist
-    (an untimed first round creates them, as each client's first request would: that
-    cost is the "fill" line) and the collector runs as in a worker."""
+    for the cores do not count; each round tracks ``clients`` sessions, checks their
+    rate, then releases them all in a second timed loop; the figures are the medians
+    over the rounds.  The clients' entries exist (an untimed first round creates
+    them, as each client's first request would: that cost is the "fill" line) and
+    the collector runs as in a worker."""
     clock = WallClock()
     table = make_table(1_000_000, clock)
-    sessions = [Session(src=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}") for i in range(clients)]
+    sessions = make_sessions(clients)
     rate_fetch = S.FETCHES["sc0_http_req_rate"].fn
     key_of = table.key_from_sample
     track = tracking.track
@@ -133,13 +143,17 @@ def bench_requests(requests: int, clients: int = 10_000) -> tuple[float, float]:
         return _time_requests(requests, sessions, table, rate_fetch, key_of, track, end, http)
 
 
+def make_sessions(clients: int) -> list[Session]:
+    return [Session(src=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}") for i in range(clients)]
+
+
 def _time_requests(requests, sessions, table, rate_fetch, key_of, track, end, http) -> tuple[float, float]:
     clients = len(sessions)
     cpu = time.process_time
     over_limit = 0
-    track_check = release = 0.0
-    done = 0
-    while done < requests:
+    track_check: list[float] = []
+    release: list[float] = []
+    for _ in range(max(1, requests // clients)):
         t0 = cpu()
         for sess in sessions:
             track(sess, 0, table, key_of(sess.src), http)
@@ -149,19 +163,59 @@ def _time_requests(requests, sessions, table, rate_fetch, key_of, track, end, ht
         for sess in sessions:
             end(sess)
         t2 = cpu()
-        track_check += t1 - t0
-        release += t2 - t1
-        done += clients
-    return track_check / done * 1e6, release / done * 1e6
+        track_check.append(t1 - t0)
+        release.append(t2 - t1)
+    return median(track_check) / clients * 1e6, median(release) / clients * 1e6
+
+
+def bench_action(requests: int, clients: int = 10_000) -> float:
+    """CPU us for what a request's rules spend on the stick table, through the same
+    functions as in a worker: the ``track-sc0 src`` action as the rules compile it
+    (the src fetch included) then the ``sc0_http_req_rate`` fetch (the median over
+    rounds, as `bench_requests`; the release is not timed)."""
+    table = make_table(1_000_000, WallClock())
+    action = compile_track_sc0_src(table)
+    sessions = make_sessions(clients)
+    rate_fetch = S.FETCHES["sc0_http_req_rate"].fn
+    end = tracking.on_session_end
+    for sess in sessions:
+        action(sess, None)
+        end(sess)
+    cpu = time.process_time
+    rounds: list[float] = []
+    with WorkerCollector():
+        for _ in range(max(1, requests // clients)):
+            t0 = cpu()
+            for sess in sessions:
+                action(sess, None)
+                if rate_fetch(sess, None) > 100:
+                    pass
+            rounds.append(cpu() - t0)
+            for sess in sessions:
+                end(sess)
+    return median(rounds) / clients * 1e6
+
+
+def compile_track_sc0_src(table: StickTable):
+    """The ``http-request track-sc0 src table rl`` action, as the rules build it."""
+    from minilb.rules import actions as A
+    from minilb.rules.context import CompileContext
+
+    ctx = CompileContext(None, {table.name: table})
+    ctx.ruleset = A.HTTP_REQUEST
+    spec = A.ActionSpec(A.HTTP_REQUEST, "track-sc0", "track-sc0", None, ["src", "table", table.name])
+    action, _ = A.ACTIONS[A.HTTP_REQUEST]["track-sc0"].parser(spec, ctx)
+    return action
 
 
 def requests_loop(rounds: int, clients: int = 2_000) -> int:
     """`bench_requests`'s loop without timing, the track + rate check part run by
-    ``map`` (see the module docstring); returns how many were over the limit."""
+    ``map`` on a clock that stands still (see the module docstring); returns how
+    many were over the limit."""
     from collections import deque
 
-    table = make_table(1_000_000, WallClock())
-    sessions = [Session(src=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}") for i in range(clients)]
+    table = make_table(1_000_000, FrozenClock())
+    sessions = make_sessions(clients)
     rate_fetch = S.FETCHES["sc0_http_req_rate"].fn
     key_of = table.key_from_sample
     track = tracking.track
@@ -178,6 +232,46 @@ def requests_loop(rounds: int, clients: int = 2_000) -> int:
         for sess in sessions:
             tracking.on_session_end(sess)
     return len(over)
+
+
+class FrozenClock:
+    """A clock that stands still, read through a builtin as `WallClock`'s."""
+
+    seconds = staticmethod(itertools.repeat(1_700_000_000.123).__next__)
+
+
+def count_instructions() -> float | None:
+    """Instructions per track + rate check, from two callgrind runs of `requests_loop`
+    (None when valgrind is missing)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    if shutil.which("valgrind") is None:
+        return None
+    totals = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for rounds in (2, 7):
+            out = os.path.join(tmp, f"cg.{rounds}")
+            subprocess.run(
+                [
+                    "valgrind",
+                    "--tool=callgrind",
+                    "--toggle-collect=map_next",
+                    f"--callgrind-out-file={out}",
+                    sys.executable,
+                    os.path.abspath(__file__),
+                    "--loop",
+                    str(rounds),
+                ],
+                check=True,
+                capture_output=True,
+            )
+            with open(out) as f:
+                totals.append(
+                    next(int(line.split()[1]) for line in f if line.startswith(("summary:", "totals:")))
+                )
+    return (totals[1] - totals[0]) / (5 * 2_000)
 
 
 RULES_CONFIG = """\
@@ -269,6 +363,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--step", type=int, default=2_000, help="expire_step(max_entries) to time")
     parser.add_argument("--loop", type=int, default=0, help="only run the requests loop ROUNDS times")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count instructions per track + rate check (callgrind)",
+    )
     args = parser.parse_args()
     assert fetches  # registered
     if args.loop:
@@ -279,6 +378,9 @@ def main() -> None:
     gc.collect()
     check_us, release_us = bench_requests(args.requests)
     gc.collect()
+    action_us = bench_action(args.requests)
+    gc.collect()
+    instructions = count_instructions() if args.instructions else None
     rules_us = bench_rules(args.requests)
     gc.collect()
     step_ms, step_cpu, step_n, purge_ms, purge_cpu, batch = bench_steps(args.entries, args.step)
@@ -289,6 +391,12 @@ def main() -> None:
         ("RSS total / entries", f"{total_per_entry:.0f} B", "incl. interpreter"),
         ("fill (track+release) per entry", f"{fill_us:.2f} us", ""),
         ("track + rate check per request (CPU)", f"{check_us:.2f} us", "target <= 2 us"),
+        *(
+            [("track + rate check per request (instructions)", f"{instructions:,.0f}", "callgrind")]
+            if instructions is not None
+            else []
+        ),
+        ("track-sc0 src action + rate fetch (CPU)", f"{action_us:.2f} us", "as the rules run them"),
         ("release at the request's end (CPU)", f"{release_us:.2f} us", ""),
         ("compiled rules: track-sc0 src + rate ACL + release", f"{rules_us:.2f} us", "incl. the src fetch"),
         (
@@ -309,7 +417,8 @@ def main() -> None:
     width = max(len(r[0]) for r in rows)
     print(
         f"python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.2f}, "
-        f"empty loop {empty_loop_ns:.0f} ns/iteration (a quiet desktop: ~12)"
+        f"empty loop {empty_loop_ns:.0f} ns/iteration (a quiet desktop: ~12), "
+        f"hot paths: {'compiled (minilb_speedups.stick)' if table_module._speedups else 'pure Python'}"
     )
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>12}  {note}")

@@ -34,3 +34,22 @@ def haproxy_binary() -> str | None:
 requires_haproxy = pytest.mark.skipif(
     haproxy_binary() is None, reason="needs a real haproxy 2.6 binary (apt-get install -y haproxy)"
 )
+
+
+@pytest.fixture(params=["pure", "compiled"], scope="module")
+def stick_impl(request):
+    """Runs a module's tests on both implementations of the stick tables' hot paths:
+    the generated Python ones and the compiled ones (minilb/_speedups/stick.pyx); the
+    tables a test builds use the one chosen."""
+    from minilb import speedups
+    from minilb.stick import table
+
+    module = None
+    if request.param == "compiled":
+        module = speedups.load("stick", 1)
+        if module is None:
+            pytest.skip("minilb_speedups.stick is not built (pip install . builds it)")
+    saved = table._speedups
+    table._speedups = module
+    yield request.param
+    table._speedups = saved

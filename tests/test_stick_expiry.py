@@ -1,10 +1,14 @@
 """One expiry timer for all tables, bounded work per run, on a task.Clock."""
 
+import pytest
 from twisted.internet.task import Clock
 
 from minilb.stick.expiry import TableExpiry
 from minilb.stick.table import StickTable
 from tests.support.stick import spec
+
+#: every test on both implementations of the hot paths (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("stick_impl")
 
 
 def test_entries_expire_on_time_in_bounded_steps():

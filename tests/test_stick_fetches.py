@@ -16,6 +16,9 @@ from minilb.stick.fetches import sample_key, stick_lookup, stick_store
 from minilb.stick.table import StickTable
 from tests.support.stick import spec
 
+#: every test on both implementations of the hot paths (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("stick_impl")
+
 HEAD = """\
 defaults
     mode http

@@ -8,6 +8,9 @@ from minilb.stick import tracking
 from minilb.stick.table import StickTable
 from tests.support.stick import spec
 
+#: every test on both implementations of the hot paths (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("stick_impl")
+
 STORE = (
     "conn_cnt,conn_cur,conn_rate(10s),sess_cnt,sess_rate(10s),http_req_cnt,http_req_rate(10s),"
     "http_err_cnt,http_err_rate(10s),http_fail_cnt,http_fail_rate(10s),bytes_in_cnt,bytes_in_rate(10s),"

@@ -23,10 +23,14 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
+from minilb import speedups
 from minilb.rules import actions as A
 from minilb.rules import samples as S
 from minilb.stick import tracking
 from minilb.stick.table import InvalidKey, StickTable
+
+#: the compiled ``scN_<rate>`` fetch (`minilb/_speedups/stick.pyx`), or None
+_speedups = speedups.load("stick", 1)
 
 MASK32 = 0xFFFFFFFF
 NB_SLOTS = 3  # tune.stick-counters default in 2.6
@@ -267,9 +271,12 @@ def _sc_value(metric: Callable[..., Any], sess: Any, slot: int, alt: Any, extra:
     return metric(alt, row, *extra)
 
 
-def _make_sc_rate(name: str, slot: int) -> Callable[..., Any]:
-    """``scN_<rate>``: the hot path of rate checks, without the generic plumbing."""
+def _make_sc_rate(name: str, slot: int, compiled: bool = True) -> Callable[..., Any]:
+    """``scN_<rate>``: the hot path of rate checks, without the generic plumbing
+    (compiled where ``minilb_speedups.stick`` is built and ``compiled``)."""
     metric = _rate(name)
+    if compiled and _speedups is not None:
+        return _speedups.ScRate(name, slot, metric, _sc_value).fetch
 
     def fetch(sess, txn, table=None):
         tracker = sess.stkctr[slot]
@@ -277,10 +284,11 @@ def _make_sc_rate(name: str, slot: int) -> Callable[..., Any]:
             return None
         if table is None:
             t, row, _ = tracker
-            readers = t._rate_readers  # generated for the table's stored rates
-            if name in readers:
-                return readers[name](row)
-            return metric(t, row)
+            try:
+                read = t._rate_readers[name]  # generated (or compiled) for the table's stored rates
+            except KeyError:
+                return metric(t, row)
+            return read(row)
         return _sc_value(metric, sess, slot, table, ())
 
     return fetch

@@ -32,7 +32,10 @@ with signed differences, 0 meaning "never".  Rates are stored as three u32 colum
 The hot paths (`track_key`, `release`, the rate readers of the ``sc*_*_rate``
 fetches) are generated per table into one namespace, which also caches the tick:
 the clock is still read every time, but the tick is recomputed only when it
-leaves the current millisecond (see ``_TICK_SOURCE``).
+leaves the current millisecond (see ``_TICK_SOURCE``).  Where the compiled speed-up
+``minilb_speedups.stick`` is built, `track_key` and the rate readers are its
+equivalents (`minilb/_speedups/stick.pyx`, built from this table's own lists and
+arrays); the generated Python stays the reference (tests/test_speedups_stick.py).
 """
 
 from __future__ import annotations
@@ -45,8 +48,12 @@ from collections.abc import Iterable, Iterator
 from math import floor, inf, nextafter
 from typing import Any
 
+from minilb import speedups
 from minilb.stick import counters
 from minilb.stick.datatypes import BY_NAME, DATA_TYPES, DataType
+
+#: the compiled ``track_key`` and rate readers (`minilb/_speedups/stick.pyx`), or None
+_speedups = speedups.load("stick", 1)
 
 MASK32 = 0xFFFFFFFF
 HALF32 = 0x80000000
@@ -341,6 +348,8 @@ class StickTable:
         }
         exec(_TICK_SOURCE, self._env)  # noqa: S102 - constant source
         self.now_tick = self._env["now_tick"]  # type: ignore[method-assign]
+        # the compiled hot paths' tick cache (None: the generated Python ones)
+        self._tick = _speedups.Tick(self._seconds, self._env) if _speedups is not None else None
         self._rate_readers = self._build_rate_readers()
         if self.key_type == "ip":
             self.key_from_sample = self._build_key_from_sample()  # type: ignore[method-assign]
@@ -773,23 +782,28 @@ class StickTable:
     def _lru_to_tail_source(self, indent: str) -> list[str]:
         """Source moving ``row`` to the LRU tail (appending it when detached), for the
         generated hot paths (`_lru_to_tail` inlined)."""
+        # rows are >= 0, NIL and DETACHED negative; a row in the list that is not its
+        # tail has a next one, and the list it leaves is not empty
         return [
             f"{indent}tail = table._lru_tail",
             f"{indent}if row != tail:",
             f"{indent}    before = lru_prev[row]",
-            f"{indent}    if before != DETACHED:",
+            f"{indent}    if before >= 0:",
             f"{indent}        after = lru_next[row]",
-            f"{indent}        if before == NIL:",
-            f"{indent}            table._lru_head = after",
-            f"{indent}        else:",
-            f"{indent}            lru_next[before] = after",
+            f"{indent}        lru_next[before] = after",
             f"{indent}        lru_prev[after] = before",
-            f"{indent}    lru_prev[row] = tail",
-            f"{indent}    lru_next[row] = NIL",
-            f"{indent}    if tail == NIL:",
+            f"{indent}        lru_next[tail] = row",
+            f"{indent}    elif before == NIL:",
+            f"{indent}        after = lru_next[row]",
+            f"{indent}        table._lru_head = after",
+            f"{indent}        lru_prev[after] = NIL",
+            f"{indent}        lru_next[tail] = row",
+            f"{indent}    elif tail == NIL:",
             f"{indent}        table._lru_head = row",
             f"{indent}    else:",
             f"{indent}        lru_next[tail] = row",
+            f"{indent}    lru_prev[row] = tail",
+            f"{indent}    lru_next[row] = NIL",
             f"{indent}    table._lru_tail = row",
         ]
 
@@ -869,6 +883,27 @@ class StickTable:
                 body.append("        pass")
         body.append("    return row")
         exec("\n".join(body), env)  # noqa: S102 - generated from this table's own columns
+        if self._tick is not None:
+            # the same, compiled (minilb/_speedups/stick.pyx); the generated one stays the reference
+            return _speedups.TrackPath(
+                self._tick,
+                self,
+                self._shards,
+                self.get_or_create,
+                self._renumber_local,
+                self._ref,
+                self._exp,
+                self._lru_prev,
+                self._lru_next,
+                self._c_conn_cur,
+                self._c_conn_cnt,
+                self._compiled_rate(self._c_conn_rate),
+                self._c_http_req_cnt,
+                self._compiled_rate(self._c_http_req_rate),
+                bool(self.expire),
+                self.sync,
+                self.key_type in ("ip", "integer"),
+            ).track
         return env["track_key"]
 
     def _build_release(self):
@@ -938,7 +973,16 @@ class StickTable:
             ]
             exec("\n".join(body), env)  # noqa: S102 - generated from this table's own columns
             readers[name] = env[f"read_{name}"]
+            if self._tick is not None:
+                reader = _speedups.RateReader(self._tick, self._compiled_rate(col), self.read_rate, col)
+                readers[name] = reader.read
         return readers
+
+    def _compiled_rate(self, col: Column | None) -> Any:
+        """The compiled view of a rate column (None when not stored)."""
+        if col is None:
+            return None
+        return _speedups.Rate(col.arrays, col.period, counters.increment)
 
     @staticmethod
     def _count_rate(col: Column, row: int, now: int, inc: int) -> None:
