@@ -13,6 +13,14 @@ import importlib
 import os
 from types import ModuleType
 
+#: the interface each compiled module must speak (its ``API`` constant): raised with
+#: the module's whenever a call, an argument or a shared layout changes
+#: (the stick and teach modules went to 2 when a key's dict began to be chosen by bits
+#: 16-19 of the key: `minilb.stick.table.SHARD_SHIFT`)
+LEARN_API = 1
+STICK_API = 2
+TEACH_API = 2
+
 
 def load(name: str, api: int) -> ModuleType | None:
     """The compiled module ``minilb_speedups.NAME`` if it is built and speaks ``api``

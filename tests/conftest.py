@@ -46,7 +46,7 @@ def stick_impl(request):
 
     module = None
     if request.param == "compiled":
-        module = speedups.load("stick", 1)
+        module = speedups.load("stick", speedups.STICK_API)
         if module is None:
             pytest.skip("minilb_speedups.stick is not built (pip install . builds it)")
     saved = table._speedups

@@ -14,11 +14,11 @@ from minilb.config.model import StoreItem, TableSpec
 from minilb.errors import BUILTIN
 from minilb.peers import codec
 from minilb.peers import messages as m
-from minilb.speedups import load
+from minilb.speedups import LEARN_API, load
 from minilb.stick.datatypes import BY_BIT, BY_NAME
 from minilb.stick.table import StickTable
 
-LEARN = load("learn", 1)
+LEARN = load("learn", LEARN_API)
 NEEDS_LEARN = pytest.mark.skipif(
     LEARN is None, reason="minilb_speedups.learn is not built (pip install . builds it)"
 )

@@ -14,6 +14,7 @@ from minilb.errors import BUILTIN
 from minilb.peers import codec
 from minilb.peers import messages as m
 from minilb.peers import sync as s
+from minilb.speedups import TEACH_API
 from minilb.stick.table import StickTable
 from tests.support.peers import ST_IP_SPEC, PeerNet, captured_streams
 from tests.support.speedups import IMPLS, choose
@@ -221,7 +222,7 @@ SPEC_ENC = TableSpec(
 @pytest.fixture(params=IMPLS)
 def teach_impl(request, monkeypatch) -> str:
     """The table encoders under test: generated, or compiled (minilb_speedups.teach)."""
-    choose(request.param, "teach", 1, monkeypatch)
+    choose(request.param, "teach", TEACH_API, monkeypatch)
     return request.param
 
 

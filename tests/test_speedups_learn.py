@@ -15,13 +15,13 @@ from minilb.config.model import StoreItem, TableSpec
 from minilb.errors import BUILTIN
 from minilb.peers import codec, varint
 from minilb.peers import messages as m
-from minilb.speedups import load
+from minilb.speedups import LEARN_API, load
 from minilb.stick.datatypes import BY_BIT
 from minilb.stick.table import LEARNED_EXPIRY_SLACK_MS, StickTable
 from tests.support.peers import captured_streams, split_handshake
 from tests.test_peers_fastpath import FAST_BITS, SENT_BITS, STORED, sender_define
 
-LEARN = load("learn", 1)
+LEARN = load("learn", LEARN_API)
 pytestmark = pytest.mark.skipif(
     LEARN is None, reason="minilb_speedups.learn is not built (pip install . builds it)"
 )

@@ -35,3 +35,18 @@ def test_minilb_pure_turns_the_speedups_off(fake_module, monkeypatch):
 
 def test_a_module_that_was_not_built_is_none():
     assert load("no_such_speedup", 1) is None
+
+
+@pytest.mark.parametrize("name", ["stick", "teach"])
+def test_compiled_modules_choose_a_keys_dict_as_the_table_does(name, monkeypatch):
+    """The compiled track and teach look keys up in the table's dicts themselves (a
+    wrong dict would miss every key: the track path would fall back to Python on every
+    request, the teach would skip entries never numbered)."""
+    from minilb import speedups
+    from minilb.stick.table import SHARD_SHIFT
+
+    monkeypatch.delenv("MINILB_PURE", raising=False)
+    module = load(name, getattr(speedups, f"{name.upper()}_API"))
+    if module is None:
+        pytest.skip(f"minilb_speedups.{name} is not built (pip install . builds it)")
+    assert module.SHARD_SHIFT == SHARD_SHIFT

@@ -14,7 +14,7 @@ from minilb.stick.table import StickTable
 from minilb.timebase import ManualClock
 from tests.support.stick import spec
 
-COMPILED = speedups.load("stick", 1)
+COMPILED = speedups.load("stick", speedups.STICK_API)
 pytestmark = pytest.mark.skipif(
     COMPILED is None, reason="minilb_speedups.stick is not built (pip install . builds it)"
 )

@@ -19,6 +19,7 @@ from minilb.config.model import StoreItem, TableSpec
 from minilb.errors import BUILTIN
 from minilb.peers import codec, varint
 from minilb.peers.sync import table_define
+from minilb.speedups import TEACH_API
 from minilb.stick.table import StickTable
 from tests.support.speedups import choose
 
@@ -102,7 +103,7 @@ def test_varint_edges_cover_every_length():
 
 @pytest.fixture
 def compiled(monkeypatch):
-    choose("compiled", "teach", 1, monkeypatch)
+    choose("compiled", "teach", TEACH_API, monkeypatch)
 
 
 class Twin:
@@ -391,7 +392,7 @@ def test_random_tables_encode_alike(ops, steps, window, budget, previous, ids):
     count), for a full walk and for arbitrary windows, and both per-entry encoders the
     same messages."""
     with pytest.MonkeyPatch.context() as mp:  # (a fixture would be shared by the examples)
-        choose("compiled", "teach", 1, mp)
+        choose("compiled", "teach", TEACH_API, mp)
     twin = Twin(SMALL_SPEC)
     for op in ops:
         if op[0] == "advance":

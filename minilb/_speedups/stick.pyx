@@ -15,7 +15,9 @@ from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_SET_ITEM
 from cpython.ref cimport Py_DECREF, Py_INCREF
 
-API = 1
+API = 2
+#: a key's dict: bits 16-19 of the key (of its hash), as `StickTable._shard_of`
+SHARD_SHIFT = 16
 
 cdef long long NIL = -1
 cdef long long DETACHED = -2
@@ -187,7 +189,7 @@ cdef class TrackPath:
         self.counts_request = http_req_cnt is not None or http_req_rate is not None
 
     def track(self, key, http_request):
-        cdef dict shard = <dict>self.shards[(key & 15) if self.int_keys else (hash(key) & 15)]
+        cdef dict shard = <dict>self.shards[((key >> 16) & 15) if self.int_keys else ((hash(key) >> 16) & 15)]
         row_obj = shard.get(key)
         if row_obj is None:
             row_obj = self.get_or_create(key)

@@ -480,7 +480,7 @@ _RUNNER_STOP = (IndexError, struct.error, _Truncated, _BadField)
 NO_LIMIT = 1 << 62
 #: the compiled runner (``minilb_speedups.learn``: `update_runner`'s generated code
 #: as C), or None: not built, or ``MINILB_PURE`` set
-LEARN = speedups.load("learn", 1)
+LEARN = speedups.load("learn", speedups.LEARN_API)
 
 
 def _runner_varint_lines(target: str, indent: str, mask: bool) -> list[str]:

@@ -30,7 +30,7 @@ from minilb.stick import tracking
 from minilb.stick.table import InvalidKey, StickTable
 
 #: the compiled ``scN_<rate>`` fetch (`minilb/_speedups/stick.pyx`), or None
-_speedups = speedups.load("stick", 1)
+_speedups = speedups.load("stick", speedups.STICK_API)
 
 MASK32 = 0xFFFFFFFF
 NB_SLOTS = 3  # tune.stick-counters default in 2.6

@@ -53,12 +53,17 @@ from minilb.stick import counters
 from minilb.stick.datatypes import BY_NAME, DATA_TYPES, DataType
 
 #: the compiled ``track_key`` and rate readers (`minilb/_speedups/stick.pyx`), or None
-_speedups = speedups.load("stick", 1)
+_speedups = speedups.load("stick", speedups.STICK_API)
 
 MASK32 = 0xFFFFFFFF
 HALF32 = 0x80000000
 _SHARDS = 16  # key index dicts (see the module docstring)
 _SHARD_MASK = _SHARDS - 1
+#: a key's dict is chosen by bits 16-19 of the key (of its hash for bytes keys): a
+#: dict places an int by its low bits (an int's hash is the int), so choosing by the
+#: low bits left every key of a dict on a sixteenth of its first slots (collisions on
+#: every lookup: about 30% of a learner's time); the compiled modules use the same bits
+SHARD_SHIFT = 16
 NIL = -1
 DETACHED = -2  # in _lru_prev: a tracked entry taken out of the LRU list (see the module docstring)
 
@@ -78,9 +83,7 @@ _ARRAY_CODE = {"u32": "I", "u64": "Q", "s32": "i", "array_u32": "I"}
 def _teach_speedups() -> Any:
     """The compiled peers encoders (``minilb_speedups.teach``), or None: the generated
     ones of `StickTable.wire_encoder` and `StickTable.wire_teach_encoder` then."""
-    from minilb.speedups import load  # noqa: PLC0415 - only the peers need it
-
-    return load("teach", 1)
+    return speedups.load("teach", speedups.TEACH_API)
 
 
 class InvalidKey(ValueError):
@@ -514,14 +517,14 @@ class StickTable:
     # ------------------------------------------------------------------ rows
     def _shard_of(self, key: Any) -> dict[Any, int]:
         if key.__class__ is int:
-            return self._shards[key & _SHARD_MASK]
-        return self._shards[hash(key) & _SHARD_MASK]
+            return self._shards[(key >> SHARD_SHIFT) & _SHARD_MASK]
+        return self._shards[(hash(key) >> SHARD_SHIFT) & _SHARD_MASK]
 
     def _shard_expr(self, key: str) -> str:
         """Source choosing the shard of ``key`` (generated hot paths)."""
         if self.key_type in ("ip", "integer"):
-            return f"{key} & {_SHARD_MASK}"
-        return f"hash({key}) & {_SHARD_MASK}"
+            return f"({key} >> {SHARD_SHIFT}) & {_SHARD_MASK}"
+        return f"(hash({key}) >> {SHARD_SHIFT}) & {_SHARD_MASK}"
 
     def __len__(self) -> int:
         return self._count
@@ -1731,12 +1734,12 @@ class StickTable:
         if self.key_type in ("ip", "integer"):
             for row in range(self._rows):
                 key = keys[row]
-                if shards[key & _SHARD_MASK].get(key) == row:
+                if shards[(key >> SHARD_SHIFT) & _SHARD_MASK].get(key) == row:
                     yield row
         else:
             for row in range(self._rows):
                 key = keys[row]
-                if key is not None and shards[hash(key) & _SHARD_MASK].get(key) == row:
+                if key is not None and shards[(hash(key) >> SHARD_SHIFT) & _SHARD_MASK].get(key) == row:
                     yield row
 
     def rows(self) -> Iterable[int]:
