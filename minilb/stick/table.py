@@ -4,8 +4,8 @@ expiry, tracking references and the per-table update sequence the peers read.
 Layout (memory matters: a million entries must stay under 200 bytes each):
 
 - ``_shards``: 16 dicts from the normalised key (an int for ``ip``/``integer``
-  tables, ``bytes`` otherwise) to a row number, the key's low bits (or its hash)
-  choosing the dict: growing one dict of a million keys rehashes it all at once
+  tables, ``bytes`` otherwise) to a row number, bits 16-19 of the key (or of its
+  hash: `SHARD_SHIFT`) choosing the dict: growing one dict of a million keys rehashes it all at once
   (~100-200 ms, a reactor stall), a sixteenth of it costs a sixteenth;
 - per-row metadata and every stored data type live in typed column arrays
   (``array('I')`` and friends) indexed by row; freed rows go on a free list.  The
