@@ -32,6 +32,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench.procs import compile_bytecode  # noqa: E402
 
 from tests.support.procs import free_port  # noqa: E402
 from tests.support.reload import IdleClosed, Master, config_text, group_pids, http_get  # noqa: E402
@@ -207,6 +210,7 @@ def main() -> int:
     ap.add_argument("--rate-period", default="1h")
     ap.add_argument("--steps", action="store_true", help="print each reload's steps, not only the medians")
     args = ap.parse_args()
+    compile_bytecode()  # the new worker's start-up is part of the hand-over: time it as installed
     tmp = Path(tempfile.mkdtemp(prefix="bench-reload-"))
     port, peer = free_port(), free_port()
     table = (

@@ -598,6 +598,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--entries must be between 1 and 16777216 (the keys are 10.0.0.0/8)")
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
+    procs.compile_bytecode()  # "from start" includes a learner's start-up: time it as installed
     if not args.haproxy:
         ap.error("no haproxy binary (install haproxy or pass --haproxy)")
     size = max(entries + entries // 4, 1000)
