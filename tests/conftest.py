@@ -48,7 +48,7 @@ def stick_impl(request):
     if request.param == "compiled":
         module = speedups.load("stick", speedups.STICK_API)
         if module is None:
-            pytest.skip("minilb_speedups.stick is not built (pip install . builds it)")
+            pytest.skip("minilb_speedups.stick is not built (pip install . builds it) or MINILB_PURE is set")
     saved = table._speedups
     table._speedups = module
     yield request.param

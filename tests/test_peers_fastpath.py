@@ -20,7 +20,7 @@ from minilb.stick.table import StickTable
 
 LEARN = load("learn", LEARN_API)
 NEEDS_LEARN = pytest.mark.skipif(
-    LEARN is None, reason="minilb_speedups.learn is not built (pip install . builds it)"
+    LEARN is None, reason="minilb_speedups.learn is not built (pip install . builds it) or MINILB_PURE is set"
 )
 #: the test runs with the generated runner, and with the compiled one where it is built
 #: (the Hypothesis tests have a compiled twin instead: pytest-twisted does not run

@@ -23,7 +23,7 @@ from tests.test_peers_fastpath import FAST_BITS, SENT_BITS, STORED, sender_defin
 
 LEARN = load("learn", LEARN_API)
 pytestmark = pytest.mark.skipif(
-    LEARN is None, reason="minilb_speedups.learn is not built (pip install . builds it)"
+    LEARN is None, reason="minilb_speedups.learn is not built (pip install . builds it) or MINILB_PURE is set"
 )
 
 

@@ -16,7 +16,8 @@ from tests.support.stick import spec
 
 COMPILED = speedups.load("stick", speedups.STICK_API)
 pytestmark = pytest.mark.skipif(
-    COMPILED is None, reason="minilb_speedups.stick is not built (pip install . builds it)"
+    COMPILED is None,
+    reason="minilb_speedups.stick is not built (pip install . builds it) or MINILB_PURE is set",
 )
 
 STORED = "conn_cur,conn_cnt,conn_rate(1s),http_req_cnt,http_req_rate(2s),gpc0"

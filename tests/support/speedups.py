@@ -18,4 +18,4 @@ def choose(impl: str, name: str, api: int, monkeypatch: pytest.MonkeyPatch) -> N
         return
     monkeypatch.delenv("MINILB_PURE", raising=False)
     if load(name, api) is None:
-        pytest.skip(f"minilb_speedups.{name} is not built (pip install . builds it)")
+        pytest.skip(f"minilb_speedups.{name} is not built (pip install . builds it) or MINILB_PURE is set")
