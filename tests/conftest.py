@@ -41,14 +41,12 @@ def stick_impl(request):
     """Runs a module's tests on both implementations of the stick tables' hot paths:
     the generated Python ones and the compiled ones (minilb/_speedups/stick.pyx); the
     tables a test builds use the one chosen."""
-    from minilb import speedups
     from minilb.stick import table
+    from tests.support.speedups import compiled_or_skip
 
     module = None
     if request.param == "compiled":
-        module = speedups.load("stick", speedups.STICK_API)
-        if module is None:
-            pytest.skip("minilb_speedups.stick is not built (pip install . builds it) or MINILB_PURE is set")
+        module = compiled_or_skip("stick")
     saved = table._speedups
     table._speedups = module
     yield request.param

@@ -14,14 +14,12 @@ from minilb.config.model import StoreItem, TableSpec
 from minilb.errors import BUILTIN
 from minilb.peers import codec
 from minilb.peers import messages as m
-from minilb.speedups import LEARN_API, load
 from minilb.stick.datatypes import BY_BIT, BY_NAME
 from minilb.stick.table import StickTable
+from tests.support.speedups import compiled, needs
 
-LEARN = load("learn", LEARN_API)
-NEEDS_LEARN = pytest.mark.skipif(
-    LEARN is None, reason="minilb_speedups.learn is not built (pip install . builds it) or MINILB_PURE is set"
-)
+LEARN = compiled("learn")
+NEEDS_LEARN = needs("learn")
 #: the test runs with the generated runner, and with the compiled one where it is built
 #: (the Hypothesis tests have a compiled twin instead: pytest-twisted does not run
 #: parametrized Hypothesis tests)

@@ -15,16 +15,15 @@ from minilb.config.model import StoreItem, TableSpec
 from minilb.errors import BUILTIN
 from minilb.peers import codec, varint
 from minilb.peers import messages as m
-from minilb.speedups import LEARN_API, load
 from minilb.stick.datatypes import BY_BIT
 from minilb.stick.table import LEARNED_EXPIRY_SLACK_MS, StickTable
 from tests.support.peers import captured_streams, split_handshake
+from tests.support.speedups import compiled, needs
+from tests.support.stick import raw_state
 from tests.test_peers_fastpath import FAST_BITS, SENT_BITS, STORED, sender_define
 
-LEARN = load("learn", LEARN_API)
-pytestmark = pytest.mark.skipif(
-    LEARN is None, reason="minilb_speedups.learn is not built (pip install . builds it) or MINILB_PURE is set"
-)
+LEARN = compiled("learn")
+pytestmark = needs("learn")
 
 
 def make_table(
@@ -40,32 +39,6 @@ def make_table(
     table = StickTable(spec, clock)
     table.sync = sync
     return table
-
-
-def state(table: StickTable) -> dict:
-    """Every structure of the table, as plain values."""
-    return {
-        "shards": [dict(shard) for shard in table._shards],
-        "free": list(table._free),
-        "keys": list(table._keys),
-        "exp": list(table._exp),
-        "flags": bytes(table._flags),
-        "useq": list(table._useq),
-        "upd": (list(table._upd_prev), list(table._upd_next)),
-        "lru": (list(table._lru_prev), list(table._lru_next)),
-        "ref": list(table._ref),
-        "columns": {name: [list(arr) for arr in col.arrays] for name, col in table.columns.items()},
-        "scalars": (
-            table._count,
-            table._rows,
-            table._lru_head,
-            table._lru_tail,
-            table._upd_head,
-            table._upd_tail,
-            table.update,
-            table.local_update,
-        ),
-    }
 
 
 def runner(table: StickTable, define: m.Define, compiled):
@@ -86,7 +59,7 @@ def twins(setup=None, start: float = 5000, **kwargs) -> tuple[StickTable, StickT
         tables.append(table)
         if setup is not None:
             setup(table)
-    assert state(tables[0]) == state(tables[1])
+    assert raw_state(tables[0]) == raw_state(tables[1])
     return tuple(tables)
 
 
@@ -114,7 +87,7 @@ def walk_both(data: bytes, define: m.Define, tables, max_count: int = codec.NO_L
     while pos < len(buf):
         got = [run(buf, pos, len(buf), last_id, max_count) for run in runs]
         assert got[0] == got[1], (pos, got)
-        assert state(tables[0]) == state(tables[1]), pos
+        assert raw_state(tables[0]) == raw_state(tables[1]), pos
         results.append(got[0])
         new_pos, last_id, count = got[0]
         if count:
@@ -322,7 +295,7 @@ def test_max_count_a_start_inside_and_an_end_before_the_buffer() -> None:
     ]:
         got = [run(buf, pos, end, last_id, codec.NO_LIMIT) for run in runs]
         assert got[0] == got[1], (pos, end)
-        assert state(tables[0]) == state(tables[1])
+        assert raw_state(tables[0]) == raw_state(tables[1])
 
 
 def test_lists_hold_the_rows_of_the_key_dicts() -> None:
@@ -347,17 +320,17 @@ def test_a_table_choosing_the_key_dict_by_other_bits() -> None:
     """The compiled runner finds the key's dict as the table does, whichever bits of
     the key choose it."""
 
-    def by_bits_16_to_19(table: StickTable) -> None:
-        table._shard_of = lambda key: table._shards[(key >> 16) & 15]
-        table._shard_expr = lambda key: f"({key} >> 16) & 15"
+    def by_bits_0_to_3(table: StickTable) -> None:  # not the table's own (bits 16-19)
+        table._shard_of = lambda key: table._shards[key & 15]
+        table._shard_expr = lambda key: f"{key} & 15"
 
     items = [(None, 1000 + i, 0x0A000000 + 4099 * i, some_values(SENT_BITS, i)) for i in range(100)]
     items += [(None, 9000, 0x0A000000 + 4099 * i, zeros(SENT_BITS)) for i in range(0, 100, 7)]
-    tables = twins(by_bits_16_to_19)
+    tables = twins(by_bits_0_to_3)
     walk_both(encode_updates(DEFINE, items), DEFINE, tables)
     assert sum(1 for shard in tables[1]._shards if shard) > 4
     for shard_no, shard in enumerate(tables[1]._shards):
-        assert all((key >> 16) & 15 == shard_no for key in shard)
+        assert all(key & 15 == shard_no for key in shard)
 
 
 def test_tables_the_compiled_runner_does_not_take_fall_back_to_the_generated_one() -> None:
@@ -478,7 +451,7 @@ def _learn_stream(binary: bytes, compiled) -> tuple[list, dict]:
         msgs = decoder.feed(binary)
     except codec.PeersProtocolError as exc:
         msgs = [*exc.messages, ("error", exc.answer)]
-    return msgs, {name: state(table) for name, table in tables.items()}
+    return msgs, {name: raw_state(table) for name, table in tables.items()}
 
 
 @pytest.mark.parametrize("stream", captured_streams(), ids=lambda s: s.id)

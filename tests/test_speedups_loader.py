@@ -42,11 +42,9 @@ def test_compiled_modules_choose_a_keys_dict_as_the_table_does(name, monkeypatch
     """The compiled track and teach look keys up in the table's dicts themselves (a
     wrong dict would miss every key: the track path would fall back to Python on every
     request, the teach would skip entries never numbered)."""
-    from minilb import speedups
     from minilb.stick.table import SHARD_SHIFT
+    from tests.support.speedups import compiled_or_skip
 
     monkeypatch.delenv("MINILB_PURE", raising=False)
-    module = load(name, getattr(speedups, f"{name.upper()}_API"))
-    if module is None:
-        pytest.skip(f"minilb_speedups.{name} is not built (pip install . builds it) or MINILB_PURE is set")
+    module = compiled_or_skip(name)
     assert module.SHARD_SHIFT == SHARD_SHIFT

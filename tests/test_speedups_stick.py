@@ -4,21 +4,18 @@ same return values and the same table state after every step."""
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minilb import speedups
 from minilb.stick import table as table_module
 from minilb.stick.table import StickTable
 from minilb.timebase import ManualClock
-from tests.support.stick import spec
+from tests.support.speedups import compiled as compiled_module
+from tests.support.speedups import needs
+from tests.support.stick import raw_state, spec
 
-COMPILED = speedups.load("stick", speedups.STICK_API)
-pytestmark = pytest.mark.skipif(
-    COMPILED is None,
-    reason="minilb_speedups.stick is not built (pip install . builds it) or MINILB_PURE is set",
-)
+COMPILED = compiled_module("stick")
+pytestmark = needs("stick")
 
 STORED = "conn_cur,conn_cnt,conn_rate(1s),http_req_cnt,http_req_rate(2s),gpc0"
 
@@ -46,25 +43,6 @@ def make(compiled: bool, sync: bool, size: int, stored: str) -> tuple[StickTable
     finally:
         table_module._speedups = saved
     return table, clock
-
-
-def state(table: StickTable) -> tuple:
-    return (
-        [dict(shard) for shard in table._shards],
-        table._lru_head,
-        table._lru_tail,
-        list(table._lru_prev),
-        list(table._lru_next),
-        list(table._ref),
-        list(table._exp),
-        [list(arr) for arr in table._data_arrays],
-        table.update,
-        table.local_update,
-        list(table._useq),
-        bytes(table._flags),
-        list(table._upd_prev),
-        list(table._upd_next),
-    )
 
 
 def run(ops, sync: bool, size: int = 8, stored: str = STORED) -> None:
@@ -98,7 +76,7 @@ def run(ops, sync: bool, size: int = 8, stored: str = STORED) -> None:
             fast_clock.advance(op[1])
         else:
             assert pure.expire_step(op[1]) == fast.expire_step(op[1])
-        assert state(pure) == state(fast)
+        assert raw_state(pure) == raw_state(fast)
 
 
 @settings(max_examples=300, deadline=None)

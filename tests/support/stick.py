@@ -70,3 +70,31 @@ def spec(
         nopurge=nopurge,
         store=store(stored) if stored else (),
     )
+
+
+def raw_state(table) -> dict:
+    """Every structure of a `StickTable` as plain values (key dicts, free list, columns,
+    LRU and update lists, tracking references, scalars): two tables fed the same way
+    by two implementations of a hot path compare equal."""
+    return {
+        "shards": [dict(shard) for shard in table._shards],
+        "free": list(table._free),
+        "keys": list(table._keys),
+        "exp": list(table._exp),
+        "flags": bytes(table._flags),
+        "useq": list(table._useq),
+        "upd": (list(table._upd_prev), list(table._upd_next)),
+        "lru": (list(table._lru_prev), list(table._lru_next)),
+        "ref": list(table._ref),
+        "columns": {name: [list(arr) for arr in col.arrays] for name, col in table.columns.items()},
+        "scalars": (
+            table._count,
+            table._rows,
+            table._lru_head,
+            table._lru_tail,
+            table._upd_head,
+            table._upd_tail,
+            table.update,
+            table.local_update,
+        ),
+    }
