@@ -17,7 +17,9 @@ from cpython.ref cimport Py_DECREF, Py_INCREF
 
 API = 2
 #: a key's dict: bits 16-19 of the key (of its hash), as `StickTable._shard_of`
-SHARD_SHIFT = 16
+cdef enum:
+    _SHARD_SHIFT = 16  # the shift the code below uses
+SHARD_SHIFT = _SHARD_SHIFT
 
 cdef long long NIL = -1
 cdef long long DETACHED = -2
@@ -189,7 +191,7 @@ cdef class TrackPath:
         self.counts_request = http_req_cnt is not None or http_req_rate is not None
 
     def track(self, key, http_request):
-        cdef dict shard = <dict>self.shards[((key >> 16) & 15) if self.int_keys else ((hash(key) >> 16) & 15)]
+        cdef dict shard = <dict>self.shards[((key >> _SHARD_SHIFT) & 15) if self.int_keys else ((hash(key) >> _SHARD_SHIFT) & 15)]
         row_obj = shard.get(key)
         if row_obj is None:
             row_obj = self.get_or_create(key)

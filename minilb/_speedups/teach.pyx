@@ -29,7 +29,9 @@ from libc.string cimport memcpy, memmove
 
 API = 2
 #: a key's dict: bits 16-19 of the key, as `StickTable._shard_of`
-SHARD_SHIFT = 16
+cdef enum:
+    _SHARD_SHIFT = 16  # the shift the code below uses
+SHARD_SHIFT = _SHARD_SHIFT
 
 cdef extern from "Python.h":
     bint PyLong_CheckExact(PyObject* o)
@@ -344,7 +346,7 @@ cdef class Teach(_Columns):
                 # in the update list: live (the table keeps only live entries there
                 # and clears a freed row's flags); else live if its key's dict says so
                 if not fl & self.in_updates:
-                    found = PyDict_GetItemWithError(self.shards[(key >> 16) & self.shard_mask], key)
+                    found = PyDict_GetItemWithError(self.shards[(key >> _SHARD_SHIFT) & self.shard_mask], key)
                     if found == NULL or not (
                         PyLong_AsSsize_t(found) == row if PyLong_CheckExact(found) else not (<object>found != row)
                     ):
